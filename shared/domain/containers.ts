@@ -1,0 +1,250 @@
+import { randomBytes } from 'node:crypto';
+import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
+import { blobKeys, keys, type NamespaceId } from '../keys.js';
+import { normalizePath } from '../paths.js';
+import { itemId, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import type { ImageService } from './images.js';
+import type { ContainerRecord, ImageRecord, MountRecord, VolumeRecord } from './records.js';
+import type { View } from './view.js';
+import { volumeNamespace, type VolumeService } from './volumes.js';
+
+const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+export interface MountRequest {
+  /** Absolute path in the container. */
+  readonly target: string;
+  /** A volume name; created if missing. Omitted: a new anonymous volume. */
+  readonly volume?: string;
+  readonly readOnly?: boolean;
+}
+
+export interface ContainerSummary {
+  readonly id: string;
+  readonly name: string;
+  readonly image: string;
+  readonly imageRef?: string;
+  readonly created: number;
+  readonly mounts: readonly { target: string; volume: string; readOnly: boolean; anonymous: boolean }[];
+  readonly labels: Readonly<Record<string, string>>;
+  /** Bytes of files the container created or changed (Docker's SizeRw). */
+  readonly size?: number;
+  /** Image size plus `size` (Docker's SizeRootFs). */
+  readonly virtualSize?: number;
+}
+
+export function containerNamespace(id: string): NamespaceId {
+  return `c:${id}`;
+}
+
+/**
+ * Containers: a writable namespace on top of an image's stack. Creating one copies nothing
+ * (a fixed handful of items whatever the image's size); sizes come from a counter, not a walk.
+ */
+export class ContainerService {
+  /** Container records never change after creation, so a warm function can keep them. */
+  private readonly records = new Map<string, ContainerRecord>();
+
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly images: ImageService,
+    private readonly volumes: VolumeService,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  async create(tenant: string, request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string> }): Promise<ContainerSummary> {
+    const image = await this.images.resolve(tenant, request.image);
+    if (request.name !== undefined && !CONTAINER_NAME.test(request.name)) throw new InvalidInputError(`invalid container name ${JSON.stringify(request.name)}`);
+    const id = randomBytes(32).toString('hex');
+    const name = request.name ?? `strata_${id.slice(0, 12)}`;
+    const ops: WriteOp[] = [];
+    const mounts: MountRecord[] = [];
+    const targets = new Set<string>();
+    for (const m of request.mounts ?? []) {
+      const target = normalizePath(m.target);
+      if (target === '/') throw new InvalidInputError('a volume cannot be mounted at /');
+      if (targets.has(target)) throw new InvalidInputError(`two mounts at ${target}`);
+      targets.add(target);
+      let volume: VolumeRecord;
+      const existing = m.volume === undefined ? undefined : await this.meta.get(keys.volume(tenant, m.volume));
+      if (existing) {
+        volume = existing.attrs as unknown as VolumeRecord;
+        ops.push({ op: 'update', key: keys.volume(tenant, volume.name), add: { refs: 1 }, conditions: [{ kind: 'equals', field: 'uid', value: volume.uid }] });
+      } else {
+        // Docker creates a named volume on first use, and an anonymous one for a bare path.
+        volume = { ...this.volumes.newRecord(m.volume), refs: 1 };
+        ops.push(...this.volumes.creationOps(tenant, volume));
+      }
+      mounts.push({ target, volume: volume.name, volumeUid: volume.uid, readOnly: m.readOnly ?? false });
+    }
+    const record: ContainerRecord = {
+      id,
+      name,
+      image: image.id,
+      imageRef: request.image,
+      stack: image.stack,
+      mounts,
+      created: this.clock(),
+      labels: request.labels ?? {},
+    };
+    ops.push(
+      { op: 'put', item: { ...keys.container(tenant, id), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },
+      { op: 'put', item: { ...keys.containerName(tenant, name), attrs: { id } }, conditions: [{ kind: 'absent' }] },
+      { op: 'put', item: { ...keys.stats(tenant, containerNamespace(id)), attrs: { size: 0 } } },
+      { op: 'update', key: keys.image(tenant, image.id), add: { containers: 1 }, conditions: [{ kind: 'present' }] },
+      { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } },
+    );
+    try {
+      await this.meta.transact(ops);
+    } catch (error) {
+      if (error instanceof TransactionConditionError) {
+        const failed = error.failedIndexes.map((i) => ops[i]);
+        if (failed.some((op) => op.op === 'put' && op.item.pk === keys.containerName(tenant, name).pk)) throw new ConflictError(`the container name ${name} is already in use`);
+        if (failed.some((op) => op.op === 'update' && op.key.pk === keys.images(tenant))) throw new NotFoundError(`image ${request.image} was just removed`);
+        throw new ConflictError('a volume changed while the container was being created; try again');
+      }
+      throw error;
+    }
+    return this.summarize(record, 0, image);
+  }
+
+  /** Finds a container by ID, unique ID prefix or name. Throws NotFoundError. */
+  async record(tenant: string, ref: string): Promise<ContainerRecord> {
+    const cached = this.records.get(`${tenant}/${ref}`);
+    if (cached) return cached;
+    let id: string | undefined;
+    if (/^[0-9a-f]{64}$/.test(ref)) id = ref;
+    else {
+      const named = await this.meta.get(keys.containerName(tenant, ref));
+      if (named) id = named.attrs.id as string;
+      else if (/^[0-9a-f]{4,63}$/.test(ref)) {
+        const page = await this.meta.query(keys.containers(tenant), { prefix: ref, limit: 2 });
+        if (page.items.length > 1) throw new ConflictError(`container ID prefix ${ref} is ambiguous`);
+        id = page.items[0]?.sk;
+      }
+    }
+    const item = id && (await this.meta.get(keys.container(tenant, id)));
+    if (!item) throw new NotFoundError(`no such container: ${ref}`);
+    const record = item.attrs as unknown as ContainerRecord;
+    if (ref === record.id) this.remember(tenant, record);
+    return record;
+  }
+
+  private remember(tenant: string, record: ContainerRecord) {
+    if (this.records.size > 10_000) this.records.clear();
+    this.records.set(`${tenant}/${record.id}`, record);
+  }
+
+  /**
+   * The view of a container for a file operation, plus the key whose presence proves the
+   * container still exists: the caller fetches it in the same round trip as the path's nodes.
+   */
+  async view(tenant: string, ref: string): Promise<{ view: View; record: ContainerRecord; proof: ReturnType<typeof keys.container> }> {
+    const record = await this.record(tenant, ref);
+    return { view: this.viewOf(tenant, record), record, proof: keys.container(tenant, record.id) };
+  }
+
+  /** A cached record may outlive its container; the proof item fetched alongside settles it. */
+  checkProof(tenant: string, record: ContainerRecord, proofFound: boolean): void {
+    if (!proofFound) {
+      this.records.delete(`${tenant}/${record.id}`);
+      throw new NotFoundError(`no such container: ${record.id}`);
+    }
+  }
+
+  viewOf(tenant: string, record: ContainerRecord): View {
+    return {
+      tenant,
+      top: containerNamespace(record.id),
+      lowers: record.stack,
+      readOnly: false,
+      mounts: record.mounts.map((m) => ({
+        target: m.target,
+        volume: m.volume,
+        readOnly: m.readOnly,
+        view: { tenant, top: volumeNamespace({ uid: m.volumeUid }), lowers: [], mounts: [], readOnly: m.readOnly },
+      })),
+    };
+  }
+
+  async list(tenant: string, options: { size?: boolean } = {}): Promise<ContainerSummary[]> {
+    const records: ContainerRecord[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.meta.query(keys.containers(tenant), { after });
+      records.push(...page.items.map((i) => i.attrs as unknown as ContainerRecord));
+      if (!page.last) break;
+      after = page.last;
+    }
+    if (!options.size) return records.sort((a, b) => b.created - a.created).map((r) => this.summarize(r));
+    const statKeys = records.map((r) => keys.stats(tenant, containerNamespace(r.id)));
+    const imageKeys = [...new Set(records.map((r) => r.image))].map((id) => keys.image(tenant, id));
+    const items = await this.meta.getMany([...statKeys, ...imageKeys]);
+    return records
+      .sort((a, b) => b.created - a.created)
+      .map((r, i) => {
+        const size = (items.get(itemId(keys.stats(tenant, containerNamespace(r.id))))?.attrs.size as number) ?? 0;
+        const image = items.get(itemId(keys.image(tenant, r.image)))?.attrs as unknown as ImageRecord | undefined;
+        void i;
+        return this.summarize(r, size, image);
+      });
+  }
+
+  /** One container with its sizes: two items read in one round trip, whatever the container holds. */
+  async inspect(tenant: string, ref: string): Promise<ContainerSummary> {
+    const record = await this.record(tenant, ref);
+    const items = await this.meta.getMany([keys.stats(tenant, containerNamespace(record.id)), keys.image(tenant, record.image), keys.container(tenant, record.id)]);
+    this.checkProof(tenant, record, items.has(itemId(keys.container(tenant, record.id))));
+    const size = (items.get(itemId(keys.stats(tenant, containerNamespace(record.id))))?.attrs.size as number) ?? 0;
+    return this.summarize(record, size, items.get(itemId(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined);
+  }
+
+  private summarize(record: ContainerRecord, size?: number, image?: ImageRecord): ContainerSummary {
+    return {
+      id: record.id,
+      name: record.name,
+      image: record.image,
+      imageRef: record.imageRef,
+      created: record.created,
+      labels: record.labels ?? {},
+      mounts: record.mounts.map((m) => ({ target: m.target, volume: m.volume, readOnly: m.readOnly, anonymous: /^[0-9a-f]{64}$/.test(m.volume) })),
+      size,
+      virtualSize: size === undefined ? undefined : (image?.size ?? 0) + size,
+    };
+  }
+
+  /**
+   * Removes a container in one transaction: its record, name, size counter, the image's and the
+   * volumes' reference counts, and (with `volumes`) its anonymous volumes; named volumes always
+   * stay. Its nodes and objects are left to the sweep, recorded as garbage in the same transaction.
+   */
+  async remove(tenant: string, ref: string, options: { volumes?: boolean } = {}): Promise<void> {
+    const record = await this.record(tenant, ref);
+    const ns = containerNamespace(record.id);
+    const ops: WriteOp[] = [
+      { op: 'delete', key: keys.container(tenant, record.id), conditions: [{ kind: 'present' }] },
+      { op: 'delete', key: keys.containerName(tenant, record.name) },
+      { op: 'delete', key: keys.stats(tenant, ns) },
+      { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock() } } },
+      { op: 'update', key: keys.image(tenant, record.image), add: { containers: -1 }, conditions: [{ kind: 'present' }] },
+    ];
+    const volumeItems = await this.meta.getMany(record.mounts.map((m) => keys.volume(tenant, m.volume)));
+    for (const m of record.mounts) {
+      const item = volumeItems.get(itemId(keys.volume(tenant, m.volume)));
+      const volume = item?.attrs as unknown as VolumeRecord | undefined;
+      if (!volume || volume.uid !== m.volumeUid) continue;
+      if (options.volumes && volume.anonymous && volume.refs === 1) ops.push(...this.volumes.removalOps(tenant, volume, 1));
+      else ops.push({ op: 'update', key: keys.volume(tenant, m.volume), add: { refs: -1 }, conditions: [{ kind: 'equals', field: 'uid', value: m.volumeUid }] });
+    }
+    try {
+      await this.meta.transact(ops);
+    } catch (error) {
+      if (error instanceof TransactionConditionError) {
+        if (error.failedIndexes.includes(0)) throw new NotFoundError(`no such container: ${ref}`);
+        throw new ConflictError('a volume or image changed while the container was being removed; try again');
+      }
+      throw error;
+    } finally {
+      this.records.delete(`${tenant}/${record.id}`);
+    }
+  }
+}

@@ -1,0 +1,164 @@
+import { InvalidInputError } from '../errors.js';
+import { baseName, joinPath, parentOf, prefixes } from '../paths.js';
+import { DEFAULT_DIR_META, type DirNode, type Node, type VisibleNode } from './nodes.js';
+
+/** One entry of a layer's table of contents: what the tar says, and where a file's bytes lie in it. */
+export interface TocEntry {
+  readonly path: string;
+  readonly kind: 'file' | 'dir' | 'symlink' | 'hardlink' | 'whiteout' | 'opaque';
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** Milliseconds since the epoch. */
+  readonly mtime: number;
+  readonly size: number;
+  /** Offset of the file's bytes in the uncompressed layer tar. */
+  readonly offset: number;
+  /** Symlink target as written, or the normalised hard-link target path. */
+  readonly linkname?: string;
+}
+
+/**
+ * A file tree in memory with a child index, so that deleting a directory costs its own subtree
+ * rather than a scan of everything. Used to apply layers (OCI changeset rules) when a merged
+ * chain index is built.
+ */
+export class LayerTree {
+  readonly nodes = new Map<string, Node>();
+  private readonly childNames = new Map<string, Set<string>>();
+
+  get(path: string): Node | undefined {
+    return this.nodes.get(path);
+  }
+
+  set(path: string, node: Node): void {
+    if (!this.nodes.has(path)) {
+      const parent = parentOf(path);
+      let names = this.childNames.get(parent);
+      if (!names) this.childNames.set(parent, (names = new Set()));
+      names.add(baseName(path));
+    }
+    this.nodes.set(path, node);
+  }
+
+  /** Removes a path and everything below it. */
+  removeTree(path: string): void {
+    this.removeChildren(path);
+    if (this.nodes.delete(path)) this.childNames.get(parentOf(path))?.delete(baseName(path));
+  }
+
+  removeChildren(dir: string): void {
+    const names = this.childNames.get(dir);
+    if (!names) return;
+    for (const name of [...names]) this.removeTree(joinPath(dir, name));
+    this.childNames.delete(dir);
+  }
+
+  /** Makes sure every ancestor of `path` is a directory; a non-directory in the way is replaced. */
+  ensureParents(path: string): void {
+    for (const p of prefixes(parentOf(path))) {
+      const existing = this.nodes.get(p);
+      if (existing?.type === 'dir') continue;
+      if (existing) this.removeTree(p);
+      this.set(p, implicitDir(p));
+    }
+  }
+
+  /** Sorted paths, parents before children. */
+  sortedPaths(): string[] {
+    return [...this.nodes.keys()].sort(comparePaths);
+  }
+}
+
+const IMPLICIT = 'implicit';
+
+function implicitDir(_path: string): DirNode {
+  return { type: 'dir', ...DEFAULT_DIR_META, etag: IMPLICIT };
+}
+
+function isImplicit(node: Node): boolean {
+  return node.type === 'dir' && node.etag === IMPLICIT && !node.opaque;
+}
+
+/** Compares paths component by component, so '/a/b' sorts before '/a-b' and parents before children. */
+export function comparePaths(a: string, b: string): number {
+  const pa = a.split('/');
+  const pb = b.split('/');
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    if (pa[i] !== pb[i]) return pa[i] < pb[i] ? -1 : 1;
+  }
+  return pa.length - pb.length;
+}
+
+/**
+ * The nodes of one layer on its own: visible entries, whiteouts, and opaque directories, with
+ * implicit parent directories added so that a lookup can walk it one level at a time.
+ * `lowerFile` finds the target of a hard link that points into a lower layer.
+ */
+export function layerNodes(toc: readonly TocEntry[], blobKey: string, etagPrefix: string, lowerFile: (path: string) => VisibleNode | undefined): LayerTree {
+  const tree = new LayerTree();
+  for (const e of toc) {
+    if (e.path === '/') continue;
+    if (e.kind === 'opaque') {
+      const dir = e.path;
+      tree.ensureParents(joinPath(dir, 'x'));
+      const existing = tree.get(dir);
+      tree.set(dir, existing?.type === 'dir' ? { ...existing, opaque: true } : { ...implicitDir(dir), opaque: true });
+      continue;
+    }
+    tree.ensureParents(e.path);
+    if (e.kind === 'whiteout') {
+      // A whiteout never hides an entry of its own layer.
+      if (!tree.get(e.path)) tree.set(e.path, { type: 'whiteout' });
+      continue;
+    }
+    const meta = { mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime: e.mtime, etag: `${etagPrefix}-${e.offset}` };
+    const existing = tree.get(e.path);
+    if (existing && existing.type !== 'whiteout' && !(existing.type === 'dir' && e.kind === 'dir')) {
+      throw new InvalidInputError(`layer holds ${e.path} twice`);
+    }
+    switch (e.kind) {
+      case 'dir':
+        tree.set(e.path, { type: 'dir', ...meta, opaque: existing?.type === 'dir' ? existing.opaque : undefined });
+        break;
+      case 'file':
+        tree.set(e.path, { type: 'file', ...meta, size: e.size, extents: e.size > 0 ? [[blobKey, e.offset, e.size]] : [] });
+        break;
+      case 'symlink':
+        tree.set(e.path, { type: 'symlink', ...meta, target: e.linkname ?? '' });
+        break;
+      case 'hardlink': {
+        const own = tree.get(e.linkname!);
+        const target = own && own.type !== 'whiteout' ? own : lowerFile(e.linkname!);
+        if (!target || target.type !== 'file') throw new InvalidInputError(`hard link ${e.path} points to ${e.linkname}, which is not a file in this or a lower layer`);
+        tree.set(e.path, { ...target });
+        break;
+      }
+    }
+  }
+  return tree;
+}
+
+/**
+ * Applies one layer onto the merged tree of the layers below it: opaque directories and
+ * whiteouts first (they only ever hide lower entries), then the layer's entries, where two
+ * directories merge with the upper's attributes and anything else replaces what was there.
+ */
+export function applyLayer(merged: LayerTree, layer: LayerTree): void {
+  const paths = layer.sortedPaths();
+  for (const path of paths) {
+    const node = layer.get(path)!;
+    if (node.type === 'whiteout') merged.removeTree(path);
+    else if (node.type === 'dir' && node.opaque) merged.removeChildren(path);
+  }
+  for (const path of paths) {
+    const node = layer.get(path)!;
+    if (node.type === 'whiteout') continue;
+    merged.ensureParents(path);
+    const below = merged.get(path);
+    // A parent the tar never listed keeps the attributes of the directory below it.
+    if (below?.type === 'dir' && isImplicit(node)) continue;
+    if (below && (below.type !== 'dir' || node.type !== 'dir')) merged.removeTree(path);
+    merged.set(path, node.type === 'dir' ? { ...node, opaque: undefined } : node);
+  }
+}

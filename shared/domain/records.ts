@@ -1,0 +1,71 @@
+import type { NamespaceId } from '../keys.js';
+
+/** Metadata records as stored. The engine reads and writes them; nothing else knows their shape. */
+
+export interface LayerRecord {
+  readonly diffId: string;
+  readonly blobKey: string;
+  /** Bytes of the uncompressed tar. */
+  readonly tarSize: number;
+  /** Bytes of regular files. */
+  readonly contentBytes: number;
+  readonly created: number;
+  /** The last time an image load or commit used it; the sweep spares recently used layers. */
+  readonly lastUsed: number;
+  /** Set once its own index (namespace l:<diffId>) is written, for layers used on top of a chain. */
+  readonly indexed?: boolean;
+}
+
+export interface ImageRecord {
+  /** sha256 of the config JSON. */
+  readonly id: string;
+  readonly configKey: string;
+  readonly configSize: number;
+  readonly diffIds: readonly string[];
+  /** contentBytes of each layer, bottom first. */
+  readonly layerSizes: readonly number[];
+  readonly size: number;
+  /** Namespaces a lookup reads, top first: own layer indexes of committed layers, then one merged chain index. */
+  readonly stack: readonly NamespaceId[];
+  readonly created: number;
+  /** The image a commit was made from. */
+  readonly parent?: string;
+  /** Containers using the image; kept by the create and remove transactions. */
+  readonly containers: number;
+}
+
+export interface MountRecord {
+  readonly target: string;
+  readonly volume: string;
+  readonly volumeUid: string;
+  readonly readOnly: boolean;
+}
+
+export interface ContainerRecord {
+  /** 64 hex characters, as Docker's. */
+  readonly id: string;
+  readonly name: string;
+  readonly image: string;
+  readonly imageRef?: string;
+  readonly stack: readonly NamespaceId[];
+  readonly mounts: readonly MountRecord[];
+  readonly created: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface VolumeRecord {
+  readonly name: string;
+  /** Names can be reused after removal; objects and nodes live under the uid. */
+  readonly uid: string;
+  readonly anonymous: boolean;
+  readonly created: number;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Containers mounting it. */
+  readonly refs: number;
+}
+
+export interface GarbageRecord {
+  readonly namespace: NamespaceId;
+  readonly blobPrefix: string;
+  readonly since: number;
+}

@@ -1,0 +1,163 @@
+import { blobCreatedAt, blobKeys, keys, type NamespaceId } from '../keys.js';
+import { joinPath } from '../paths.js';
+import type { BlobStore } from '../ports/blob-store.js';
+import type { MetadataStore } from '../ports/metadata-store.js';
+import { nodeFromAttrs } from './nodes.js';
+import type { ContainerRecord, GarbageRecord, ImageRecord, LayerRecord, VolumeRecord } from './records.js';
+import { volumeNamespace } from './volumes.js';
+import { containerNamespace } from './containers.js';
+
+export interface SweepReport {
+  readonly namespaces: number;
+  readonly nodes: number;
+  readonly layers: number;
+  readonly chains: number;
+  readonly blobs: number;
+}
+
+/**
+ * Mark and sweep for one tenant: namespaces of removed containers and volumes, layers and chain
+ * indexes no image uses, and objects nothing points at (orphans of crashes and overwrites).
+ * Objects and layers younger than `graceMs` are spared, so in-flight writes and loads are safe.
+ */
+export class Sweeper {
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly blobs: BlobStore,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  async tenants(): Promise<string[]> {
+    return (await this.all(keys.tenants())).map((i) => i.sk);
+  }
+
+  async sweep(tenant: string, options: { graceMs?: number } = {}): Promise<SweepReport> {
+    const cutoff = this.clock() - (options.graceMs ?? 15 * 60_000);
+    const report = { namespaces: 0, nodes: 0, layers: 0, chains: 0, blobs: 0 };
+
+    // 1. Namespaces of removed containers and volumes.
+    for (const item of await this.all(keys.garbageList(tenant))) {
+      const garbage = item.attrs as unknown as GarbageRecord;
+      report.nodes += await this.dropNamespace(tenant, garbage.namespace);
+      report.blobs += await this.dropPrefix(garbage.blobPrefix, Infinity);
+      await this.meta.transact([{ op: 'delete', key: { pk: item.pk, sk: item.sk } }]);
+      report.namespaces++;
+    }
+
+    // 2. Layers and chain indexes no image uses.
+    const images = (await this.all(keys.images(tenant))).map((i) => i.attrs as unknown as ImageRecord);
+    const usedLayers = new Set(images.flatMap((i) => i.diffIds));
+    const usedNamespaces = new Set<string>(images.flatMap((i) => i.stack));
+    const usedConfigs = new Set(images.map((i) => i.configKey));
+    const layerRecords = (await this.all(keys.layers(tenant))).map((i) => i.attrs as unknown as LayerRecord);
+    const liveLayerBlobs = new Set<string>();
+    for (const layer of layerRecords) {
+      if (usedLayers.has(layer.diffId) || layer.lastUsed > cutoff) {
+        liveLayerBlobs.add(layer.blobKey);
+        continue;
+      }
+      if (layer.indexed) report.nodes += await this.dropNamespace(tenant, `l:${layer.diffId}`);
+      await this.meta.transact([{ op: 'delete', key: keys.layer(tenant, layer.diffId) }]);
+      await this.blobs.delete([layer.blobKey]);
+      report.layers++;
+      report.blobs++;
+    }
+    for (const chain of await this.all(keys.chains(tenant))) {
+      if (usedNamespaces.has(`k:${chain.sk}`) || (chain.attrs.built as number) > cutoff) continue;
+      // The marker goes first: a crash midway leaves stray nodes, never a marker over a partial index.
+      await this.meta.transact([{ op: 'delete', key: { pk: chain.pk, sk: chain.sk } }]);
+      report.nodes += await this.dropNamespace(tenant, `k:${chain.sk}`);
+      report.chains++;
+    }
+    report.blobs += await this.dropUnlisted(blobKeys.layers(tenant), liveLayerBlobs, cutoff);
+    report.blobs += await this.dropUnlisted(blobKeys.configs(tenant), usedConfigs, cutoff);
+
+    // 3. Objects of live containers and volumes that no node points at any more.
+    const live = new Map<string, NamespaceId>();
+    for (const c of await this.all(keys.containers(tenant))) live.set(blobKeys.namespacePrefix(tenant, containerNamespace(c.sk)), containerNamespace((c.attrs as unknown as ContainerRecord).id));
+    for (const v of await this.all(keys.volumes(tenant))) {
+      const ns = volumeNamespace(v.attrs as unknown as VolumeRecord);
+      live.set(blobKeys.namespacePrefix(tenant, ns), ns);
+    }
+    const nsRoot = `t/${tenant}/ns/`;
+    const byPrefix = new Map<string, string[]>();
+    for await (const key of this.keysUnder(nsRoot)) {
+      const prefix = key.slice(0, key.indexOf('/', nsRoot.length) + 1);
+      byPrefix.set(prefix, [...(byPrefix.get(prefix) ?? []), key]);
+    }
+    for (const [prefix, objectKeys] of byPrefix) {
+      const ns = live.get(prefix);
+      const referenced = ns ? await this.referencedBlobs(tenant, ns) : new Set<string>();
+      const doomed = objectKeys.filter((k) => !referenced.has(k) && (blobCreatedAt(k) ?? 0) < cutoff);
+      await this.blobs.delete(doomed);
+      report.blobs += doomed.length;
+    }
+    report.blobs += await this.dropPrefix(`t/${tenant}/uploads/`, cutoff - 24 * 3600_000);
+    report.blobs += await this.dropPrefix(`t/${tenant}/exports/`, cutoff);
+    return report;
+  }
+
+  private async referencedBlobs(tenant: string, ns: NamespaceId): Promise<Set<string>> {
+    const out = new Set<string>();
+    for await (const [, attrs] of this.namespaceNodes(tenant, ns)) {
+      const node = nodeFromAttrs(attrs);
+      if (node.type === 'file') for (const [key] of node.extents) out.add(key);
+    }
+    return out;
+  }
+
+  /** Every node of a namespace: its directories are found by walking from the root partition. */
+  private async *namespaceNodes(tenant: string, ns: NamespaceId): AsyncGenerator<[{ pk: string; sk: string }, Record<string, unknown>]> {
+    const pending = ['/'];
+    while (pending.length) {
+      const dir = pending.pop()!;
+      for (const item of await this.all(keys.nodePartition(tenant, ns, dir))) {
+        yield [{ pk: item.pk, sk: item.sk }, item.attrs];
+        if (item.attrs.t === 'd') pending.push(joinPath(dir, item.sk));
+      }
+    }
+  }
+
+  private async dropNamespace(tenant: string, ns: NamespaceId): Promise<number> {
+    const doomed: { pk: string; sk: string }[] = [];
+    for await (const [key] of this.namespaceNodes(tenant, ns)) doomed.push(key);
+    await this.meta.writeMany(doomed.map((key) => ({ op: 'delete' as const, key })));
+    return doomed.length;
+  }
+
+  private async dropPrefix(prefix: string, cutoff: number): Promise<number> {
+    let count = 0;
+    const batch: string[] = [];
+    for await (const key of this.keysUnder(prefix)) if ((blobCreatedAt(key) ?? 0) < cutoff) batch.push(key);
+    await this.blobs.delete(batch);
+    count += batch.length;
+    return count;
+  }
+
+  private async dropUnlisted(prefix: string, keep: Set<string>, cutoff: number): Promise<number> {
+    const doomed: string[] = [];
+    for await (const key of this.keysUnder(prefix)) if (!keep.has(key) && (blobCreatedAt(key) ?? 0) < cutoff) doomed.push(key);
+    await this.blobs.delete(doomed);
+    return doomed.length;
+  }
+
+  private async *keysUnder(prefix: string): AsyncGenerator<string> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.blobs.list(prefix, cursor);
+      yield* page.keys;
+      cursor = page.cursor;
+    } while (cursor);
+  }
+
+  private async all(pk: string) {
+    const out = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.meta.query(pk, { after });
+      out.push(...page.items);
+      if (!page.last) return out;
+      after = page.last;
+    }
+  }
+}

@@ -1,0 +1,202 @@
+import { PassThrough, Readable } from 'node:stream';
+import { FsError, InvalidInputError, NotFoundError, RangeNotSatisfiableError } from '../errors.js';
+import { keys, type NamespaceId } from '../keys.js';
+import { baseName, compareNames, joinPath, normalizePath, parentOf } from '../paths.js';
+import type { BlobStore } from '../ports/blob-store.js';
+import type { ItemKey, MetadataStore } from '../ports/metadata-store.js';
+import { nodeFromAttrs, sliceExtents, ZERO_BLOB, type Extent, type Node, type VisibleNode } from './nodes.js';
+import { Resolver, type Resolved } from './resolver.js';
+import type { View } from './view.js';
+
+export interface FileStat {
+  /** Absolute path as the caller addressed it, after following symlinks where the operation does. */
+  readonly path: string;
+  readonly name: string;
+  readonly type: 'file' | 'dir' | 'symlink';
+  readonly size: number;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** Milliseconds since the epoch. */
+  readonly mtime: number;
+  readonly etag: string;
+  /** For symlinks: the target as written. */
+  readonly target?: string;
+}
+
+export interface DirPage {
+  readonly entries: FileStat[];
+  /** Pass back as `cursor` to continue; absent on the last page. */
+  readonly cursor?: string;
+}
+
+export const DEFAULT_PAGE_SIZE = 1000;
+
+export function statOf(path: string, node: VisibleNode): FileStat {
+  return {
+    path,
+    name: path === '/' ? '' : baseName(path),
+    type: node.type,
+    size: node.type === 'file' ? node.size : 0,
+    mode: node.mode,
+    uid: node.uid,
+    gid: node.gid,
+    mtime: node.mtime,
+    etag: node.etag,
+    target: node.type === 'symlink' ? node.target : undefined,
+  };
+}
+
+/** The read side of a file tree: stat, read (whole or a range) and merged, paginated listing. */
+export class TreeReader {
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly blobs: BlobStore,
+  ) {}
+
+  /** Resolves and requires the path to exist. `extra` items ride along in the same round trip. */
+  async existing(view: View, rawPath: string, follow = true, extra: readonly ItemKey[] = []): Promise<{ resolved: Resolved & { node: VisibleNode }; resolver: Resolver }> {
+    const resolver = new Resolver(this.meta);
+    const path = normalizePath(rawPath);
+    const resolved = await resolver.resolve(view, path, { follow, extra });
+    if (!resolved.node) throw new NotFoundError(`no such file or directory: ${path}`);
+    return { resolved: resolved as Resolved & { node: VisibleNode }, resolver };
+  }
+
+  async stat(view: View, rawPath: string, options: { follow?: boolean } = {}): Promise<FileStat> {
+    const { resolved } = await this.existing(view, rawPath, options.follow ?? true);
+    return statOf(resolved.absolutePath, resolved.node);
+  }
+
+  /**
+   * Reads a file, or `range` of it (end exclusive, clamped to the size). An unchanged lower file
+   * is one extent, so this is one ranged GET of the layer blob.
+   */
+  async read(view: View, rawPath: string, range?: { start: number; end?: number }, extra: readonly ItemKey[] = []): Promise<{ stat: FileStat; start: number; end: number; body: Readable; resolver: Resolver }> {
+    const { resolved, resolver } = await this.existing(view, rawPath, true, extra);
+    const node = resolved.node;
+    if (node.type !== 'file') throw new FsError('EISDIR', `not a file: ${resolved.absolutePath}`);
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? node.size, node.size);
+    if (start < 0 || (range && start >= node.size && node.size > 0) || end < start) {
+      throw new RangeNotSatisfiableError(`range ${start}-${range?.end ?? ''} is outside a file of ${node.size} bytes`);
+    }
+    return { stat: statOf(resolved.absolutePath, node), start, end, body: this.extentStream(sliceExtents(node.extents, start, end)), resolver };
+  }
+
+  /** Streams extents one after another, opening each blob only when the previous one is done. */
+  extentStream(extents: readonly Extent[]): Readable {
+    const blobs = this.blobs;
+    if (extents.length === 1 && extents[0][0] !== ZERO_BLOB) {
+      // The common case: hand the blob stream over as is, with errors passed through.
+      const [key, offset, length] = extents[0];
+      const out = new PassThrough();
+      blobs.get(key, { start: offset, end: offset + length }).then(
+        (s) => {
+          s.on('error', (e) => out.destroy(e));
+          s.pipe(out);
+        },
+        (e) => out.destroy(e),
+      );
+      return out;
+    }
+    return Readable.from(
+      (async function* () {
+        for (const [key, offset, length] of extents) {
+          if (key === ZERO_BLOB) {
+            for (let left = length; left > 0; left -= 65536) yield Buffer.alloc(Math.min(65536, left));
+            continue;
+          }
+          const stream = await blobs.get(key, { start: offset, end: offset + length });
+          for await (const chunk of stream) yield chunk as Buffer;
+        }
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  /** Lists a directory with overlayfs readdir rules, names in byte order, `limit` at a time. */
+  async list(view: View, rawPath: string, options: { cursor?: string; limit?: number } = {}): Promise<DirPage> {
+    const { resolved } = await this.existing(view, rawPath, true);
+    if (resolved.node.type !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${resolved.absolutePath}`);
+    const limit = Math.min(Math.max(options.limit ?? DEFAULT_PAGE_SIZE, 1), DEFAULT_PAGE_SIZE);
+    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+    const entries: FileStat[] = [];
+    for await (const [name, node] of this.children(resolved, after)) {
+      entries.push(statOf(joinPath(resolved.absolutePath, name), node));
+      if (entries.length === limit) break;
+    }
+    const more = entries.length === limit;
+    return { entries, cursor: more ? encodeCursor(entries[entries.length - 1].name) : undefined };
+  }
+
+  /** True when the directory shows no entry at all. */
+  async isEmpty(resolved: Resolved): Promise<boolean> {
+    for await (const _ of this.children(resolved, undefined)) return false;
+    return true;
+  }
+
+  /**
+   * The merged children of a resolved directory in name order: for each name the first source
+   * that has it wins, and a whiteout there hides the name. Mount points show as directories.
+   */
+  async *children(resolved: Resolved, after: string | undefined): AsyncGenerator<[string, VisibleNode]> {
+    const view = resolved.view;
+    const sources: { ns: NamespaceId; dir: string }[] = [];
+    if (view.top && (resolved.top?.type === 'dir' || resolved.path === '/')) sources.push({ ns: view.top, dir: resolved.path });
+    if (resolved.children.lowerPath !== null) {
+      for (const ns of resolved.children.activeLowers) sources.push({ ns, dir: resolved.children.lowerPath });
+    }
+    const mountNames = resolved.mount
+      ? []
+      : view.mounts.filter((m) => parentOf(m.target) === resolved.path && m.target !== '/').map((m) => baseName(m.target));
+    const iterators = sources.map((s) => this.partition(view.tenant, s.ns, s.dir, after));
+    const heads: ([string, Node] | undefined)[] = await Promise.all(iterators.map(async (it) => (await it.next()).value ?? undefined));
+    const mounts = mountNames.filter((n) => after === undefined || compareNames(n, after) > 0).sort(compareNames);
+    for (;;) {
+      let name: string | undefined;
+      for (const h of heads) if (h && (name === undefined || compareNames(h[0], name) < 0)) name = h[0];
+      if (mounts.length && (name === undefined || compareNames(mounts[0], name) <= 0)) {
+        const mountName = mounts.shift()!;
+        if (name === mountName) await this.advancePast(heads, iterators, mountName);
+        yield [mountName, { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0, etag: 'mountpoint' }];
+        continue;
+      }
+      if (name === undefined) return;
+      let winner: Node | undefined;
+      for (let i = 0; i < heads.length; i++) {
+        if (heads[i]?.[0] === name && winner === undefined) winner = heads[i]![1];
+      }
+      await this.advancePast(heads, iterators, name);
+      if (winner && winner.type !== 'whiteout') yield [name, winner];
+    }
+  }
+
+  private async advancePast(heads: ([string, Node] | undefined)[], iterators: AsyncGenerator<[string, Node]>[], name: string) {
+    for (let i = 0; i < heads.length; i++) {
+      if (heads[i]?.[0] === name) heads[i] = (await iterators[i].next()).value ?? undefined;
+    }
+  }
+
+  /** All nodes of one directory partition after `after`, page by page. */
+  async *partition(tenant: string, ns: NamespaceId, dir: string, after?: string): AsyncGenerator<[string, Node]> {
+    const pk = keys.nodePartition(tenant, ns, dir);
+    let from = after;
+    for (;;) {
+      const page = await this.meta.query(pk, { after: from, limit: DEFAULT_PAGE_SIZE });
+      for (const item of page.items) yield [item.sk, nodeFromAttrs(item.attrs)];
+      if (!page.last) return;
+      from = page.last;
+    }
+  }
+}
+
+export function encodeCursor(name: string): string {
+  return Buffer.from(name).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): string {
+  const name = Buffer.from(cursor, 'base64url').toString();
+  if (!name || encodeCursor(name) !== cursor) throw new InvalidInputError('cursor is not one this API handed out');
+  return name;
+}

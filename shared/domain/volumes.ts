@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
+import { blobKeys, keys, type NamespaceId } from '../keys.js';
+import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
+import type { VolumeRecord } from './records.js';
+import type { View } from './view.js';
+
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
+
+export interface VolumeSummary {
+  readonly name: string;
+  readonly anonymous: boolean;
+  readonly created: number;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Containers using it. */
+  readonly refCount: number;
+  /** Bytes of files in it, from a counter kept by every write. */
+  readonly size: number;
+}
+
+export function volumeNamespace(volume: Pick<VolumeRecord, 'uid'>): NamespaceId {
+  return `v:${volume.uid}`;
+}
+
+/**
+ * Volumes: storage that outlives containers. Each is its own namespace of nodes and its own blob
+ * prefix; containers count their references, and a volume in use cannot be removed.
+ */
+export class VolumeService {
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** Ops that create a volume record and its size counter, for use inside a larger transaction. */
+  creationOps(tenant: string, record: VolumeRecord): WriteOp[] {
+    return [
+      { op: 'put', item: { ...keys.volume(tenant, record.name), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },
+      { op: 'put', item: { ...keys.stats(tenant, volumeNamespace(record)), attrs: { size: 0 } }, conditions: [{ kind: 'absent' }] },
+    ];
+  }
+
+  newRecord(name: string | undefined, labels: Record<string, string> = {}): VolumeRecord {
+    if (name !== undefined && !VOLUME_NAME.test(name)) throw new InvalidInputError(`invalid volume name ${JSON.stringify(name)}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
+    const uid = randomUUID().replace(/-/g, '');
+    return { name: name ?? `${uid}${uid}`.slice(0, 64), uid, anonymous: name === undefined, created: this.clock(), labels, refs: 0 };
+  }
+
+  /** Creates a named volume; creating one that exists returns it unchanged, as Docker does. */
+  async create(tenant: string, name: string | undefined, labels: Record<string, string> = {}): Promise<VolumeSummary> {
+    const record = this.newRecord(name, labels);
+    try {
+      await this.meta.transact([...this.creationOps(tenant, record), { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } }]);
+    } catch (error) {
+      if (error instanceof TransactionConditionError && name !== undefined) return this.inspect(tenant, name);
+      throw error;
+    }
+    return this.inspect(tenant, record.name);
+  }
+
+  /** Throws NotFoundError. */
+  async record(tenant: string, name: string): Promise<VolumeRecord> {
+    const item = await this.meta.get(keys.volume(tenant, name));
+    if (!item) throw new NotFoundError(`no such volume: ${name}`);
+    return item.attrs as unknown as VolumeRecord;
+  }
+
+  async inspect(tenant: string, name: string): Promise<VolumeSummary> {
+    const record = await this.record(tenant, name);
+    const stats = await this.meta.get(keys.stats(tenant, volumeNamespace(record)));
+    return summarize(record, (stats?.attrs.size as number) ?? 0);
+  }
+
+  async list(tenant: string): Promise<VolumeSummary[]> {
+    const records: VolumeRecord[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.meta.query(keys.volumes(tenant), { after });
+      records.push(...page.items.map((i) => i.attrs as unknown as VolumeRecord));
+      if (!page.last) break;
+      after = page.last;
+    }
+    const stats = await this.meta.getMany(records.map((r) => keys.stats(tenant, volumeNamespace(r))));
+    return records.map((r) => {
+      const key = keys.stats(tenant, volumeNamespace(r));
+      return summarize(r, (stats.get(`${key.pk}\u0000${key.sk}`)?.attrs.size as number) ?? 0);
+    });
+  }
+
+  /** Ops that delete a volume whose reference count is `refs`, leaving its nodes and objects to the sweep. */
+  removalOps(tenant: string, record: VolumeRecord, refs: number): WriteOp[] {
+    const ns = volumeNamespace(record);
+    return [
+      { op: 'delete', key: keys.volume(tenant, record.name), conditions: [{ kind: 'equals', field: 'refs', value: refs }, { kind: 'equals', field: 'uid', value: record.uid }] },
+      { op: 'delete', key: keys.stats(tenant, ns) },
+      { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock() } } },
+    ];
+  }
+
+  /** 409 while a container uses it; a missing volume is 404, or success with `force`. */
+  async remove(tenant: string, name: string, options: { force?: boolean } = {}): Promise<void> {
+    let record: VolumeRecord;
+    try {
+      record = await this.record(tenant, name);
+    } catch (error) {
+      if (error instanceof NotFoundError && options.force) return;
+      throw error;
+    }
+    if (record.refs > 0) throw new ConflictError(`volume ${name} is in use by ${record.refs} container(s)`);
+    try {
+      await this.meta.transact(this.removalOps(tenant, record, 0));
+    } catch (error) {
+      if (error instanceof TransactionConditionError) throw new ConflictError(`volume ${name} is in use`);
+      throw error;
+    }
+  }
+
+  /** Removes unused anonymous volumes, or every unused volume with `all`. Returns the names removed and their bytes. */
+  async prune(tenant: string, options: { all?: boolean } = {}): Promise<{ removed: string[]; reclaimed: number }> {
+    const removed: string[] = [];
+    let reclaimed = 0;
+    for (const volume of await this.list(tenant)) {
+      if (volume.refCount > 0 || (!volume.anonymous && !options.all)) continue;
+      try {
+        await this.remove(tenant, volume.name);
+        removed.push(volume.name);
+        reclaimed += volume.size;
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw error;
+      }
+    }
+    return { removed, reclaimed };
+  }
+
+  view(tenant: string, record: VolumeRecord, readOnly = false): View {
+    return { tenant, top: volumeNamespace(record), lowers: [], mounts: [], readOnly };
+  }
+}
+
+function summarize(record: VolumeRecord, size: number): VolumeSummary {
+  return { name: record.name, anonymous: record.anonymous, created: record.created, labels: record.labels ?? {}, refCount: record.refs, size };
+}

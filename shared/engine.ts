@@ -1,0 +1,127 @@
+import type { Readable } from 'node:stream';
+import type { BlobStore } from './ports/blob-store.js';
+import type { MetadataStore } from './ports/metadata-store.js';
+import { Changeset, type Change } from './domain/changeset.js';
+import { ContainerService, type ContainerSummary } from './domain/containers.js';
+import { FileService } from './domain/files.js';
+import { ImageService, readAll, type ImageSummary } from './domain/images.js';
+import type { IngestLimits } from './domain/layer-ingest.js';
+import { ingestLayer } from './domain/layer-ingest.js';
+import type { ImageRecord } from './domain/records.js';
+import { Sweeper } from './domain/sweep.js';
+import { TreeReader } from './domain/tree-read.js';
+import { TreeWriter } from './domain/tree-write.js';
+import { VolumeService, type VolumeSummary } from './domain/volumes.js';
+import { blobKeys, checkTenant } from './keys.js';
+import { normalizeReference } from './domain/refs.js';
+
+export interface EngineOptions {
+  readonly limits?: IngestLimits;
+  readonly clock?: () => number;
+}
+
+export interface CommitOptions {
+  /** `repo[:tag]` to tag the new image with. */
+  readonly reference?: string;
+  readonly author?: string;
+  readonly comment?: string;
+}
+
+export interface DiskUsage {
+  readonly images: { count: number; active: number; size: number; sharedSize: number; reclaimable: number; items: ImageSummary[] };
+  readonly containers: { count: number; active: number; size: number; reclaimable: number; items: ContainerSummary[] };
+  readonly volumes: { count: number; active: number; size: number; reclaimable: number; items: VolumeSummary[] };
+}
+
+/**
+ * The storage engine: images, copy-on-write containers and volumes over a metadata store and a
+ * blob store. Every call names its tenant; nothing here knows about AWS or HTTP.
+ */
+export class Engine {
+  readonly images: ImageService;
+  readonly containers: ContainerService;
+  readonly volumes: VolumeService;
+  readonly files: FileService;
+  readonly sweeper: Sweeper;
+  private readonly changeset: Changeset;
+
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly blobs: BlobStore,
+    options: EngineOptions = {},
+  ) {
+    const clock = options.clock ?? Date.now;
+    const reader = new TreeReader(meta, blobs);
+    const writer = new TreeWriter(meta, blobs, reader, clock);
+    this.images = new ImageService(meta, blobs, options.limits, clock);
+    this.volumes = new VolumeService(meta, clock);
+    this.containers = new ContainerService(meta, this.images, this.volumes, clock);
+    this.files = new FileService(this.images, this.containers, this.volumes, reader, writer);
+    this.changeset = new Changeset(meta, reader);
+    this.sweeper = new Sweeper(meta, blobs, clock);
+  }
+
+  tenant(tenant: string): string {
+    return checkTenant(tenant);
+  }
+
+  async changes(tenant: string, ref: string): Promise<Change[]> {
+    const { view } = await this.containers.view(tenant, ref);
+    return this.changeset.changes(view);
+  }
+
+  /** `docker export`: the container's merged file tree as one tar stream (volumes excluded). */
+  async export(tenant: string, ref: string): Promise<Readable> {
+    const { view } = await this.containers.view(tenant, ref);
+    await this.containers.inspect(tenant, ref);
+    return this.changeset.exportTar(view);
+  }
+
+  /**
+   * Turns the container's layer into a new OCI layer and an image on top of the container's
+   * image. Reads only the container's own namespace and the bytes of changed files.
+   */
+  async commit(tenant: string, ref: string, options: CommitOptions = {}): Promise<{ id: string; tags: string[] }> {
+    const { view, record } = await this.containers.view(tenant, ref);
+    const reference = options.reference ? normalizeReference(options.reference) : undefined;
+    const parent = (await this.meta.get({ pk: `${tenant}#images`, sk: record.image }))?.attrs as unknown as ImageRecord | undefined;
+    if (!parent) throw new Error(`image ${record.image} of container ${record.id} is missing`);
+    const layer = await ingestLayer(this.changeset.commitTar(view), this.blobs, blobKeys.layer(tenant));
+    const config = JSON.parse((await readAll(await this.blobs.get(parent.configKey))).toString()) as Record<string, any>;
+    const now = new Date().toISOString();
+    config.created = now;
+    if (options.author) config.author = options.author;
+    config.rootfs = { type: 'layers', diff_ids: [...parent.diffIds, layer.diffId] };
+    config.history = [...(config.history ?? []), { created: now, created_by: `strata commit ${record.id.slice(0, 12)}`, comment: options.comment ?? '', ...(options.author ? { author: options.author } : {}) }];
+    const bytes = Buffer.from(JSON.stringify(config));
+    const id = await this.images.storeCommit(tenant, parent, bytes, layer, reference ? [reference] : []);
+    return { id, tags: reference ? [reference] : [] };
+  }
+
+  /** `docker system df`: counts, sizes, and what removing unused things would reclaim. */
+  async diskUsage(tenant: string): Promise<DiskUsage> {
+    const [images, containers, volumes] = await Promise.all([this.images.list(tenant), this.containers.list(tenant, { size: true }), this.volumes.list(tenant)]);
+    const activeImages = images.filter((i) => i.containers > 0);
+    const unique = (i: ImageSummary) => i.size - i.sharedSize;
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    return {
+      images: {
+        count: images.length,
+        active: activeImages.length,
+        size: sum(images.map((i) => i.size)),
+        sharedSize: sum(images.map((i) => i.sharedSize)),
+        reclaimable: sum(images.filter((i) => i.containers === 0).map(unique)),
+        items: images,
+      },
+      // Strata runs no processes, so no container is running and all their bytes are reclaimable.
+      containers: { count: containers.length, active: 0, size: sum(containers.map((c) => c.size ?? 0)), reclaimable: sum(containers.map((c) => c.size ?? 0)), items: containers },
+      volumes: {
+        count: volumes.length,
+        active: volumes.filter((v) => v.refCount > 0).length,
+        size: sum(volumes.map((v) => v.size)),
+        reclaimable: sum(volumes.filter((v) => v.refCount === 0).map((v) => v.size)),
+        items: volumes,
+      },
+    };
+  }
+}

@@ -1,0 +1,77 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { InvalidInputError } from './errors.js';
+import type { ItemKey } from './ports/metadata-store.js';
+
+/**
+ * The only place that knows the key layout. Every metadata key and every blob key starts with
+ * the tenant, so no code path can address another tenant's data without naming that tenant.
+ */
+const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function checkTenant(tenant: string): string {
+  if (!TENANT_PATTERN.test(tenant)) throw new InvalidInputError('tenant id must be 1-64 characters of [A-Za-z0-9_-]');
+  return tenant;
+}
+
+/** A namespace is one tree of path nodes: a container layer, a volume, a layer index or a merged chain index. */
+export type NamespaceId = `c:${string}` | `v:${string}` | `l:${string}` | `k:${string}`;
+
+/** DynamoDB caps a partition key at 2048 bytes; deep parents are hashed to stay well under it. */
+function partitionPath(dir: string): string {
+  return Buffer.byteLength(dir) > 1024 ? 'h:' + createHash('sha256').update(dir).digest('hex') : dir;
+}
+
+export const keys = {
+  /** The children of `dir` in a namespace form one sorted partition: listing is one Query, and a busy tree spreads over many partitions. */
+  nodePartition: (tenant: string, ns: NamespaceId, dir: string) => `${tenant}#n#${ns}#${partitionPath(dir)}`,
+  node(tenant: string, ns: NamespaceId, path: string): ItemKey {
+    if (path === '/') return { pk: `${tenant}#n#${ns}#`, sk: '.' };
+    const i = path.lastIndexOf('/');
+    const dir = i === 0 ? '/' : path.slice(0, i);
+    return { pk: keys.nodePartition(tenant, ns, dir), sk: path.slice(i + 1) };
+  },
+  image: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#images`, sk: id }),
+  images: (tenant: string) => `${tenant}#images`,
+  tag: (tenant: string, ref: string): ItemKey => ({ pk: `${tenant}#tags`, sk: ref }),
+  tags: (tenant: string) => `${tenant}#tags`,
+  layer: (tenant: string, diffId: string): ItemKey => ({ pk: `${tenant}#layers`, sk: diffId }),
+  layers: (tenant: string) => `${tenant}#layers`,
+  chain: (tenant: string, chainId: string): ItemKey => ({ pk: `${tenant}#chains`, sk: chainId }),
+  chains: (tenant: string) => `${tenant}#chains`,
+  container: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#containers`, sk: id }),
+  containers: (tenant: string) => `${tenant}#containers`,
+  containerName: (tenant: string, name: string): ItemKey => ({ pk: `${tenant}#container-names`, sk: name }),
+  volume: (tenant: string, name: string): ItemKey => ({ pk: `${tenant}#volumes`, sk: name }),
+  volumes: (tenant: string) => `${tenant}#volumes`,
+  /** Size counters live apart from the listed records, so writes never make one tenant-wide partition hot. */
+  stats: (tenant: string, ns: NamespaceId): ItemKey => ({ pk: `${tenant}#stats#${ns}`, sk: 'stats' }),
+  garbage: (tenant: string, what: string): ItemKey => ({ pk: `${tenant}#garbage`, sk: what }),
+  garbageList: (tenant: string) => `${tenant}#garbage`,
+  upload: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#uploads`, sk: id }),
+  tenants: (): string => 'tenants',
+  tenant: (tenant: string): ItemKey => ({ pk: 'tenants', sk: tenant }),
+};
+
+/** Blob keys carry their creation time, so a sweep can leave young objects of in-flight writes alone. */
+function fresh(): string {
+  return `${Date.now().toString(36).padStart(9, '0')}-${randomUUID()}`;
+}
+
+export const blobKeys = {
+  tenantPrefix: (tenant: string) => `t/${tenant}/`,
+  layer: (tenant: string) => `t/${tenant}/layers/${fresh()}.tar`,
+  layers: (tenant: string) => `t/${tenant}/layers/`,
+  config: (tenant: string) => `t/${tenant}/configs/${fresh()}.json`,
+  configs: (tenant: string) => `t/${tenant}/configs/`,
+  /** Objects written by a container or a volume live under the namespace's own prefix. */
+  namespacePrefix: (tenant: string, ns: NamespaceId) => `t/${tenant}/ns/${ns.replace(':', '-')}/`,
+  namespaceObject: (tenant: string, ns: NamespaceId) => `${blobKeys.namespacePrefix(tenant, ns)}${fresh()}`,
+  upload: (tenant: string) => `t/${tenant}/uploads/${fresh()}`,
+  exportArchive: (tenant: string) => `t/${tenant}/exports/${fresh()}.tar`,
+};
+
+/** When a blob key made by `fresh()` was created (ms since epoch), or undefined for other keys. */
+export function blobCreatedAt(key: string): number | undefined {
+  const match = /\/([0-9a-z]{9})-[0-9a-f-]{36}(\.[a-z]+)?$/.exec(key);
+  return match ? parseInt(match[1], 36) : undefined;
+}

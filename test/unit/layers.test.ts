@@ -1,0 +1,173 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Engine } from '../../shared/engine.js';
+import { chainIds } from '../../shared/domain/refs.js';
+import { readTar } from '../../shared/tar/tar-reader.js';
+import { dockerArchive, tarOf } from '../support/images.js';
+import { loadImage, localEngine, text } from '../support/engine.js';
+
+const T = 'acme';
+let engine: Engine;
+let cleanup: () => Promise<void>;
+
+beforeEach(async () => {
+  ({ engine, cleanup } = await localEngine());
+});
+afterEach(async () => cleanup());
+
+const image = (id: string) => ({ kind: 'image' as const, ref: id });
+const names = async (id: string, dir: string) => (await engine.files.list(T, image(id), dir)).entries.map((e) => e.name);
+const read = async (id: string, path: string) => text((await engine.files.read(T, image(id), path)).body);
+
+describe('identities (OCI)', () => {
+  it('DiffID is the sha256 of the uncompressed tar even when the layer arrives gzip-compressed', async () => {
+    const layer = [{ path: 'a.txt', content: 'hello' }];
+    const { archive, imageId } = await dockerArchive([layer], { compress: true });
+    const [loaded] = await engine.images.load(T, [archive]);
+    expect(loaded.id).toBe(imageId);
+    const plain = await tarOf(layer);
+    const inspected = await engine.images.inspect(T, loaded.id);
+    expect(inspected.layers[0].diffId).toBe(`sha256:${createHash('sha256').update(plain).digest('hex')}`);
+  });
+
+  it('ChainID follows the spec formula', () => {
+    const [a, b] = ['sha256:' + 'a'.repeat(64), 'sha256:' + 'b'.repeat(64)];
+    const expected = 'sha256:' + createHash('sha256').update(`${a} ${b}`).digest('hex');
+    expect(chainIds([a, b])).toEqual([a, expected]);
+  });
+
+  it('save then load gives the same image ID and DiffIDs', async () => {
+    const { archive, imageId, diffIds } = await dockerArchive([[{ path: 'etc/', dir: true }, { path: 'etc/hosts', content: '127.0.0.1 localhost\n' }], [{ path: 'etc/motd', content: 'hi' }]], { tags: ['demo:1'] });
+    await engine.images.load(T, [archive]);
+    const saved = await text(await engine.images.save(T, ['demo:1']).then((s) => s.setEncoding('latin1')));
+    const { engine: other, cleanup: done } = await localEngine();
+    try {
+      const [again] = await other.images.load(T, [Buffer.from(saved, 'latin1')]);
+      expect(again.id).toBe(imageId);
+      expect(again.tags).toEqual(['demo:1']);
+      expect((await other.images.inspect(T, again.id)).layers.map((l) => l.diffId)).toEqual(diffIds);
+    } finally {
+      await done();
+    }
+  });
+
+  it('stores a layer once per tenant however many images use it', async () => {
+    const base = [{ path: 'big.bin', content: 'x'.repeat(10_000) }];
+    const one = await loadImage(engine, T, [base, [{ path: 'one', content: '1' }]]);
+    const two = await loadImage(engine, T, [base, [{ path: 'two', content: '2' }]]);
+    const list = await engine.images.list(T);
+    expect(list.find((i) => i.id === one)!.sharedSize).toBe(10_000);
+    expect(list.find((i) => i.id === two)!.sharedSize).toBe(10_000);
+  });
+
+  it('refuses a layer that holds the same path twice', async () => {
+    const { archive } = await dockerArchive([[{ path: 'a', content: '1' }, { path: 'a', content: '2' }]]);
+    await expect(engine.images.load(T, [archive])).rejects.toThrow(/twice/);
+  });
+
+  it('refuses entry names that climb out of the root', async () => {
+    const { archive } = await dockerArchive([[{ path: '../../etc/passwd', content: 'root::0:0' }]]);
+    await expect(engine.images.load(T, [archive])).rejects.toMatchObject({ status: 400 });
+    expect(await engine.images.list(T)).toEqual([]);
+  });
+
+  it('refuses a config whose diff_ids do not match the layers', async () => {
+    const { archive } = await dockerArchive([[{ path: 'a', content: '1' }]]);
+    const tampered = Buffer.from(archive.toString('latin1').replace(/"diff_ids":\["sha256:[0-9a-f]{4}/, '"diff_ids":["sha256:0000'), 'latin1');
+    await expect(engine.images.load(T, [tampered])).rejects.toMatchObject({ status: 400 });
+  });
+});
+
+describe('applying a layer over the layers below it', () => {
+  it('a whiteout deletes the lower path and everything under it, and is itself invisible', async () => {
+    const id = await loadImage(engine, T, [
+      [{ path: 'etc/', dir: true, mode: 0o700 }, { path: 'etc/x', content: 'x' }, { path: 'etc/keep', content: 'k' }, { path: 'd/sub/deep', content: 'deep' }],
+      [{ path: 'etc/.wh.x', content: '' }, { path: '.wh.d', content: '' }],
+    ]);
+    expect(await names(id, '/etc')).toEqual(['keep']);
+    expect(await names(id, '/')).toEqual(['etc']);
+    await expect(engine.files.stat(T, image(id), '/d/sub/deep')).rejects.toMatchObject({ status: 404 });
+    // The parent directory keeps its metadata (umoci: .wh.x keeps the parent's attributes).
+    expect((await engine.files.stat(T, image(id), '/etc')).mode).toBe(0o700);
+  });
+
+  it('a whiteout never hides an entry of its own layer', async () => {
+    const id = await loadImage(engine, T, [[{ path: 'a', content: 'lower' }], [{ path: 'a', content: 'upper' }, { path: '.wh.a', content: '' }]]);
+    expect(await read(id, '/a')).toBe('upper');
+  });
+
+  it('an opaque marker hides lower children at every depth but keeps its own layer entries, wherever it sits in the tar', async () => {
+    const id = await loadImage(engine, T, [
+      [{ path: 'd/old', content: 'old' }, { path: 'd/sub/deeper', content: 'deep' }],
+      [{ path: 'd/new', content: 'new' }, { path: 'd/.wh..wh..opq', content: '' }],
+    ]);
+    expect(await names(id, '/d')).toEqual(['new']);
+    await expect(engine.files.stat(T, image(id), '/d/sub/deeper')).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('two directories merge with the upper attributes; anything else replaces what was below', async () => {
+    const id = await loadImage(engine, T, [
+      [{ path: 'd/', dir: true, mode: 0o755 }, { path: 'd/lower', content: 'l' }, { path: 'f/child', content: 'c' }, { path: 'link', symlink: 'd' }],
+      [{ path: 'd/', dir: true, mode: 0o700 }, { path: 'd/upper', content: 'u' }, { path: 'f', content: 'now a file' }, { path: 'link/', dir: true }],
+    ]);
+    expect(await names(id, '/d')).toEqual(['lower', 'upper']);
+    expect((await engine.files.stat(T, image(id), '/d')).mode).toBe(0o700);
+    expect(await read(id, '/f')).toBe('now a file');
+    expect((await engine.files.stat(T, image(id), '/link', { follow: false })).type).toBe('dir');
+  });
+
+  it('an entry under a path a lower layer has as a file replaces that file with a directory', async () => {
+    const id = await loadImage(engine, T, [[{ path: 'p', content: 'file' }], [{ path: 'p/child', content: 'c' }]]);
+    expect((await engine.files.stat(T, image(id), '/p')).type).toBe('dir');
+    expect(await read(id, '/p/child')).toBe('c');
+  });
+
+  it('hard links (typeflag 1) point into the same or a lower layer', async () => {
+    const id = await loadImage(engine, T, [[{ path: 'bin/busybox', content: 'BB' }], [{ path: 'bin/sh', hardlink: 'bin/busybox' }, { path: 'x', content: 'X' }, { path: 'y', hardlink: 'x' }]]);
+    expect(await read(id, '/bin/sh')).toBe('BB');
+    expect(await read(id, '/y')).toBe('X');
+  });
+
+  it('a layer index records where each file lies, so a read is one ranged GET of the stored tar', async () => {
+    const tar = await tarOf([{ path: 'a', content: 'AAAA' }, { path: 'b', content: 'BBBBBBBB' }]);
+    const offsets: Record<string, number> = {};
+    for await (const e of readTar(Readable.from([tar]))) offsets[e.header.path] = e.dataOffset;
+    expect(tar.subarray(offsets.b, offsets.b + 8).toString()).toBe('BBBBBBBB');
+  });
+});
+
+describe('read-only image trees', () => {
+  it('lists, stats and reads without a container, and refuses writes', async () => {
+    const id = await loadImage(engine, T, [[{ path: 'a', content: '0123456789' }]], ['ro:1']);
+    expect(await names('ro:1', '/')).toEqual(['a']);
+    const { body, start, end } = await engine.files.read(T, image(id), '/a', { start: 2, end: 5 });
+    expect([start, end, await text(body)]).toEqual([2, 5, '234']);
+    await expect(engine.files.writeFile(T, image(id), '/b', Buffer.from('x'))).rejects.toMatchObject({ status: 403 });
+  });
+
+  it('paginates a large merged directory with a cursor, names in order, none twice', async () => {
+    const lower = Array.from({ length: 30 }, (_, i) => ({ path: `d/f${String(i).padStart(2, '0')}`, content: 'l' }));
+    const upper = Array.from({ length: 30 }, (_, i) => ({ path: `d/f${String(i * 2).padStart(2, '0')}`, content: 'u' }));
+    const id = await loadImage(engine, T, [lower, upper]);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await engine.files.list(T, image(id), '/d', { cursor, limit: 7 });
+      seen.push(...page.entries.map((e) => e.name));
+      cursor = page.cursor;
+    } while (cursor);
+    const expected = [...new Set([...lower, ...upper].map((e) => e.path.slice(2)))].sort();
+    expect(seen).toEqual(expected);
+  });
+});
+
+describe('tenants', () => {
+  it('one tenant cannot see or use another tenant image', async () => {
+    const id = await loadImage(engine, 'alpha', [[{ path: 'secret', content: 's' }]], ['app:1']);
+    await expect(engine.images.resolve('beta', id)).rejects.toMatchObject({ status: 404 });
+    await expect(engine.images.resolve('beta', 'app:1')).rejects.toMatchObject({ status: 404 });
+    await expect(engine.containers.create('beta', { image: id })).rejects.toMatchObject({ status: 404 });
+    expect(await engine.images.list('beta')).toEqual([]);
+  });
+});
