@@ -66,5 +66,4 @@ export const routes: readonly Route[] = [
   })),
 
   { method: 'POST', path: '/v1/uploads', handler: 'uploads', operation: 'createUpload' },
-  { method: 'PUT', path: '/v1/uploads/{id}', handler: 'uploads', operation: 'receiveUpload' },
 ];

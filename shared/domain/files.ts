@@ -68,7 +68,7 @@ export class FileService {
     return this.reader.list(view, path, options);
   }
 
-  async writeFile(tenant: string, target: TreeTarget, path: string, body: Readable | Buffer, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {
+  async writeFile(tenant: string, target: TreeTarget, path: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {
     return this.writer.writeFile((await this.viewOf(tenant, target)).view, path, body, options);
   }
 

@@ -42,7 +42,7 @@ export class ImageService {
   ) {}
 
   /** Loads every image in an archive (plain or compressed tar). Returns the images with their tags. */
-  async load(tenant: string, archive: Readable | AsyncIterable<Buffer>): Promise<{ id: string; tags: string[] }[]> {
+  async load(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>): Promise<{ id: string; tags: string[] }[]> {
     const json = new Map<string, Buffer>();
     const layers = new Map<string, IngestedLayer>();
     try {

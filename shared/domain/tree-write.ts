@@ -60,13 +60,14 @@ export class TreeWriter {
   ) {}
 
   /** Creates or replaces a file with `body`; follows a symlink at the path like open(2). */
-  async writeFile(view: View, rawPath: string, body: Readable | Buffer, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {
+  async writeFile(view: View, rawPath: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {
     const path = normalizePath(rawPath);
     // Cheap checks first, so a doomed write does not upload anything.
     await this.prepare(view, path, true, options);
     const target = await this.targetFor(view);
     const key = blobKeys.namespaceObject(view.tenant, target);
-    const { size } = await this.blobs.put(key, body);
+    // An upload finished elsewhere (a presigned PUT) is adopted by a server-side copy.
+    const { size } = 'copyOf' in body ? await this.blobs.copy(body.copyOf, key) : await this.blobs.put(key, body);
     try {
       return await this.retry(view, path, true, async (r) => {
         this.checkPreconditions(r, options);

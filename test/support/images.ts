@@ -5,7 +5,7 @@ import { TarWriter } from '../../shared/tar/tar-writer.js';
 /** One entry of a test layer. Names are tar names (`etc/hosts`, `etc/.wh.passwd`, `dir/`). */
 export type LayerEntry =
   | { path: string; content: string | Buffer; mode?: number; uid?: number; gid?: number; mtime?: number }
-  | { path: string; dir: true; mode?: number; uid?: number; gid?: number; mtime?: number }
+  | { path: string; dir: boolean; mode?: number; uid?: number; gid?: number; mtime?: number }
   | { path: string; symlink: string }
   | { path: string; hardlink: string };
 

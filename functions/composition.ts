@@ -1,0 +1,48 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoMetadataStore, dynamoDocumentClient } from '../shared/adapters/dynamo-metadata-store.js';
+import { FsBlobStore, type Presigner } from '../shared/adapters/fs-blob-store.js';
+import { S3BlobStore, s3ClientFor } from '../shared/adapters/s3-blob-store.js';
+import { cloudConfig, type Config } from '../shared/config.js';
+import { Engine } from '../shared/engine.js';
+import type { BlobStore } from '../shared/ports/blob-store.js';
+import type { MetadataStore } from '../shared/ports/metadata-store.js';
+
+/** Everything a handler needs, wired once per process (a warm Lambda reuses it). */
+export interface Services {
+  readonly config: Config;
+  readonly engine: Engine;
+  readonly meta: MetadataStore;
+  readonly blobs: BlobStore;
+  /** True where the server can stream bodies of any size (the local server); Lambda cannot. */
+  readonly streamsBodies: boolean;
+}
+
+export interface Clients {
+  readonly dynamo?: DynamoDBDocumentClient;
+  readonly s3?: S3Client;
+  /** Signs URLs for the local blob folder; required when config.blobs is a folder. */
+  readonly presigner?: Presigner;
+}
+
+/** The composition root: the one place adapters meet the engine. Clients can be injected (tests). */
+export function compose(config: Config, clients: Clients = {}, streamsBodies = false): Services {
+  const dynamo = clients.dynamo ?? dynamoDocumentClient({ endpoint: config.dynamoEndpoint, region: config.region });
+  const meta = new DynamoMetadataStore(dynamo, config.tableName);
+  let blobs: BlobStore;
+  if (config.blobs.kind === 's3') {
+    const s3 = clients.s3 ?? s3ClientFor({ endpoint: config.blobs.endpoint, region: config.region, accessKeyId: config.blobs.accessKeyId, secretAccessKey: config.blobs.secretAccessKey });
+    blobs = new S3BlobStore(s3, config.blobs.bucket);
+  } else {
+    if (!clients.presigner) throw new Error('a folder blob store needs a presigner');
+    blobs = new FsBlobStore(config.blobs.root, clients.presigner);
+  }
+  return { config, engine: new Engine(meta, blobs), meta, blobs, streamsBodies };
+}
+
+let cloud: Services | undefined;
+
+/** Services of a Lambda function, built from its environment on first use. */
+export function cloudServices(): Services {
+  return (cloud ??= compose(cloudConfig()));
+}

@@ -1,0 +1,72 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { InvalidInputError, NotFoundError } from '../../shared/errors.js';
+import type { Services } from '../composition.js';
+import { routes, type HandlerName } from '../routes.js';
+import { authenticate } from './middleware/authenticate.js';
+import { mapErrors } from './middleware/map-errors.js';
+import { normalizeHeaders } from './middleware/normalize-headers.js';
+import { requestLogger } from './middleware/request-logger.js';
+import { shapeResponse } from './middleware/shape-response.js';
+import type { HttpEvent, HttpResponse, LambdaHandler, Operation, RequestContext } from './types.js';
+
+/**
+ * One Lambda handler on the shared middleware stack: normalise headers, log, authenticate,
+ * dispatch by API Gateway's route key to an operation, shape the response, map errors.
+ * The local server builds its handlers with this very function.
+ */
+export function createHandler(name: HandlerName, operations: Readonly<Record<string, Operation>>, services: () => Services): LambdaHandler {
+  const own = routes.filter((r) => r.handler === name);
+  const byRouteKey = new Map(own.map((r) => [`${r.method} ${r.path}`, operations[r.operation]]));
+  for (const r of own) if (!operations[r.operation]) throw new Error(`handler ${name} lacks operation ${r.operation}`);
+  const publicRoutes = new Set(routes.filter((r) => r.public).map((r) => `${r.method} ${r.path}`));
+  const logger = new Logger({ serviceName: 'strata', logLevel: (process.env.STRATA_LOG_LEVEL ?? 'INFO') as 'INFO' });
+
+  const dispatch = async (event: HttpEvent, context: Context & { tenant?: string; logger?: Logger }) => {
+    const operation = byRouteKey.get(event.routeKey);
+    if (!operation) throw new NotFoundError(`no route ${event.routeKey}`);
+    let raw: Buffer | undefined;
+    const request: RequestContext = {
+      event,
+      tenant: context.tenant ?? '',
+      params: decodeParams(event.pathParameters ?? {}),
+      query: Object.fromEntries(Object.entries(event.queryStringParameters ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>,
+      headers: event.headers as Record<string, string>,
+      services: services(),
+      logger: context.logger ?? logger,
+      body: () => (raw ??= event.body ? Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : Buffer.alloc(0)),
+      json: <T>() => {
+        const text = request.body().toString('utf8');
+        if (!text.trim()) return {} as T;
+        try {
+          return JSON.parse(text) as T;
+        } catch {
+          throw new InvalidInputError('the body is not valid JSON');
+        }
+      },
+    };
+    return (await operation(request)) as unknown as HttpResponse;
+  };
+
+  return middy<HttpEvent, HttpResponse, Error, Context & { tenant?: string; logger?: Logger }>()
+    .use(normalizeHeaders())
+    .use(requestLogger({ logger }))
+    .use(mapErrors())
+    .use(authenticate({ tenantClaim: () => services().config.tenantClaim, publicRoutes }))
+    .use(shapeResponse({ services }))
+    .handler(dispatch) as unknown as LambdaHandler;
+}
+
+function decodeParams(params: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined) continue;
+    try {
+      out[k] = decodeURIComponent(v);
+    } catch {
+      throw new InvalidInputError(`path parameter ${k} is not valid percent-encoding`);
+    }
+  }
+  return out;
+}

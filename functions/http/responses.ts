@@ -1,0 +1,13 @@
+import type { HttpResult } from './types.js';
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+  return { statusCode, body, headers: { 'content-type': 'application/json', ...headers } };
+}
+
+export function noContent(headers: Record<string, string> = {}): HttpResult {
+  return { statusCode: 204, headers };
+}
+
+export function redirect(location: string): HttpResult {
+  return { statusCode: 303, headers: { location } };
+}

