@@ -14,7 +14,7 @@ export interface Services {
   readonly engine: Engine;
   readonly meta: MetadataStore;
   readonly blobs: BlobStore;
-  /** True where the server can stream bodies of any size (the local server); Lambda cannot. */
+  /** True where bodies of any size may stream back; false keeps Lambda's limit (the local server keeps it too, for parity). */
   readonly streamsBodies: boolean;
 }
 

@@ -10,7 +10,7 @@ export interface Config {
   readonly region: string;
   /** DynamoDB endpoint override (DynamoDB Local). */
   readonly dynamoEndpoint?: string;
-  /** Bodies up to this size travel inline; larger reads answer 303 to a presigned URL. Lambda's limit is 6 MB. */
+  /** Bodies up to this size travel inline; larger reads answer 303 to a presigned URL. 4 MiB, because base64 adds a third and Lambda stops at 6 MB. */
   readonly inlineBodyLimit: number;
   /** Lifetime of presigned URLs handed to clients. */
   readonly presignSeconds: number;
@@ -28,6 +28,8 @@ export interface LocalConfig extends Config {
   readonly tokensFile?: string;
   /** Base URL the server's own presigned links use; empty means the URL it listens on. */
   readonly publicUrl: string;
+  /** Largest request body the local server takes inline; larger ones go through /v1/uploads. */
+  readonly maxBodyBytes: number;
   /** Start DynamoDB Local unless an endpoint was given. */
   readonly startDynamoLocal: boolean;
 }
@@ -52,7 +54,7 @@ export function cloudConfig(env: Env = process.env): Config {
     blobs: { kind: 's3', bucket, endpoint: env.STRATA_S3_ENDPOINT, accessKeyId: env.STRATA_S3_ACCESS_KEY, secretAccessKey: env.STRATA_S3_SECRET_KEY },
     region: env.AWS_REGION ?? 'us-east-1',
     dynamoEndpoint: env.STRATA_DYNAMO_ENDPOINT,
-    inlineBodyLimit: int(env, 'STRATA_INLINE_LIMIT', 5 * 1024 * 1024),
+    inlineBodyLimit: int(env, 'STRATA_INLINE_LIMIT', 4 * 1024 * 1024),
     presignSeconds: int(env, 'STRATA_PRESIGN_SECONDS', 900),
     tenantClaim: env.STRATA_TENANT_CLAIM ?? 'tenant',
     logLevel: env.STRATA_LOG_LEVEL ?? 'INFO',
@@ -73,7 +75,7 @@ export function localConfig(env: Env = process.env): LocalConfig {
       : { kind: 'fs', root: `${dataDir}/blobs` },
     region: env.AWS_REGION ?? 'us-east-1',
     dynamoEndpoint: env.STRATA_DYNAMO_ENDPOINT,
-    inlineBodyLimit: int(env, 'STRATA_INLINE_LIMIT', 5 * 1024 * 1024),
+    inlineBodyLimit: int(env, 'STRATA_INLINE_LIMIT', 4 * 1024 * 1024),
     presignSeconds: int(env, 'STRATA_PRESIGN_SECONDS', 900),
     tenantClaim: 'tenant',
     logLevel: env.STRATA_LOG_LEVEL ?? 'INFO',
@@ -82,6 +84,7 @@ export function localConfig(env: Env = process.env): LocalConfig {
     dataDir,
     tokensFile: env.STRATA_TOKENS_FILE || undefined,
     publicUrl: env.STRATA_PUBLIC_URL ?? '',
+    maxBodyBytes: int(env, 'STRATA_MAX_BODY_BYTES', 64 * 1024 * 1024),
     startDynamoLocal: !env.STRATA_DYNAMO_ENDPOINT,
   };
 }

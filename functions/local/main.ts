@@ -39,8 +39,8 @@ export async function runLocal(config: LocalConfig = localConfig()) {
   if (s3 && effective.blobs.kind === 's3') await ensureBucket(s3, effective.blobs.bucket);
 
   let baseUrl = config.publicUrl;
-  const services = compose(effective, { dynamo: documentClient, s3, presigner: localPresigner(() => baseUrl, signingKey) }, true);
-  const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: 64 * 1024 * 1024 });
+  const services = compose(effective, { dynamo: documentClient, s3, presigner: localPresigner(() => baseUrl, signingKey) });
+  const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: config.maxBodyBytes });
   baseUrl ||= server.url;
   return {
     url: server.url,

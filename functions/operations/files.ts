@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { FsError, InvalidInputError, NotFoundError, PreconditionFailedError } from '../../shared/errors.js';
 import type { TreeTarget } from '../../shared/domain/files.js';
 import type { FileStat } from '../../shared/domain/tree-read.js';
-import { keys } from '../../shared/keys.js';
+import { blobKeys, keys } from '../../shared/keys.js';
 import { flag, mode, nonNegativeInt, optionalInt, requiredString } from '../http/parse.js';
 import { json, noContent } from '../http/responses.js';
 import type { HttpResult, Operation, RequestContext } from '../http/types.js';
@@ -80,8 +80,15 @@ async function read(request: RequestContext, head: boolean): Promise<HttpResult>
   if ((noneMatch && (noneMatch === '*' || noneMatch === stat.etag)) || head) body.destroy();
   if (ifMatch && ifMatch !== '*' && ifMatch !== stat.etag) throw new PreconditionFailedError(`${stat.path} has changed`);
   if (noneMatch && (noneMatch === '*' || noneMatch === stat.etag)) return { statusCode: 304, headers };
-  headers['content-length'] = String(end - start);
   const partial = range !== undefined;
+  if (!head && !services.streamsBodies && end - start > services.config.inlineBodyLimit) {
+    // Too big for a Lambda response: copy it out (server-side where possible) and send the client there.
+    body.destroy();
+    const key = blobKeys.exportArchive(tenant);
+    await files.materialize(tenant, target, path, range, key);
+    return { statusCode: 303, headers: { ...headers, location: await services.blobs.presign(key, 'GET', services.config.presignSeconds) } };
+  }
+  headers['content-length'] = String(end - start);
   if (partial) headers['content-range'] = `bytes ${start}-${Math.max(start, end - 1)}/${stat.size}`;
   return { statusCode: partial ? 206 : 200, headers, body: head ? undefined : body };
 }

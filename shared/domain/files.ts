@@ -58,6 +58,12 @@ export class FileService {
     return result;
   }
 
+  /** Copies a file (or range) to `blobKey` for a presigned download: server-side when its bytes lie in one blob. */
+  async materialize(tenant: string, target: TreeTarget, path: string, range: { start: number; end?: number } | undefined, blobKey: string) {
+    const { view } = await this.viewOf(tenant, target);
+    return this.reader.materialize(view, path, range, blobKey);
+  }
+
   /** After a failed lookup, a container that has gone away answers 404 for itself, not for the path. */
   private async stillThere(tenant: string, target: TreeTarget) {
     if (target.kind === 'container') await this.containers.inspect(tenant, target.ref);

@@ -4,7 +4,7 @@ import { keys, type NamespaceId } from '../keys.js';
 import { baseName, compareNames, joinPath, normalizePath, parentOf } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { ItemKey, MetadataStore } from '../ports/metadata-store.js';
-import { nodeFromAttrs, sliceExtents, ZERO_BLOB, type Extent, type Node, type VisibleNode } from './nodes.js';
+import { nodeFromAttrs, sliceExtents, ZERO_BLOB, type Extent, type FileNode, type Node, type VisibleNode } from './nodes.js';
 import { Resolver, type Resolved } from './resolver.js';
 import type { View } from './view.js';
 
@@ -82,6 +82,23 @@ export class TreeReader {
       throw new RangeNotSatisfiableError(`range ${start}-${range?.end ?? ''} is outside a file of ${node.size} bytes`);
     }
     return { stat: statOf(resolved.absolutePath, node), start, end, body: this.extentStream(sliceExtents(node.extents, start, end)), resolver };
+  }
+
+  /**
+   * Copies a file (or a range of it) to a fresh blob a client can be sent to, server-side when
+   * the bytes lie in one blob (S3 UploadPartCopy), streamed through otherwise.
+   */
+  async materialize(view: View, rawPath: string, range: { start: number; end?: number } | undefined, target: string): Promise<{ stat: FileStat; start: number; end: number }> {
+    const result = await this.read(view, rawPath, range);
+    const { resolved } = await this.existing(view, rawPath, true);
+    const node = resolved.node as FileNode;
+    const extents = sliceExtents(node.extents, result.start, result.end);
+    if (extents.length === 1 && extents[0][0] !== ZERO_BLOB) {
+      result.body.destroy();
+      const [key, offset, length] = extents[0];
+      await this.blobs.copy(key, target, { start: offset, end: offset + length });
+    } else await this.blobs.put(target, result.body);
+    return { stat: result.stat, start: result.start, end: result.end };
   }
 
   /** Streams extents one after another, opening each blob only when the previous one is done. */

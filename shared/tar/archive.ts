@@ -69,7 +69,7 @@ export function imagesFromDockerArchive(members: ArchiveMembers): ArchiveImage[]
     return {
       configDigest,
       config,
-      layerMembers: layers.map((l: string) => archiveMemberName(l)),
+      layerMembers: layers.map((l: string) => layerMemberName(l, where)),
       diffIds: diffIdsOf(config, layers.length, configName),
       repoTags: [...tags],
     };
@@ -113,7 +113,7 @@ export function dockerArchiveMetadata(
 ): Map<string, Buffer> {
   const members = new Map<string, Buffer>();
   const manifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
-  const repositories: Record<string, Record<string, string>> = {};
+  const repositories = new Map<string, Map<string, string>>(); // a Map: tags like `__proto__:x` must stay data
   for (const image of images) {
     const digest = sha256Digest(image.config);
     if (digest !== image.configDigest) throw new InvalidInputError(`config bytes hash to ${digest}, not ${image.configDigest}`);
@@ -126,11 +126,16 @@ export function dockerArchiveMetadata(
     const top = diffIds.at(-1);
     for (const ref of image.repoTags) {
       const split = splitTag(ref);
-      if (split && top) (repositories[split.repo] ??= {})[split.tag] = hexOf(top);
+      if (!split || !top) continue;
+      if (!repositories.has(split.repo)) repositories.set(split.repo, new Map());
+      repositories.get(split.repo)!.set(split.tag, hexOf(top));
     }
   }
   members.set('manifest.json', Buffer.from(JSON.stringify(manifest)));
-  if (Object.keys(repositories).length > 0) members.set('repositories', Buffer.from(JSON.stringify(repositories)));
+  if (repositories.size > 0) {
+    const json = Object.fromEntries([...repositories].map(([repo, tags]) => [repo, Object.fromEntries(tags)]));
+    members.set('repositories', Buffer.from(JSON.stringify(json)));
+  }
   return members;
 }
 
@@ -159,7 +164,7 @@ function parseDescriptor(value: unknown, where: string): Descriptor {
     throw new InvalidInputError(`${where}: unsupported or malformed digest ${JSON.stringify(String(digest).slice(0, 80))}`);
   }
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new InvalidInputError(`${where}: size must be a non-negative integer`);
-  const notes: Record<string, string> = {};
+  const notes: Record<string, string> = Object.create(null);
   if (annotations !== undefined) {
     if (!isObject(annotations)) throw new InvalidInputError(`${where}: annotations must be an object`);
     for (const [k, v] of Object.entries(annotations)) if (typeof v === 'string') notes[k] = v;
@@ -284,6 +289,12 @@ function byCanonicalName(members: ArchiveMembers): Map<string, Buffer> {
     names.set(name, bytes);
   }
   return names;
+}
+
+function layerMemberName(raw: string, where: string): string {
+  const name = archiveMemberName(raw);
+  if (name === '') throw new InvalidInputError(`${where}: layer ${JSON.stringify(raw)} names no file`);
+  return name;
 }
 
 function need(names: Map<string, Buffer>, name: string): Buffer {

@@ -191,7 +191,7 @@ async function* unzstd(input: AsyncIterable<Buffer>, guard: OutputGuard, maxWind
     let pos = 0;
     while (pos < chunk.length) {
       const n = framer.advance(chunk, pos);
-      push(chunk.subarray(pos, pos + n), false);
+      if (n > 0) push(chunk.subarray(pos, pos + n), false);
       pos += n;
       consumed += n;
       const out = produced;
@@ -239,13 +239,14 @@ class ZstdFramer {
   /** Consumes bytes of `chunk` from `pos`, stopping right after a block ends; returns how many. */
   advance(chunk: Uint8Array, pos: number): number {
     const start = pos;
-    while (pos < chunk.length) {
+    for (;;) {
       const s = this.state;
+      // Checked before the end-of-chunk test so that empty blocks and skippable frames complete.
       if (s.at === 'blockBody' || s.at === 'skip') {
         const n = Math.min(s.left, chunk.length - pos);
         s.left -= n;
         pos += n;
-        if (s.left > 0) continue;
+        if (s.left > 0) break;
         if (s.at === 'skip') this.state = { at: 'magic' };
         else {
           this.state = s.last ? (this.hasChecksum ? { at: 'checksum' } : { at: 'magic' }) : { at: 'blockHeader' };
@@ -253,6 +254,7 @@ class ZstdFramer {
         }
         continue;
       }
+      if (pos >= chunk.length) break;
       this.header.push(chunk[pos++]!);
       this.onHeaderByte();
     }

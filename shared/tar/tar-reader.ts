@@ -137,8 +137,8 @@ export async function* readTar(
       }
       if (++entries > limit.maxEntries) throw new TooLargeError(`tar archive has more than ${limit.maxEntries} entries`);
 
-      // Header-only types carry no data even if their size field says otherwise (as in Go's
-      // archive/tar, so we see the same entries Docker sees); raw.size is what follows otherwise.
+      // header.size is 0 for directories, links and devices whatever their size field says: as in
+      // Go's archive/tar, no data follows them, so we see the same entries Docker sees.
       body = new EntryBody(input, header.size);
       yield { header, dataOffset, body };
       await body.close();

@@ -144,7 +144,7 @@ const TYPEFLAG_OF = {
  * cannot be split into prefix/name, a link target over 100 bytes, non-ASCII text (as Go's
  * archive/tar does), a size of 8 GiB or more, ids over 2097151, or a time before 1970 or after 6053.
  */
-export function encodeHeader(header: TarHeader): Buffer {
+function encodeHeader(header: TarHeader): Buffer {
   const { path, type } = header;
   if (type === 'other') throw new InvalidInputError(`cannot write tar entry ${JSON.stringify(path)} of type other`);
   if (!(type in TYPEFLAG_OF)) throw new InvalidInputError(`unknown tar entry type ${JSON.stringify(type)}`);
