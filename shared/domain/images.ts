@@ -3,7 +3,8 @@ import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionEr
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
-import { imagesFromArchive, dockerArchiveMetadata } from '../tar/archive.js';
+import { archiveMemberName, imagesFromArchive, dockerArchiveMetadata } from '../tar/archive.js';
+import { symlinkDestination } from '../paths.js';
 import { decompressing } from '../tar/decompress.js';
 import { readTar } from '../tar/tar-reader.js';
 import { TarWriter } from '../tar/tar-writer.js';
@@ -47,9 +48,16 @@ export class ImageService {
     const layers = new Map<string, IngestedLayer>();
     try {
       const source = decompressing(Readable.from(archive as AsyncIterable<Buffer>), { maxOutputBytes: this.limits.maxTotalBytes });
+      // Older `docker save` archives store a repeated layer once and link the other names to it.
+      const aliases = new Map<string, string>();
       for await (const entry of readTar(source, { maxEntries: 100_000 })) {
+        const name = archiveMemberName(entry.header.path);
+        if (entry.header.type === 'symlink' || entry.header.type === 'hardlink') {
+          const target = entry.header.type === 'symlink' ? symlinkDestination('/' + name, entry.header.linkname ?? '').slice(1) : archiveMemberName(entry.header.linkname ?? '');
+          aliases.set(name, target);
+          continue;
+        }
         if (entry.header.type !== 'file') continue;
-        const name = entry.header.path.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
         const { first, rest } = await peek(entry.body);
         if (entry.header.size <= MAX_JSON_MEMBER && (first === undefined || first[0] === 0x7b /* { */ || !name.includes('/') || name === 'oci-layout')) {
           json.set(name, await collect(first, rest));
@@ -58,20 +66,18 @@ export class ImageService {
         layers.set(name, await ingestLayer(chain(first, rest), this.blobs, blobKeys.layer(tenant), this.limits));
       }
       const images = imagesFromArchive(json);
-      if (images.length === 0) throw new InvalidInputError('archive holds no image (no manifest.json or index.json)');
       const results: { id: string; tags: string[] }[] = [];
       const used = new Set<string>();
       for (const image of images) {
         const ingested = image.layerMembers.map((member) => {
-          const layer = layers.get(member.replace(/^(\.\/)+/, ''));
+          const name = aliases.get(member) ?? member;
+          const layer = layers.get(name);
           if (!layer) throw new InvalidInputError(`archive lists layer ${member} but does not contain it`);
-          used.add(member.replace(/^(\.\/)+/, ''));
+          used.add(name);
           return layer;
         });
-        const config = JSON.parse(image.config.toString()) as { rootfs?: { diff_ids?: string[] } };
-        const declared = config.rootfs?.diff_ids ?? [];
         ingested.forEach((layer, i) => {
-          if (declared[i] !== layer.diffId) throw new InvalidInputError(`layer ${i} has DiffID ${layer.diffId} but the config says ${declared[i]}`);
+          if (image.diffIds[i] !== layer.diffId) throw new InvalidInputError(`layer ${i} has DiffID ${layer.diffId} but the config says ${image.diffIds[i]}`);
         });
         const id = await this.storeImage(tenant, image.config, ingested, image.repoTags);
         results.push({ id, tags: image.repoTags.map(normalizeReference) });

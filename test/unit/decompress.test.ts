@@ -203,6 +203,10 @@ describe('decompressing zstd', () => {
     const skippable = Buffer.concat([Buffer.from([0x50, 0x2a, 0x4d, 0x18, 5, 0, 0, 0]), Buffer.from('hello')]);
     const stream = Buffer.concat([skippable, zstd(a), skippable, zstd(b), zstd(Buffer.alloc(0))]);
     expect((await inflate(stream, undefined, 1000)).equals(Buffer.concat([a, b]))).toBe(true);
+    // Zero-length pieces at the very end: an empty frame without checksum, an empty skippable frame.
+    const emptyEnd = Buffer.concat([zstd(b), zstd(Buffer.alloc(0), '--no-check'), Buffer.from([0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0])]);
+    for (const size of [1, 3, 1000]) expect((await inflate(emptyEnd, undefined, size)).equals(b)).toBe(true);
+    expect((await inflate(zstd(Buffer.alloc(0), '--no-check'))).length).toBe(0);
   });
 
   it('rejects a zstd bomb (200 MiB of zeros) by its ratio, early', async () => {

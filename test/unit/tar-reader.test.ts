@@ -473,11 +473,9 @@ describe('readTar on hostile or broken input', () => {
   });
 
   it('rejects names that are not UTF-8 rather than mangling them into collisions', async () => {
-    const block = header({ name: 'x' });
-    const tar = archive(fileEntry('caf\xe9', 'x', { name: 'x' }));
-    Buffer.from([0x63, 0x61, 0x66, 0xe9]).copy(tar, 0);
+    const tar = archive(fileEntry('x', 'x'));
+    Buffer.from([0x63, 0x61, 0x66, 0xe9]).copy(tar, 0); // "café" in Latin-1
     tar.write(`${unsignedChecksum(tar.subarray(0, 512)).toString(8).padStart(6, '0')}\0 `, FIELD.checksum[0], 'latin1');
-    expect(block.length).toBe(512);
     expect((await failure(tar)).message).toMatch(/not valid UTF-8/);
   });
 

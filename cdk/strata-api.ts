@@ -1,0 +1,252 @@
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { routes, type HandlerName } from '../functions/routes.js';
+
+/** The event the sweep schedule sends to the `system` function. */
+export const SWEEP_EVENT = { source: 'strata.sweep' } as const;
+
+export interface StrataApiProps {
+  /**
+   * Issuer (`iss`) of the JWTs that callers present. When given together with `jwtAudience`,
+   * an HTTP API JWT authorizer protects every non-public route.
+   *
+   * @default - no JWT authorizer: every non-public route requires IAM (SigV4) authorization,
+   *   so the API is never open by accident.
+   */
+  readonly jwtIssuer?: string;
+
+  /**
+   * Accepted audiences (`aud`) of the JWTs. Required when `jwtIssuer` is given, and only then.
+   *
+   * @default - none (IAM authorization, see `jwtIssuer`)
+   */
+  readonly jwtAudience?: string[];
+
+  /**
+   * The JWT claim that names the caller's tenant (STRATA_TENANT_CLAIM).
+   *
+   * @default 'tenant'
+   */
+  readonly tenantClaim?: string;
+
+  /**
+   * What happens to stored data when the stack deletes the construct. Applies to the table,
+   * the bucket and the functions' log groups. DESTROY also empties the bucket first
+   * (autoDeleteObjects), since CloudFormation cannot delete a bucket that holds objects.
+   *
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+
+  /**
+   * Bodies up to this many bytes travel inline in the Lambda response; larger reads answer
+   * 303 to a presigned URL (STRATA_INLINE_LIMIT). Lambda caps a synchronous response at 6 MB,
+   * and binary bodies are base64-encoded on the way out, which grows them by a third.
+   *
+   * @default 4 MiB (4 * 1024 * 1024): base64 makes it about 5.6 MB, under Lambda's 6 MB
+   */
+  readonly inlineBodyLimit?: number;
+
+  /**
+   * When to sweep unreferenced blobs and expired records. An EventBridge rule invokes the
+   * `system` function with the event `{ "source": "strata.sweep" }`.
+   *
+   * @default events.Schedule.rate(Duration.hours(1))
+   */
+  readonly sweepSchedule?: events.Schedule;
+
+  /**
+   * How long each function's log group keeps its logs.
+   *
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * Ready-made code for a handler, instead of bundling `functions/handlers/<handler>.ts`.
+   * The code must export `handler` from `index` (handler string `index.handler`).
+   * Tests use it to synthesize quickly without esbuild.
+   *
+   * @default - each handler is bundled locally with esbuild (never in Docker) from
+   *   `functions/handlers/<handler>.ts` as an ES module with source maps.
+   */
+  readonly codeFor?: (handler: HandlerName) => lambda.Code;
+}
+
+const repoRoot = fileURLToPath(new URL('../', import.meta.url));
+
+/** The sweep and image load can outlast an ordinary request. */
+const longRunningHandlers: ReadonlySet<HandlerName> = new Set<HandlerName>(['system', 'images']);
+
+/** Every handler named in the route table, once, in first-seen order. */
+const handlerNames: readonly HandlerName[] = [...new Set(routes.map((route) => route.handler))];
+
+/** `images` -> `Images`, for construct ids. */
+function pascal(name: string): string {
+  return name[0].toUpperCase() + name.slice(1);
+}
+
+/**
+ * Strata's whole serverless backend: the metadata table, the blob bucket, one Lambda function
+ * per handler of the route table, an HTTP API with exactly the routes of that table, and the
+ * scheduled sweep.
+ */
+export class StrataApi extends Construct {
+  /** Metadata table (pk/sk), with a NEW_AND_OLD_IMAGES stream for integrators. */
+  public readonly table: dynamodb.Table;
+  /** Blob bucket (layers, file contents, uploads). */
+  public readonly bucket: s3.Bucket;
+  /** One function per handler module in functions/handlers/. */
+  public readonly functions: Readonly<Record<HandlerName, lambda.IFunction>>;
+  /** The HTTP API serving the route table. */
+  public readonly api: apigwv2.HttpApi;
+  /** Base URL of the API's default stage. */
+  public readonly url: string;
+  /** The EventBridge rule that runs the sweep. */
+  public readonly sweepRule: events.Rule;
+
+  constructor(scope: Construct, id: string, props: StrataApiProps = {}) {
+    super(scope, id);
+
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const inlineBodyLimit = props.inlineBodyLimit ?? 4 * 1024 * 1024;
+    if (!Number.isSafeInteger(inlineBodyLimit) || inlineBodyLimit <= 0) {
+      // The functions would refuse to start with it (shared/config.ts), so fail at synth instead.
+      throw new Error(`inlineBodyLimit must be a positive integer, not ${inlineBodyLimit}`);
+    }
+    if ((props.jwtIssuer === undefined) !== (props.jwtAudience === undefined)) {
+      throw new Error('jwtIssuer and jwtAudience must be given together');
+    }
+
+    this.table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      timeToLiveAttribute: 'expiresAt',
+      stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+      removalPolicy,
+    });
+
+    this.bucket = new s3.Bucket(this, 'Bucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      versioned: false,
+      // Abandoned multipart uploads are invisible in listings but still billed.
+      lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      removalPolicy,
+      autoDeleteObjects: removalPolicy === RemovalPolicy.DESTROY,
+    });
+
+    const functions = {} as Record<HandlerName, lambda.IFunction>;
+    for (const name of handlerNames) {
+      functions[name] = this.createFunction(name, { ...props, removalPolicy, inlineBodyLimit });
+    }
+    this.functions = functions;
+
+    const protectedRoutes = props.jwtIssuer
+      ? new HttpJwtAuthorizer('JwtAuthorizer', props.jwtIssuer, { jwtAudience: props.jwtAudience! })
+      : new HttpIamAuthorizer();
+
+    this.api = new apigwv2.HttpApi(this, 'HttpApi', {
+      description: 'Strata: Docker storage model (images, containers, volumes) over HTTP',
+      // Routes added later (by integrators) are protected too unless they opt out.
+      defaultAuthorizer: protectedRoutes,
+    });
+    this.url = this.api.url!;
+
+    const integrations = new Map<HandlerName, HttpLambdaIntegration>();
+    for (const name of handlerNames) {
+      integrations.set(
+        name,
+        new HttpLambdaIntegration(`${pascal(name)}Integration`, functions[name], {
+          // One invoke permission per function keeps its resource policy small as routes grow.
+          scopePermissionToRoute: false,
+        }),
+      );
+    }
+
+    for (const route of routes) {
+      this.api.addRoutes({
+        path: route.path,
+        // HttpMethod has a member for every method of the table, HEAD included.
+        methods: [apigwv2.HttpMethod[route.method]],
+        integration: integrations.get(route.handler)!,
+        authorizer: route.public ? new apigwv2.HttpNoneAuthorizer() : protectedRoutes,
+      });
+    }
+
+    this.sweepRule = new events.Rule(this, 'SweepSchedule', {
+      description: 'Strata sweep: removes unreferenced blobs and expired records',
+      schedule: props.sweepSchedule ?? events.Schedule.rate(Duration.hours(1)),
+      targets: [
+        new targets.LambdaFunction(functions.system, { event: events.RuleTargetInput.fromObject(SWEEP_EVENT) }),
+      ],
+    });
+  }
+
+  private createFunction(
+    name: HandlerName,
+    props: StrataApiProps & { readonly removalPolicy: RemovalPolicy; readonly inlineBodyLimit: number },
+  ): lambda.Function {
+    const id = `${pascal(name)}Function`;
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: props.removalPolicy,
+    });
+
+    const fn = new NodejsFunction(this, id, {
+      description: `Strata ${name} handler`,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 1024,
+      timeout: Duration.seconds(longRunningHandlers.has(name) ? 900 : 60),
+      logGroup,
+      environment: {
+        STRATA_TABLE: this.table.tableName,
+        STRATA_BUCKET: this.bucket.bucketName,
+        STRATA_INLINE_LIMIT: String(props.inlineBodyLimit),
+        STRATA_TENANT_CLAIM: props.tenantClaim ?? 'tenant',
+        // Stack traces point at the TypeScript sources through the bundled source maps.
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      ...(props.codeFor
+        ? { code: props.codeFor(name), handler: 'index.handler' }
+        : {
+            entry: `${repoRoot}functions/handlers/${name}.ts`,
+            handler: 'handler',
+            projectRoot: repoRoot,
+            depsLockFilePath: `${repoRoot}package-lock.json`,
+            bundling: {
+              format: OutputFormat.ESM,
+              // Bundled CommonJS dependencies call require(), which ES modules lack.
+              banner: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+              mainFields: ['module', 'main'],
+              sourceMap: true,
+              minify: true,
+              // Bundle the pinned AWS SDK rather than trusting the runtime's copy.
+              externalModules: [],
+              // Docker is not available; esbuild from node_modules must do the bundling.
+              forceDockerBundling: false,
+            },
+          }),
+    });
+
+    this.table.grantReadWriteData(fn);
+    // Read, put, abort multipart and delete objects; nothing on the bucket's own configuration.
+    this.bucket.grantReadWrite(fn);
+    return fn;
+  }
+}
