@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { InvalidInputError } from '../errors.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { decompressing } from '../tar/decompress.js';
@@ -87,9 +87,17 @@ export async function ingestLayer(source: Readable | AsyncIterable<Buffer>, blob
   }
 }
 
-async function untilDrainOrFailure(stream: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return;
-  await Promise.race([once(stream as unknown as NodeJS.EventEmitter, 'drain'), once(signal as unknown as NodeJS.EventEmitter, 'abort')]);
+/**
+ * Waits until `stream` wants more, or the ingest failed. Checks the flag first: with two
+ * outputs, one may drain while we wait on the other, and its 'drain' event would be missed.
+ */
+async function untilDrainOrFailure(stream: Writable, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || !stream.writableNeedDrain) return;
+  try {
+    await once(stream, 'drain', { signal });
+  } catch {
+    // Aborted: the caller looks at the signal.
+  }
 }
 
 /** Parses a layer tar into its table of contents, checking each entry against the OCI rules. */

@@ -26,7 +26,8 @@ const secretAccessKey = 'strataTestSecretKeyForLocalRgwOnly000000';
 
 const run = promisify(execFile);
 
-export async function startRgw(): Promise<RunningRgw> {
+/** `memstoreBytes` sizes the in-memory object store (1 GiB by default; the benchmark needs more). */
+export async function startRgw(options: { memstoreBytes?: number } = {}): Promise<RunningRgw> {
   const external = process.env.STRATA_TEST_S3_ENDPOINT;
   if (external) {
     return {
@@ -38,7 +39,7 @@ export async function startRgw(): Promise<RunningRgw> {
   }
 
   const dir = await mkdtemp(join(tmpdir(), 'strata-rgw-'));
-  const cluster = new CephCluster(dir);
+  const cluster = new CephCluster(dir, options.memstoreBytes ?? 1024 ** 3);
   try {
     await withDeadline(cluster.start(), startTimeoutMs, () => cluster.describeFailure('did not come up in 90 s'));
   } catch (error) {
@@ -65,7 +66,10 @@ class CephCluster {
   // Detached daemons would outlive a crashed test run; kill them when this process exits.
   private readonly killOnExit = () => this.killDaemons();
 
-  constructor(private readonly dir: string) {
+  constructor(
+    private readonly dir: string,
+    private readonly memstoreBytes: number,
+  ) {
     this.conf = join(dir, 'ceph.conf');
   }
 
@@ -78,7 +82,7 @@ class CephCluster {
     const [monPort, rgwPort] = await freePorts(2);
     this.rgwPort = rgwPort;
     const fsid = randomUUID();
-    await writeFile(this.conf, cephConf(this.dir, fsid, monPort, rgwPort));
+    await writeFile(this.conf, cephConf(this.dir, fsid, monPort, rgwPort, this.memstoreBytes));
 
     this.stage = { name: 'ceph-mon', logs: ['mon.a.log', 'ceph-mon.out'] };
     await this.ceph('monmaptool', '--create', '--fsid', fsid, '--addv', 'a', `v1:127.0.0.1:${monPort}`, join(this.dir, 'monmap'));
@@ -175,7 +179,7 @@ class CephCluster {
   }
 }
 
-function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number): string {
+function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, memstoreBytes: number): string {
   return `[global]
 fsid = ${fsid}
 mon host = v1:127.0.0.1:${monPort}
@@ -208,7 +212,7 @@ paxos min wait = 0.01
 [osd.0]
 osd data = ${dir}/osd.0
 osd objectstore = memstore
-memstore device bytes = ${1024 ** 3}
+memstore device bytes = ${memstoreBytes}
 osd max object name len = 256
 osd max object namespace len = 64
 

@@ -61,6 +61,12 @@ describe('identities (OCI)', () => {
     expect(list.find((i) => i.id === two)!.sharedSize).toBe(10_000);
   });
 
+  it('loads a multi-megabyte archive handed over as one chunk (both outputs of the ingest drain)', async () => {
+    const files = Array.from({ length: 3000 }, (_, i) => ({ path: `d${i % 30}/f${i}`, content: `file ${i}\n` }));
+    const id = await loadImage(engine, T, [files]);
+    expect(await read(id, '/d7/f2977')).toBe('file 2977\n');
+  });
+
   it('refuses a layer that holds the same path twice', async () => {
     const { archive } = await dockerArchive([[{ path: 'a', content: '1' }, { path: 'a', content: '2' }]]);
     await expect(engine.images.load(T, [archive])).rejects.toThrow(/twice/);

@@ -1,0 +1,176 @@
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { dynamoDocumentClient, DynamoMetadataStore, ensureTable } from '../../shared/adapters/dynamo-metadata-store.js';
+import { startDynamoLocal } from '../../shared/adapters/dynamo-local-process.js';
+import { ensureBucket, S3BlobStore, s3ClientFor } from '../../shared/adapters/s3-blob-store.js';
+import { Engine } from '../../shared/engine.js';
+import { dockerArchive, tarOf, type LayerEntry } from '../support/images.js';
+import { startRgw } from '../support/rgw.js';
+import { RequestCounter } from './counters.js';
+
+/**
+ * `npm run bench`: request counts, byte counts and time ratios measured side by side in one run
+ * on DynamoDB Local and Ceph RGW. Progress goes to stderr; the last stdout line is the JSON.
+ */
+const run = promisify(execFile);
+const log = (...parts: unknown[]) => console.error('[bench]', ...parts);
+const T = 'bench';
+const MiB = 1024 * 1024;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+/** An image of `layers` layers holding `files` small files between them. */
+function layeredImage(layers: number, files: number): LayerEntry[][] {
+  const out: LayerEntry[][] = Array.from({ length: layers }, () => []);
+  for (let i = 0; i < files; i++) out[i % layers].push({ path: `data/d${i % 50}/file${i}`, content: `content of file ${i}\n` });
+  return out;
+}
+
+async function main() {
+  log('starting DynamoDB Local and Ceph RGW');
+  const [dynamo, rgw] = await Promise.all([startDynamoLocal(), startRgw({ memstoreBytes: 6 * 1024 ** 3 })]);
+  const table = 'bench';
+  const bucket = 'strata-bench';
+  const documentClient = dynamoDocumentClient({ endpoint: dynamo.endpoint });
+  const s3 = s3ClientFor({ endpoint: rgw.endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey });
+  await ensureTable(documentClient as never, table);
+  await ensureBucket(s3, bucket);
+  const counter = new RequestCounter();
+  counter.watchDynamo(documentClient);
+  counter.watchS3(s3);
+  const engine = new Engine(new DynamoMetadataStore(documentClient, table), new S3BlobStore(s3, bucket));
+  const results: Record<string, number | string | Record<string, unknown>> = {};
+  try {
+    // --- reads: one file read over images of 1, 16 and 127 layers with 10 and 10,000 files
+    const reads: { layers: number; files: number; ddb: number; s3: number; coldDdb: number }[] = [];
+    const containers = new Map<string, string>();
+    for (const files of [10, 10_000]) {
+      for (const layers of [1, 16, 127]) {
+        const tag = `read-${layers}-${files}:1`;
+        const { archive } = await dockerArchive(layeredImage(layers, files), { tags: [tag] });
+        const loadMs = await timed(() => engine.images.load(T, [archive]));
+        const created = await engine.containers.create(T, { image: tag });
+        containers.set(`${layers}/${files}`, created.id);
+        const target = { kind: 'container' as const, ref: created.id };
+        // The first touch of a container loads its record; later reads on a warm function do not.
+        counter.reset();
+        await readAll(engine, target, `/data/d0/file0`);
+        const coldDdb = counter.dynamo;
+        let ddb = 0;
+        let s3Requests = 0;
+        // The bottom layer's file and the top layer's file.
+        for (const i of [files - 1, 0, Math.floor(files / 2)]) {
+          counter.reset();
+          await readAll(engine, target, `/data/d${i % 50}/file${i}`);
+          ddb = Math.max(ddb, counter.dynamo);
+          s3Requests = Math.max(s3Requests, counter.s3);
+        }
+        reads.push({ layers, files, ddb, s3: s3Requests, coldDdb });
+        log(`read over ${layers} layers / ${files} files: ${ddb} DynamoDB round trips, ${s3Requests} S3 requests (cold: ${coldDdb}); load took ${Math.round(loadMs)} ms`);
+      }
+    }
+    results.read_ddb_roundtrips_max = Math.max(...reads.map((r) => r.ddb));
+    results.read_s3_requests_max = Math.max(...reads.map((r) => r.s3));
+    results.read_ddb_roundtrips_cold_max = Math.max(...reads.map((r) => r.coldDdb));
+
+    // --- create: O(1) whatever the image's size
+    const createSmall: number[] = [];
+    const createLarge: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      createSmall.push(await timed(() => engine.containers.create(T, { image: 'read-16-10:1' })));
+      createLarge.push(await timed(() => engine.containers.create(T, { image: 'read-16-10000:1' })));
+    }
+    results.create_ratio = round(median(createLarge) / median(createSmall));
+    log(`create: ${median(createSmall).toFixed(1)} ms (10 files) vs ${median(createLarge).toFixed(1)} ms (10,000 files)`);
+
+    // --- copy-up of a 64 MiB lower file: a 4 KiB write and a chmod
+    const big = Buffer.alloc(64 * MiB, 0x61);
+    const { archive: bigArchive } = await dockerArchive([[{ path: 'big.bin', content: big }]], { tags: ['big:1'] });
+    await engine.images.load(T, [bigArchive]);
+    const bigContainer = { kind: 'container' as const, ref: (await engine.containers.create(T, { image: 'big:1' })).id };
+    await engine.files.stat(T, bigContainer, '/big.bin');
+    counter.reset();
+    await engine.files.writeRange(T, bigContainer, '/big.bin', 32 * MiB, Buffer.alloc(4096, 0x62));
+    results.copyup_bytes_ratio = round((counter.s3BytesSent + counter.s3BytesCopied) / 4096);
+    log(`4 KiB write into a 64 MiB lower file: ${counter.s3BytesSent} bytes sent to S3, ${counter.s3BytesCopied} copied server-side`);
+    const chmodContainer = { kind: 'container' as const, ref: (await engine.containers.create(T, { image: 'big:1' })).id };
+    await engine.files.stat(T, chmodContainer, '/big.bin');
+    counter.reset();
+    await engine.files.setAttributes(T, chmodContainer, '/big.bin', { mode: 0o600 });
+    results.chmod_copy_bytes = counter.s3BytesSent + counter.s3BytesCopied + counter.s3Copies;
+    log(`chmod of a 64 MiB lower file: ${counter.s3} S3 requests, ${counter.s3BytesSent + counter.s3BytesCopied} bytes`);
+
+    // --- commit: cost follows the change, not the image
+    const commitTimes = { small: [] as number[], large: [] as number[] };
+    for (let i = 0; i < 3; i++) {
+      for (const [kind, image] of [['small', 'read-1-10:1'], ['large', 'read-1-10000:1']] as const) {
+        const c = (await engine.containers.create(T, { image })).id;
+        await engine.files.writeFile(T, { kind: 'container', ref: c }, '/data/d0/file0', Buffer.from(`changed ${i}`));
+        commitTimes[kind].push(await timed(() => engine.commit(T, c)));
+      }
+    }
+    results.commit_ratio = round(median(commitTimes.large) / median(commitTimes.small));
+    log(`commit: ${median(commitTimes.small).toFixed(0)} ms (10 files) vs ${median(commitTimes.large).toFixed(0)} ms (10,000 files)`);
+
+    // --- load of a 100 MiB, 5,000-file layer vs tar -x of the same tar
+    const entries: LayerEntry[] = Array.from({ length: 5000 }, (_, i) => ({ path: `tree/d${i % 100}/f${i}`, content: Buffer.alloc(20_972, i % 251) }));
+    const layerTar = await tarOf(entries);
+    const scratch = await mkdtemp(join(tmpdir(), 'strata-bench-'));
+    await writeFile(join(scratch, 'layer.tar'), layerTar);
+    const { archive: treeArchive } = await dockerArchive([entries], { tags: ['tree:1'] });
+    const tarMs: number[] = [];
+    const loadMs: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const out = join(scratch, `x${i}`);
+      await mkdir(out);
+      tarMs.push(await timed(() => run('tar', ['-xf', join(scratch, 'layer.tar'), '-C', out])));
+      // A fresh tenant each time, so the layer is really stored again rather than deduplicated.
+      loadMs.push(await timed(() => engine.images.load(`${T}-load${i}`, [treeArchive])));
+    }
+    await rm(scratch, { recursive: true, force: true });
+    results.load_vs_tar_ratio = round(median(loadMs) / median(tarMs));
+    log(`load of ${(layerTar.length / MiB).toFixed(0)} MiB / 5,000 files: ${median(loadMs).toFixed(0)} ms; tar -x: ${median(tarMs).toFixed(0)} ms`);
+
+    // --- peak memory while loading a 1 GiB layer, in a process of its own
+    const child = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'load-rss.ts'), dynamo.endpoint, rgw.endpoint, rgw.accessKeyId, rgw.secretAccessKey, table, bucket], {
+      encoding: 'utf8',
+      maxBuffer: 16 * MiB,
+    });
+    const line = child.stdout.trim().split('\n').pop() ?? '';
+    if (child.status !== 0) throw new Error(`1 GiB load failed: ${child.stderr.slice(-2000)}`);
+    const rss = JSON.parse(line) as { peakRssMiB: number; seconds: number };
+    results.load_peak_rss_mib = rss.peakRssMiB;
+    log(`1 GiB layer load: peak RSS ${rss.peakRssMiB} MiB, ${rss.seconds} s`);
+
+    results.reads = Object.fromEntries(reads.map((r) => [`${r.layers}x${r.files}`, { ddb: r.ddb, s3: r.s3, cold_ddb: r.coldDdb }]));
+  } finally {
+    await Promise.allSettled([dynamo.stop(), rgw.stop()]);
+  }
+  console.log(JSON.stringify(results));
+}
+
+async function readAll(engine: Engine, target: { kind: 'container'; ref: string }, path: string) {
+  const { body } = await engine.files.read(T, target, path);
+  for await (const _ of body);
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

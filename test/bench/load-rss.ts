@@ -1,0 +1,18 @@
+import { S3BlobStore, s3ClientFor } from '../../shared/adapters/s3-blob-store.js';
+import { DynamoMetadataStore, dynamoDocumentClient } from '../../shared/adapters/dynamo-metadata-store.js';
+import { Engine } from '../../shared/engine.js';
+import { streamedArchive } from './layers.js';
+
+/**
+ * Run by the benchmark in its own process, so its peak memory is the load's alone: loads one
+ * 1 GiB layer (64 files of 16 MiB) streamed from a generator and prints the peak RSS in MiB.
+ */
+const [dynamoEndpoint, s3Endpoint, accessKeyId, secretAccessKey, table, bucket] = process.argv.slice(2);
+const engine = new Engine(
+  new DynamoMetadataStore(dynamoDocumentClient({ endpoint: dynamoEndpoint }), table),
+  new S3BlobStore(s3ClientFor({ endpoint: s3Endpoint, accessKeyId, secretAccessKey }), bucket),
+);
+const started = Date.now();
+const archive = await streamedArchive([{ files: 64, fileSize: 16 * 1024 * 1024, prefix: 'huge' }], 'huge:1');
+await engine.images.load('bench', archive);
+console.log(JSON.stringify({ peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), seconds: (Date.now() - started) / 1000 }));
