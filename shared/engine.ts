@@ -53,7 +53,7 @@ export class Engine {
     const clock = options.clock ?? Date.now;
     const reader = new TreeReader(meta, blobs);
     const writer = new TreeWriter(meta, blobs, reader, clock);
-    this.images = new ImageService(meta, blobs, options.limits, clock);
+    this.images = new ImageService(meta, blobs, reader, options.limits, clock);
     this.volumes = new VolumeService(meta, clock);
     this.containers = new ContainerService(meta, this.images, this.volumes, clock);
     this.files = new FileService(this.images, this.containers, this.volumes, reader, writer);

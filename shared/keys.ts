@@ -16,6 +16,11 @@ export function checkTenant(tenant: string): string {
 /** A namespace is one tree of path nodes: a container layer, a volume, a layer index or a merged chain index. */
 export type NamespaceId = `c:${string}` | `v:${string}` | `l:${string}` | `k:${string}`;
 
+/** Layer (`l:`) and chain (`k:`) indexes are written once and stored as directory packs. */
+export function isPacked(ns: NamespaceId): boolean {
+  return ns.startsWith('l:') || ns.startsWith('k:');
+}
+
 /** DynamoDB caps a partition key at 2048 bytes; deep parents are hashed to stay well under it. */
 function partitionPath(dir: string): string {
   return Buffer.byteLength(dir) > 1024 ? 'h:' + createHash('sha256').update(dir).digest('hex') : dir;
@@ -29,6 +34,14 @@ export const keys = {
     const i = path.lastIndexOf('/');
     const dir = i === 0 ? '/' : path.slice(0, i);
     return { pk: keys.nodePartition(tenant, ns, dir), sk: path.slice(i + 1) };
+  },
+  /**
+   * Layer and chain indexes never change, so each directory's children are packed into one item
+   * (a 5,000-file layer is ~100 items, not 5,000); a directory too big for one item is `split`
+   * and keeps one item per child in its node partition.
+   */
+  pack(tenant: string, ns: NamespaceId, dir: string): ItemKey {
+    return { pk: `${tenant}#p#${ns}#${partitionPath(dir)}`, sk: 'p' };
   },
   image: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#images`, sk: id }),
   images: (tenant: string) => `${tenant}#images`,

@@ -10,7 +10,9 @@ import { readTar } from '../tar/tar-reader.js';
 import { TarWriter } from '../tar/tar-writer.js';
 import { ingestLayer, type IngestedLayer, type IngestLimits } from './layer-ingest.js';
 import { applyLayer, layerNodes, LayerTree } from './layer-tree.js';
-import { nodeFromAttrs, nodeToAttrs, type Node } from './nodes.js';
+import type { Node } from './nodes.js';
+import { indexItems } from './packs.js';
+import type { TreeReader } from './tree-read.js';
 import type { ImageRecord, LayerRecord } from './records.js';
 import { chainIds, looksLikeImageId, normalizeReference, sha256Digest } from './refs.js';
 import type { View } from './view.js';
@@ -38,6 +40,7 @@ export class ImageService {
   constructor(
     private readonly meta: MetadataStore,
     private readonly blobs: BlobStore,
+    private readonly reader: TreeReader,
     private readonly limits: IngestLimits = {},
     private readonly clock: () => number = Date.now,
   ) {}
@@ -194,7 +197,7 @@ export class ImageService {
   }
 
   private async writeNodes(tenant: string, ns: NamespaceId, tree: LayerTree): Promise<void> {
-    await this.meta.writeMany([...tree.nodes].map(([path, node]) => ({ op: 'put' as const, item: { ...keys.node(tenant, ns, path), attrs: nodeToAttrs(node) } })));
+    await this.meta.writeMany(indexItems(tenant, ns, tree).map((item) => ({ op: 'put' as const, item })));
   }
 
   /** Every visible node of an image, for rebuilding a chain index when a stack grows too deep. */
@@ -205,17 +208,10 @@ export class ImageService {
       const pending = ['/'];
       while (pending.length) {
         const dir = pending.pop()!;
-        let after: string | undefined;
-        for (;;) {
-          const page = await this.meta.query(keys.nodePartition(tenant, ns, dir), { after, limit: 1000 });
-          for (const item of page.items) {
-            const path = dir === '/' ? `/${item.sk}` : `${dir}/${item.sk}`;
-            const node = nodeFromAttrs(item.attrs);
-            layer.set(path, node);
-            if (node.type === 'dir') pending.push(path);
-          }
-          if (!page.last) break;
-          after = page.last;
+        for await (const [name, node] of this.reader.partition(tenant, ns, dir)) {
+          const path = dir === '/' ? `/${name}` : `${dir}/${name}`;
+          layer.set(path, node);
+          if (node.type === 'dir') pending.push(path);
         }
       }
       applyLayer(tree, layer);

@@ -1,8 +1,9 @@
 import { FsError, NotFoundError } from '../errors.js';
-import { keys, type NamespaceId } from '../keys.js';
-import { components, isWithin, joinPath, prefixes, rebase, symlinkDestination } from '../paths.js';
+import { isPacked, keys, type NamespaceId } from '../keys.js';
+import { baseName, components, isWithin, joinPath, parentOf, prefixes, rebase, symlinkDestination } from '../paths.js';
 import { itemId, type ItemKey, type MetadataStore } from '../ports/metadata-store.js';
 import { nodeFromAttrs, rootNode, DEFAULT_DIR_META, type DirNode, type Node, type VisibleNode } from './nodes.js';
+import { packFromAttrs } from './packs.js';
 import type { Mount, View } from './view.js';
 
 /** Linux's limit on symlinks followed while resolving one path. */
@@ -56,7 +57,8 @@ interface WalkState {
  * only renamed directories and symlinks cost more.
  */
 export class Resolver {
-  private readonly cache = new Map<string, Node | null>();
+  /** Raw items by id (null: known to be absent). */
+  private readonly cache = new Map<string, Record<string, unknown> | null>();
 
   constructor(private readonly meta: MetadataStore) {}
 
@@ -90,7 +92,7 @@ export class Resolver {
   /** A lower-only lookup of a directory (for a redirect target): where its children come from. */
   private async lowerDirSources(view: View, dir: string): Promise<ChildSources> {
     let state: ChildSources = { lowerPath: '/', activeLowers: view.lowers };
-    await this.prefetchKeys(prefixes(dir).flatMap((p) => view.lowers.map((ns) => keys.node(view.tenant, ns, p))));
+    await this.prefetchKeys(prefixes(dir).flatMap((p) => view.lowers.map((ns) => lookupKey(view.tenant, ns, p))));
     for (const p of prefixes(dir)) {
       const found = await this.lowerLookup(view, state.activeLowers, p);
       if (!found.node || found.node.type !== 'dir') return { lowerPath: null, activeLowers: [] };
@@ -184,30 +186,40 @@ export class Resolver {
   /** One batch for every node the walk of `path` may touch, plus `extra` items. */
   private async prefetch(view: View, path: string, extra: readonly ItemKey[]): Promise<void> {
     const nss = view.top ? [view.top, ...view.lowers] : [...view.lowers];
-    const wanted = prefixes(path).flatMap((p) => nss.map((ns) => keys.node(view.tenant, ns, p)));
+    const wanted = prefixes(path).flatMap((p) => nss.map((ns) => lookupKey(view.tenant, ns, p)));
     await this.prefetchKeys(wanted, extra);
   }
 
-  private async prefetchKeys(nodeKeys: readonly ItemKey[], extra: readonly ItemKey[] = []): Promise<void> {
-    const missing = nodeKeys.filter((k) => !this.cache.has(itemId(k)));
+  private async prefetchKeys(lookupKeys: readonly ItemKey[], extra: readonly ItemKey[] = []): Promise<void> {
+    const missing = [...new Map(lookupKeys.filter((k) => !this.cache.has(itemId(k))).map((k) => [itemId(k), k])).values()];
     if (missing.length === 0 && extra.length === 0) return;
     const items = await this.meta.getMany([...missing, ...extra]);
-    for (const k of missing) {
-      const item = items.get(itemId(k));
-      this.cache.set(itemId(k), item ? nodeFromAttrs(item.attrs) : null);
-    }
+    for (const k of missing) this.cache.set(itemId(k), items.get(itemId(k))?.attrs ?? null);
     for (const k of extra) this.extras.set(itemId(k), items.get(itemId(k))?.attrs ?? null);
   }
 
-  async node(tenant: string, ns: NamespaceId, path: string): Promise<Node | undefined> {
-    const key = keys.node(tenant, ns, path);
+  private async item(key: ItemKey): Promise<Record<string, unknown> | undefined> {
     const id = itemId(key);
-    if (!this.cache.has(id)) {
-      const item = await this.meta.get(key);
-      this.cache.set(id, item ? nodeFromAttrs(item.attrs) : null);
-    }
+    if (!this.cache.has(id)) this.cache.set(id, (await this.meta.get(key))?.attrs ?? null);
     return this.cache.get(id) ?? undefined;
   }
+
+  /** The node at `path` in one namespace; in a packed index it is read from its parent's pack. */
+  async node(tenant: string, ns: NamespaceId, path: string): Promise<Node | undefined> {
+    if (isPacked(ns)) {
+      const attrs = await this.item(keys.pack(tenant, ns, parentOf(path)));
+      if (!attrs) return undefined;
+      const pack = packFromAttrs(attrs);
+      if (!pack.split) return pack.children.get(baseName(path));
+    }
+    const attrs = await this.item(keys.node(tenant, ns, path));
+    return attrs ? nodeFromAttrs(attrs) : undefined;
+  }
+}
+
+/** The item a lookup of `path` reads first: its parent's pack in an index, its own item elsewhere. */
+function lookupKey(tenant: string, ns: NamespaceId, path: string): ItemKey {
+  return isPacked(ns) ? keys.pack(tenant, ns, parentOf(path)) : keys.node(tenant, ns, path);
 }
 
 /** The innermost mount containing `path`, if any. */

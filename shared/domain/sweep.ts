@@ -1,4 +1,5 @@
-import { blobCreatedAt, blobKeys, keys, type NamespaceId } from '../keys.js';
+import { blobCreatedAt, blobKeys, isPacked, keys, type NamespaceId } from '../keys.js';
+import { packFromAttrs } from './packs.js';
 import { joinPath } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { MetadataStore } from '../ports/metadata-store.js';
@@ -120,9 +121,30 @@ export class Sweeper {
 
   private async dropNamespace(tenant: string, ns: NamespaceId): Promise<number> {
     const doomed: { pk: string; sk: string }[] = [];
-    for await (const [key] of this.namespaceNodes(tenant, ns)) doomed.push(key);
+    if (isPacked(ns)) for await (const key of this.packItems(tenant, ns)) doomed.push(key);
+    else for await (const [key] of this.namespaceNodes(tenant, ns)) doomed.push(key);
     await this.meta.writeMany(doomed.map((key) => ({ op: 'delete' as const, key })));
     return doomed.length;
+  }
+
+  /** Every item of a packed index: each directory's pack, and the child items of split ones. */
+  private async *packItems(tenant: string, ns: NamespaceId): AsyncGenerator<{ pk: string; sk: string }> {
+    const pending = ['/'];
+    while (pending.length) {
+      const dir = pending.pop()!;
+      const key = keys.pack(tenant, ns, dir);
+      const item = await this.meta.get(key);
+      if (!item) continue;
+      yield key;
+      const pack = packFromAttrs(item.attrs);
+      const children: [string, { t?: unknown }][] = pack.split
+        ? (await this.all(keys.nodePartition(tenant, ns, dir))).map((i) => {
+            return [i.sk, i.attrs] as [string, { t?: unknown }];
+          })
+        : [...pack.children].map(([name, node]) => [name, { t: node.type === 'dir' ? 'd' : 'x' }]);
+      if (pack.split) for (const [name] of children) yield keys.node(tenant, ns, joinPath(dir, name));
+      for (const [name, attrs] of children) if (attrs.t === 'd') pending.push(joinPath(dir, name));
+    }
   }
 
   private async dropPrefix(prefix: string, cutoff: number): Promise<number> {

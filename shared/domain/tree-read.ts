@@ -1,6 +1,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import { FsError, InvalidInputError, NotFoundError, RangeNotSatisfiableError } from '../errors.js';
-import { keys, type NamespaceId } from '../keys.js';
+import { isPacked, keys, type NamespaceId } from '../keys.js';
+import { packEntries, packFromAttrs } from './packs.js';
 import { baseName, compareNames, joinPath, normalizePath, parentOf } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { ItemKey, MetadataStore } from '../ports/metadata-store.js';
@@ -195,8 +196,17 @@ export class TreeReader {
     }
   }
 
-  /** All nodes of one directory partition after `after`, page by page. */
+  /** All nodes of one directory in one namespace after `after`, in name order, page by page. */
   async *partition(tenant: string, ns: NamespaceId, dir: string, after?: string): AsyncGenerator<[string, Node]> {
+    if (isPacked(ns)) {
+      const item = await this.meta.get(keys.pack(tenant, ns, dir));
+      if (!item) return;
+      const pack = packFromAttrs(item.attrs);
+      if (!pack.split) {
+        yield* packEntries(pack, after);
+        return;
+      }
+    }
     const pk = keys.nodePartition(tenant, ns, dir);
     let from = after;
     for (;;) {

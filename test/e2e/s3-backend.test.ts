@@ -29,7 +29,7 @@ describe('on S3 and DynamoDB', () => {
     const big = Buffer.alloc(300 * 1024);
     for (let i = 0; i < big.length; i++) big[i] = i % 253;
     const { archive } = await dockerArchive([[{ path: 'big.bin', content: big }, { path: 'small', content: 'tiny' }]], { tags: ['s3:1'] });
-    expect((await fetch(url('/v1/images/load'), { method: 'POST', body: archive })).status).toBe(201);
+    expect((await fetch(url('/v1/images/load'), { method: 'POST', body: new Uint8Array(archive) })).status).toBe(201);
     const created = await fetch(url('/v1/containers'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: 's3:1', name: 'c' }) });
     expect(created.status).toBe(201);
 

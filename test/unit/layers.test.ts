@@ -67,6 +67,24 @@ describe('identities (OCI)', () => {
     expect(await read(id, '/d7/f2977')).toBe('file 2977\n');
   });
 
+  it('a directory too big for one index item still reads, lists in order and is swept', async () => {
+    const files = Array.from({ length: 4000 }, (_, i) => ({ path: `huge/n${String(i).padStart(4, '0')}`, content: `${i}` }));
+    const id = await loadImage(engine, T, [files, [{ path: 'huge/n0001', content: 'upper' }]], ['huge:1']);
+    expect(await read(id, '/huge/n3999')).toBe('3999');
+    expect(await read(id, '/huge/n0001')).toBe('upper');
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await engine.files.list(T, image(id), '/huge', { cursor, limit: 1000 });
+      seen.push(...page.entries.map((e) => e.name));
+      cursor = page.cursor;
+    } while (cursor);
+    expect(seen).toEqual(files.map((f) => f.path.slice(5)));
+    await engine.images.remove(T, 'huge:1');
+    const report = await engine.sweeper.sweep(T, { graceMs: 0 });
+    expect(report.nodes).toBeGreaterThan(4000);
+  });
+
   it('refuses a layer that holds the same path twice', async () => {
     const { archive } = await dockerArchive([[{ path: 'a', content: '1' }, { path: 'a', content: '2' }]]);
     await expect(engine.images.load(T, [archive])).rejects.toThrow(/twice/);

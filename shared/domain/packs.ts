@@ -1,0 +1,49 @@
+import { keys, type NamespaceId } from '../keys.js';
+import { baseName, compareNames, parentOf } from '../paths.js';
+import type { Item } from '../ports/metadata-store.js';
+import type { LayerTree } from './layer-tree.js';
+import { nodeFromAttrs, nodeToAttrs, type Node } from './nodes.js';
+
+/** DynamoDB items stop at 400 KB; past this much JSON a directory keeps one item per child. */
+export const MAX_PACK_BYTES = 300_000;
+
+/** A directory's children as stored in one pack item, or `split` when they did not fit. */
+export interface Pack {
+  readonly split: boolean;
+  readonly children: ReadonlyMap<string, Node>;
+}
+
+export function packFromAttrs(attrs: Record<string, unknown>): Pack {
+  if (attrs.split) return { split: true, children: new Map() };
+  const raw = JSON.parse((attrs.c as string | undefined) ?? '{}') as Record<string, Record<string, unknown>>;
+  return { split: false, children: new Map(Object.entries(raw).map(([name, a]) => [name, nodeFromAttrs(a)])) };
+}
+
+/** Sorted children of a pack after `after`, in the store's name order. */
+export function packEntries(pack: Pack, after?: string): [string, Node][] {
+  return [...pack.children].filter(([name]) => after === undefined || compareNames(name, after) > 0).sort((a, b) => compareNames(a[0], b[0]));
+}
+
+/** The items that store a tree as an immutable index: one pack per directory, split where too big. */
+export function indexItems(tenant: string, ns: NamespaceId, tree: LayerTree): Item[] {
+  const byDir = new Map<string, Record<string, Record<string, unknown>>>();
+  for (const [path, node] of tree.nodes) {
+    const dir = parentOf(path);
+    let children = byDir.get(dir);
+    if (!children) byDir.set(dir, (children = {}));
+    children[baseName(path)] = nodeToAttrs(node);
+  }
+  const items: Item[] = [];
+  for (const [dir, children] of byDir) {
+    const packKey = keys.pack(tenant, ns, dir);
+    // One string rather than a nested map: far cheaper for the store to write and parse.
+    const packed = JSON.stringify(children);
+    if (Buffer.byteLength(packed) <= MAX_PACK_BYTES) {
+      items.push({ ...packKey, attrs: { c: packed } });
+      continue;
+    }
+    items.push({ ...packKey, attrs: { split: true } });
+    for (const [name, attrs] of Object.entries(children)) items.push({ ...keys.node(tenant, ns, dir === '/' ? `/${name}` : `${dir}/${name}`), attrs });
+  }
+  return items;
+}
