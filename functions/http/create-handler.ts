@@ -21,9 +21,14 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
   const byRouteKey = new Map(own.map((r) => [`${r.method} ${r.path}`, operations[r.operation]]));
   for (const r of own) if (!operations[r.operation]) throw new Error(`handler ${name} lacks operation ${r.operation}`);
   const publicRoutes = new Set(routes.filter((r) => r.public).map((r) => `${r.method} ${r.path}`));
-  const logger = new Logger({ serviceName: 'strata', logLevel: (process.env.STRATA_LOG_LEVEL ?? 'INFO') as 'INFO' });
+  const logger = new Logger({ serviceName: 'strata' });
+  let leveled = false;
 
   const dispatch = async (event: HttpEvent, context: Context & { tenant?: string; logger?: Logger }) => {
+    if (!leveled) {
+      logger.setLogLevel(services().config.logLevel as Parameters<Logger['setLogLevel']>[0]);
+      leveled = true;
+    }
     const operation = byRouteKey.get(event.routeKey);
     if (!operation) throw new NotFoundError(`no route ${event.routeKey}`);
     let raw: Buffer | undefined;

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, TooLargeError, TransactionConditionError } from '../errors.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
@@ -19,6 +19,8 @@ import type { View } from './view.js';
 
 /** JSON members of an archive (manifests, configs) are small; anything larger is a layer. */
 const MAX_JSON_MEMBER = 8 << 20;
+/** Manifests and configs are held in memory until the end of the archive, so their total is capped. */
+const MAX_JSON_TOTAL = 64 << 20;
 
 export interface ImageSummary {
   readonly id: string;
@@ -53,6 +55,7 @@ export class ImageService {
       const source = decompressing(Readable.from(archive as AsyncIterable<Buffer>), { maxOutputBytes: this.limits.maxTotalBytes });
       // Older `docker save` archives store a repeated layer once and link the other names to it.
       const aliases = new Map<string, string>();
+      let jsonBytes = 0;
       for await (const entry of readTar(source, { maxEntries: 100_000 })) {
         const name = archiveMemberName(entry.header.path);
         if (entry.header.type === 'symlink' || entry.header.type === 'hardlink') {
@@ -63,6 +66,8 @@ export class ImageService {
         if (entry.header.type !== 'file') continue;
         const { first, rest } = await peek(entry.body);
         if (entry.header.size <= MAX_JSON_MEMBER && (first === undefined || first[0] === 0x7b /* { */ || !name.includes('/') || name === 'oci-layout')) {
+          jsonBytes += entry.header.size;
+          if (jsonBytes > MAX_JSON_TOTAL) throw new TooLargeError(`archive holds more than ${MAX_JSON_TOTAL} bytes of manifests and configs`);
           json.set(name, await collect(first, rest));
           continue;
         }

@@ -13,6 +13,15 @@ const engine = new Engine(
   new S3BlobStore(s3ClientFor({ endpoint: s3Endpoint, accessKeyId, secretAccessKey }), bucket),
 );
 const started = Date.now();
+// Sampled during the load, to tell buffered data (arrayBuffers) from garbage not yet collected.
+let peakArrayBuffersMiB = 0;
+let peakHeapMiB = 0;
+const sampler = setInterval(() => {
+  const m = process.memoryUsage();
+  peakArrayBuffersMiB = Math.max(peakArrayBuffersMiB, m.arrayBuffers >> 20);
+  peakHeapMiB = Math.max(peakHeapMiB, m.heapUsed >> 20);
+}, 100);
 const archive = await streamedArchive([{ files: 64, fileSize: 16 * 1024 * 1024, prefix: 'huge' }], 'huge:1');
 await engine.images.load('bench', archive);
-console.log(JSON.stringify({ peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), seconds: (Date.now() - started) / 1000 }));
+clearInterval(sampler);
+console.log(JSON.stringify({ peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), peakArrayBuffersMiB, peakHeapMiB, seconds: (Date.now() - started) / 1000 }));
