@@ -56,8 +56,11 @@ export const keys = {
   containerName: (tenant: string, name: string): ItemKey => ({ pk: `${tenant}#container-names`, sk: name }),
   volume: (tenant: string, name: string): ItemKey => ({ pk: `${tenant}#volumes`, sk: name }),
   volumes: (tenant: string) => `${tenant}#volumes`,
-  /** Size counters live apart from the listed records, so writes never make one tenant-wide partition hot. */
-  stats: (tenant: string, ns: NamespaceId): ItemKey => ({ pk: `${tenant}#stats#${ns}`, sk: 'stats' }),
+  /**
+   * Size counters live apart from the listed records, and in shards, so a busy container's writes
+   * spread over several items rather than all updating one.
+   */
+  stats: (tenant: string, ns: NamespaceId, shard: number): ItemKey => ({ pk: `${tenant}#stats#${ns}#${shard}`, sk: 'stats' }),
   garbage: (tenant: string, what: string): ItemKey => ({ pk: `${tenant}#garbage`, sk: what }),
   garbageList: (tenant: string) => `${tenant}#garbage`,
   upload: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#uploads`, sk: id }),

@@ -44,11 +44,14 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
       json: <T>() => {
         const text = request.body().toString('utf8');
         if (!text.trim()) return {} as T;
+        let parsed: unknown;
         try {
-          return JSON.parse(text) as T;
+          parsed = JSON.parse(text);
         } catch {
           throw new InvalidInputError('the body is not valid JSON');
         }
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidInputError('the body must be a JSON object');
+        return parsed as T;
       },
     };
     return (await operation(request)) as unknown as HttpResponse;

@@ -6,9 +6,12 @@ import { itemId, type MetadataStore, type WriteOp } from '../ports/metadata-stor
 import type { ImageService } from './images.js';
 import type { ContainerRecord, ImageRecord, MountRecord, VolumeRecord } from './records.js';
 import type { View } from './view.js';
+import { statsCreation, statsKeys, statsRemoval, statsTotals } from './stats.js';
 import { volumeNamespace, type VolumeService } from './volumes.js';
 
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+/** Creating and removing a container are single transactions (100 ops at most); each mount costs up to 2 + 2 x stats shards. */
+export const MAX_MOUNTS = 8;
 
 export interface MountRequest {
   /** Absolute path in the container. */
@@ -59,7 +62,12 @@ export class ContainerService {
     const ops: WriteOp[] = [];
     const mounts: MountRecord[] = [];
     const targets = new Set<string>();
+    const volumes = new Set<string>();
+    if ((request.mounts ?? []).length > MAX_MOUNTS) throw new InvalidInputError(`at most ${MAX_MOUNTS} mounts per container`);
     for (const m of request.mounts ?? []) {
+      // One volume twice would be two updates of one item in one transaction, and two views of one namespace.
+      if (m.volume !== undefined && volumes.has(m.volume)) throw new InvalidInputError(`volume ${m.volume} is mounted twice`);
+      if (m.volume !== undefined) volumes.add(m.volume);
       const target = normalizePath(m.target);
       if (target === '/') throw new InvalidInputError('a volume cannot be mounted at /');
       if (targets.has(target)) throw new InvalidInputError(`two mounts at ${target}`);
@@ -89,7 +97,7 @@ export class ContainerService {
     ops.push(
       { op: 'put', item: { ...keys.container(tenant, id), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },
       { op: 'put', item: { ...keys.containerName(tenant, name), attrs: { id } }, conditions: [{ kind: 'absent' }] },
-      { op: 'put', item: { ...keys.stats(tenant, containerNamespace(id)), attrs: { size: 0 } } },
+      ...statsCreation(tenant, containerNamespace(id)),
       { op: 'update', key: keys.image(tenant, image.id), add: { containers: 1 }, conditions: [{ kind: 'present' }] },
       { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } },
     );
@@ -176,13 +184,13 @@ export class ContainerService {
       after = page.last;
     }
     if (!options.size) return records.sort((a, b) => b.created - a.created).map((r) => this.summarize(r));
-    const statKeys = records.map((r) => keys.stats(tenant, containerNamespace(r.id)));
+    const statKeys = records.flatMap((r) => statsKeys(tenant, containerNamespace(r.id)));
     const imageKeys = [...new Set(records.map((r) => r.image))].map((id) => keys.image(tenant, id));
     const items = await this.meta.getMany([...statKeys, ...imageKeys]);
     return records
       .sort((a, b) => b.created - a.created)
       .map((r, i) => {
-        const size = (items.get(itemId(keys.stats(tenant, containerNamespace(r.id))))?.attrs.size as number) ?? 0;
+        const size = statsTotals(tenant, containerNamespace(r.id), items).size;
         const image = items.get(itemId(keys.image(tenant, r.image)))?.attrs as unknown as ImageRecord | undefined;
         void i;
         return this.summarize(r, size, image);
@@ -192,9 +200,10 @@ export class ContainerService {
   /** One container with its sizes: two items read in one round trip, whatever the container holds. */
   async inspect(tenant: string, ref: string): Promise<ContainerSummary> {
     const record = await this.record(tenant, ref);
-    const items = await this.meta.getMany([keys.stats(tenant, containerNamespace(record.id)), keys.image(tenant, record.image), keys.container(tenant, record.id)]);
+    const ns = containerNamespace(record.id);
+    const items = await this.meta.getMany([...statsKeys(tenant, ns), keys.image(tenant, record.image), keys.container(tenant, record.id)]);
     this.checkProof(tenant, record, items.has(itemId(keys.container(tenant, record.id))));
-    const size = (items.get(itemId(keys.stats(tenant, containerNamespace(record.id))))?.attrs.size as number) ?? 0;
+    const size = statsTotals(tenant, ns, items).size;
     return this.summarize(record, size, items.get(itemId(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined);
   }
 
@@ -223,7 +232,7 @@ export class ContainerService {
     const ops: WriteOp[] = [
       { op: 'delete', key: keys.container(tenant, record.id), conditions: [{ kind: 'present' }] },
       { op: 'delete', key: keys.containerName(tenant, record.name) },
-      { op: 'delete', key: keys.stats(tenant, ns) },
+      ...statsRemoval(tenant, ns),
       { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock() } } },
       { op: 'update', key: keys.image(tenant, record.image), add: { containers: -1 }, conditions: [{ kind: 'present' }] },
     ];

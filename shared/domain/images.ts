@@ -113,7 +113,8 @@ export class ImageService {
     for (const layer of ingested) blobKeyOf.set(layer.diffId, await this.recordLayer(tenant, layer, now));
     const chain = chainIds(ingested.map((l) => l.diffId));
     const chainId = chain[chain.length - 1];
-    if (!(await this.meta.get(keys.chain(tenant, chainId)))) {
+    if (await this.meta.get(keys.chain(tenant, chainId))) await this.touchChain(tenant, chainId);
+    else {
       const merged = new LayerTree();
       for (const layer of ingested) {
         applyLayer(merged, layerNodes(layer.toc, blobKeyOf.get(layer.diffId)!, layer.diffId.slice(7, 19), (p) => visible(merged.get(p))));
@@ -138,7 +139,8 @@ export class ImageService {
     } else {
       const chain = chainIds(diffIds);
       const chainId = chain[chain.length - 1];
-      if (!(await this.meta.get(keys.chain(tenant, chainId)))) {
+      if (await this.meta.get(keys.chain(tenant, chainId))) await this.touchChain(tenant, chainId);
+      else {
         const merged = await this.flatten(tenant, parent);
         applyLayer(merged, layerNodes(layer.toc, blobKey, layer.diffId.slice(7, 19), (p) => visible(merged.get(p))));
         await this.writeChainIndex(tenant, chainId, merged);
@@ -193,6 +195,16 @@ export class ImageService {
   private async writeChainIndex(tenant: string, chainId: string, merged: LayerTree): Promise<void> {
     await this.writeNodes(tenant, `k:${chainId}`, merged);
     await this.meta.transact([{ op: 'put', item: { ...keys.chain(tenant, chainId), attrs: { chainId, built: this.clock(), paths: merged.nodes.size } } }]);
+  }
+
+  /** A reused chain index counts as new for the sweep's grace period; if it was swept meanwhile, it is rebuilt. */
+  private async touchChain(tenant: string, chainId: string): Promise<void> {
+    try {
+      await this.meta.transact([{ op: 'update', key: keys.chain(tenant, chainId), set: { built: this.clock() }, conditions: [{ kind: 'present' }] }]);
+    } catch (error) {
+      if (error instanceof TransactionConditionError) throw new ConflictError('the image index was being reclaimed; load again');
+      throw error;
+    }
   }
 
   private async writeLayerIndex(tenant: string, layer: IngestedLayer, blobKey: string): Promise<void> {

@@ -108,8 +108,11 @@ export function layerNodes(toc: readonly TocEntry[], blobKey: string, etagPrefix
     }
     tree.ensureParents(e.path);
     if (e.kind === 'whiteout') {
-      // A whiteout never hides an entry of its own layer.
-      if (!tree.get(e.path)) tree.set(e.path, { type: 'whiteout' });
+      // A whiteout never hides an entry of its own layer, but it still hides the lower one:
+      // a directory of the same name in this layer must not merge with what is below.
+      const own = tree.get(e.path);
+      if (!own) tree.set(e.path, { type: 'whiteout' });
+      else if (own.type === 'dir') tree.set(e.path, { ...own, opaque: true });
       continue;
     }
     const meta = { mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime: e.mtime, etag: `${etagPrefix}-${e.offset}` };
@@ -119,7 +122,7 @@ export function layerNodes(toc: readonly TocEntry[], blobKey: string, etagPrefix
     }
     switch (e.kind) {
       case 'dir':
-        tree.set(e.path, { type: 'dir', ...meta, opaque: existing?.type === 'dir' ? existing.opaque : undefined });
+        tree.set(e.path, { type: 'dir', ...meta, opaque: existing?.type === 'whiteout' || (existing?.type === 'dir' && existing.opaque) || undefined });
         break;
       case 'file':
         tree.set(e.path, { type: 'file', ...meta, size: e.size, extents: e.size > 0 ? [[blobKey, e.offset, e.size]] : [] });

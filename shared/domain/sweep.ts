@@ -1,5 +1,7 @@
 import { blobCreatedAt, blobKeys, isPacked, keys, type NamespaceId } from '../keys.js';
 import { packFromAttrs } from './packs.js';
+import { statsKeys, statsTotals } from './stats.js';
+import { TransactionConditionError } from '../errors.js';
 import { joinPath } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { MetadataStore } from '../ports/metadata-store.js';
@@ -57,16 +59,18 @@ export class Sweeper {
         liveLayerBlobs.add(layer.blobKey);
         continue;
       }
+      // Conditional: a load that reuses the layer right now refreshes lastUsed and keeps it.
+      if (!(await this.deleteIfUnchanged(keys.layer(tenant, layer.diffId), 'lastUsed', layer.lastUsed))) continue;
       if (layer.indexed) report.nodes += await this.dropNamespace(tenant, `l:${layer.diffId}`);
-      await this.meta.transact([{ op: 'delete', key: keys.layer(tenant, layer.diffId) }]);
       await this.blobs.delete([layer.blobKey]);
       report.layers++;
       report.blobs++;
     }
     for (const chain of await this.all(keys.chains(tenant))) {
       if (usedNamespaces.has(`k:${chain.sk}`) || (chain.attrs.built as number) > cutoff) continue;
-      // The marker goes first: a crash midway leaves stray nodes, never a marker over a partial index.
-      await this.meta.transact([{ op: 'delete', key: { pk: chain.pk, sk: chain.sk } }]);
+      // The marker goes first (and only if no load reused it meanwhile): a crash midway leaves
+      // stray nodes, never a marker over a partial index.
+      if (!(await this.deleteIfUnchanged({ pk: chain.pk, sk: chain.sk }, 'built', chain.attrs.built as number))) continue;
       report.nodes += await this.dropNamespace(tenant, `k:${chain.sk}`);
       report.chains++;
     }
@@ -89,6 +93,8 @@ export class Sweeper {
     for (const [prefix, objectKeys] of byPrefix) {
       const ns = live.get(prefix);
       const referenced = ns ? await this.referencedBlobs(tenant, ns) : new Set<string>();
+      // A namespace that changed during the walk may have moved a reference past it: next time.
+      if (!referenced) continue;
       const doomed = objectKeys.filter((k) => !referenced.has(k) && (blobCreatedAt(k) ?? 0) < cutoff);
       await this.blobs.delete(doomed);
       report.blobs += doomed.length;
@@ -98,13 +104,26 @@ export class Sweeper {
     return report;
   }
 
-  private async referencedBlobs(tenant: string, ns: NamespaceId): Promise<Set<string>> {
+  /** The blobs a namespace's nodes point at, or undefined if it changed while it was walked. */
+  private async referencedBlobs(tenant: string, ns: NamespaceId): Promise<Set<string> | undefined> {
+    const before = statsTotals(tenant, ns, await this.meta.getMany(statsKeys(tenant, ns)));
     const out = new Set<string>();
     for await (const [, attrs] of this.namespaceNodes(tenant, ns)) {
       const node = nodeFromAttrs(attrs);
       if (node.type === 'file') for (const [key] of node.extents) out.add(key);
     }
-    return out;
+    const after = statsTotals(tenant, ns, await this.meta.getMany(statsKeys(tenant, ns)));
+    return before.present && after.present && before.gen === after.gen ? out : undefined;
+  }
+
+  private async deleteIfUnchanged(key: { pk: string; sk: string }, field: string, value: number): Promise<boolean> {
+    try {
+      await this.meta.transact([{ op: 'delete', key, conditions: [{ kind: 'equals', field, value }] }]);
+      return true;
+    } catch (error) {
+      if (error instanceof TransactionConditionError) return false;
+      throw error;
+    }
   }
 
   /** Every node of a namespace: its directories are found by walking from the root partition. */

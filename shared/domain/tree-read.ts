@@ -79,7 +79,8 @@ export class TreeReader {
     if (node.type !== 'file') throw new FsError('EISDIR', `not a file: ${resolved.absolutePath}`);
     const start = range?.start ?? 0;
     const end = Math.min(range?.end ?? node.size, node.size);
-    if (start < 0 || (range && start >= node.size && node.size > 0) || end < start) {
+    // An empty file has no satisfiable range at all (RFC 9110).
+    if (start < 0 || (range && start >= node.size) || end < start) {
       throw new RangeNotSatisfiableError(`range ${start}-${range?.end ?? ''} is outside a file of ${node.size} bytes`);
     }
     return { stat: statOf(resolved.absolutePath, node), start, end, body: this.extentStream(sliceExtents(node.extents, start, end)), resolver };

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import {
   ConflictError,
+  StrataError,
   ForbiddenError,
   FsError,
   InvalidInputError,
@@ -11,7 +12,8 @@ import {
 import { blobKeys, keys } from '../keys.js';
 import { isWithin, joinPath, normalizePath, parentOf, rebase } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
-import { MAX_TRANSACTION_OPS, type Condition, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { itemId, MAX_TRANSACTION_OPS, type Condition, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { statsChange } from './stats.js';
 import {
   newEtag,
   nodeToAttrs,
@@ -87,7 +89,9 @@ export class TreeWriter {
         return this.putNode(r, node);
       });
     } catch (error) {
-      await this.blobs.delete([key]).catch(() => undefined);
+      // Only when the change surely did not commit; an unknown outcome (a timeout) may have
+      // committed, so its object is left for the sweep.
+      if (error instanceof StrataError) await this.blobs.delete([key]).catch(() => undefined);
       throw error;
     }
   }
@@ -109,12 +113,15 @@ export class TreeWriter {
         const file = this.requireFile(r);
         const at = position === 'end' ? file.size : position;
         const extents = length === 0 ? [...file.extents] : spliceExtents(file.extents, file.size, at, [key, 0, length]);
-        const size = Math.max(file.size, at + length);
+        // A write of nothing changes nothing, even past the end (as write(2) with 0 bytes).
+        const size = length === 0 ? file.size : Math.max(file.size, at + length);
         const node: FileNode = { ...file, size, extents, etag: newEtag(), mtime: this.clock(), overLower: r.lower !== undefined || undefined };
         return this.putNode(r, extents.length > MAX_EXTENTS ? await this.compact(view, node) : node);
       });
     } catch (error) {
-      await this.blobs.delete([key]).catch(() => undefined);
+      // Only when the change surely did not commit; an unknown outcome (a timeout) may have
+      // committed, so its object is left for the sweep.
+      if (error instanceof StrataError) await this.blobs.delete([key]).catch(() => undefined);
       throw error;
     }
   }
@@ -246,7 +253,7 @@ export class TreeWriter {
       const op: WriteOp = r.lower
         ? { op: 'put', item: { ...keys.node(view.tenant, r.view.top!, r.path), attrs: nodeToAttrs({ type: 'whiteout', overLower: true }) }, conditions: this.unchanged(r) }
         : { op: 'delete', key: keys.node(view.tenant, r.view.top!, r.path), conditions: this.unchanged(r) };
-      await this.transact(r, [op], sizeDelta, true);
+      await this.transact(r, [op], sizeDelta);
       return undefined;
     });
     if (removedDir?.top?.type === 'dir') await this.dropTopSubtree(removedDir.view, removedDir.path);
@@ -261,7 +268,7 @@ export class TreeWriter {
     const to = normalizePath(rawTo);
     if (from === '/' || to === '/') throw new InvalidInputError('the root directory cannot be renamed');
     if (isWithin(to, from) && to !== from) throw new FsError('EINVAL', `cannot move ${from} into itself`);
-    let moved: { fromView: View; fromPath: string } | undefined;
+    let moved: { view: View; from: string; to: string; copied: Map<string, string> } | undefined;
     const stat = await this.retry(view, to, false, async (target) => {
       const resolver = new Resolver(this.meta);
       const source = await resolver.resolve(view, from, { follow: false });
@@ -269,6 +276,8 @@ export class TreeWriter {
       if (source.view.top !== target.view.top) throw new InvalidInputError('cannot rename across a volume mount');
       if (source.mount && source.path === '/') throw new ConflictError(`${from} is a volume mount point`);
       if (source.absolutePath === target.absolutePath) return statOf(target.absolutePath, source.node);
+      // Checked again on resolved paths: through a symlink, `to` may still lie inside `from`.
+      if (isWithin(target.path, source.path)) throw new FsError('EINVAL', `cannot move ${from} into itself`);
       const node = source.node;
       if (target.node) {
         if (node.type === 'dir' && target.node.type !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${to}`);
@@ -298,17 +307,18 @@ export class TreeWriter {
       ];
       const movedBytes = node.type === 'file' ? node.size : 0;
       const sizeDelta = movedBytes - (source.top?.type === 'file' ? source.top.size : 0) - (target.top?.type === 'file' ? target.top.size : 0);
+      let copied: Map<string, string> | undefined;
       if (node.type === 'dir') {
         // Copy the container's own entries first: until the transaction they sit under a path
         // that is absent or empty, and a crash leaves the source intact.
         await this.dropTopSubtree(target.view, target.path);
-        await this.copyTopSubtree(source.view, source.path, target.path);
+        copied = await this.copyTopSubtree(source.view, source.path, target.path);
       }
-      await this.transact(target, ops, sizeDelta, true);
-      moved = node.type === 'dir' ? { fromView: source.view, fromPath: source.path } : undefined;
+      await this.transact(target, ops, sizeDelta, [source]);
+      moved = copied ? { view: source.view, from: source.path, to: target.path, copied } : undefined;
       return statOf(target.absolutePath, placed);
     });
-    if (moved) await this.dropTopSubtree(moved.fromView, moved.fromPath, false);
+    if (moved) await this.settleMove(moved.view, moved.from, moved.to, moved.copied);
     return stat;
   }
 
@@ -370,7 +380,7 @@ export class TreeWriter {
   private async putNode(r: Resolved, node: VisibleNode): Promise<FileStat> {
     const previousBytes = r.top?.type === 'file' ? r.top.size : 0;
     const bytes = node.type === 'file' ? node.size : 0;
-    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(node) }, conditions: this.unchanged(r) }], bytes - previousBytes, true);
+    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(node) }, conditions: this.unchanged(r) }], bytes - previousBytes);
     return statOf(r.absolutePath, node);
   }
 
@@ -382,27 +392,36 @@ export class TreeWriter {
   }
 
   /**
-   * One transaction: the change, copy-up of parent directories the top layer lacks (keeping
-   * their owner, mode and mtime, as overlayfs does), and the size counter.
+   * One transaction: the change; copy-up of parent directories the top layer lacks (keeping
+   * their owner, mode and mtime, as overlayfs does); a check that the parents it has are
+   * unchanged, so no write lands in a directory being renamed or deleted; the size counter.
+   * `others` are further resolutions whose parents the change also touches (a rename's source).
    */
-  private async transact(r: Resolved, ops: WriteOp[], sizeDelta: number, copyUpParents: boolean): Promise<void> {
+  private async transact(r: Resolved, ops: WriteOp[], sizeDelta: number, others: readonly Resolved[] = []): Promise<void> {
     const tenant = r.view.tenant;
     const ns = r.view.top!;
     const all: WriteOp[] = [...ops];
-    if (copyUpParents) {
-      for (const a of r.ancestors) {
-        if (a.top || a.synthetic) continue;
-        const copy: DirNode = { ...stripDirLinks(a.node), etag: newEtag(), overLower: true };
-        all.push({ op: 'put', item: { ...keys.node(tenant, ns, a.path), attrs: nodeToAttrs(copy) }, conditions: [{ kind: 'absent' }] });
+    const touched = new Set(ops.map((op) => itemId(op.op === 'put' ? op.item : op.key)));
+    for (const resolved of [r, ...others]) {
+      for (const a of resolved.ancestors) {
+        if (a.synthetic) continue;
+        const key = keys.node(tenant, ns, a.path);
+        if (touched.has(itemId(key))) continue;
+        touched.add(itemId(key));
+        if (a.top?.type === 'dir') {
+          all.push({ op: 'check', key, conditions: [{ kind: 'equals', field: 'e', value: a.top.etag }] });
+        } else {
+          const copy: DirNode = { ...stripDirLinks(a.node), etag: newEtag(), overLower: true };
+          all.push({ op: 'put', item: { ...key, attrs: nodeToAttrs(copy) }, conditions: [{ kind: 'absent' }] });
+        }
       }
     }
-    all.push({ op: 'check', key: keys.stats(tenant, ns), conditions: [{ kind: 'present' }] });
-    if (sizeDelta !== 0) all[all.length - 1] = { op: 'update', key: keys.stats(tenant, ns), add: { size: sizeDelta }, conditions: [{ kind: 'present' }] };
+    all.push(statsChange(tenant, ns, sizeDelta));
     if (all.length > MAX_TRANSACTION_OPS) throw new InvalidInputError('path is too deep to change in one step');
     try {
       await this.meta.transact(all);
     } catch (error) {
-      // The stats item is the last op: if it is gone, so is the container or volume.
+      // The counter is the last op: if it is gone, so is the container or volume.
       if (error instanceof TransactionConditionError && error.failedIndexes.includes(all.length - 1)) {
         throw new NotFoundError('the container or volume no longer exists');
       }
@@ -430,16 +449,38 @@ export class TreeWriter {
     }
     if (doomed.length === 0) return;
     await this.meta.writeMany(doomed.map((key) => ({ op: 'delete' as const, key })));
-    if (bytes && countBytes) await this.meta.transact([{ op: 'update', key: keys.stats(view.tenant, view.top!), add: { size: -bytes }, conditions: [{ kind: 'present' }] }]).catch(() => undefined);
+    if (bytes && countBytes) await this.meta.transact([statsChange(view.tenant, view.top!, -bytes)]).catch(() => undefined);
   }
 
-  /** Copies the top layer's own nodes from below `from` to below `to`. */
-  private async copyTopSubtree(view: View, from: string, to: string): Promise<void> {
-    const puts: WriteOp[] = [];
+  /** Copies the top layer's own nodes from below `from` to below `to`; returns what it copied (path -> fingerprint). */
+  private async copyTopSubtree(view: View, from: string, to: string): Promise<Map<string, string>> {
+    const copied = new Map<string, string>();
+    const puts: Extract<WriteOp, { op: 'put' }>[] = [];
     for await (const [path, node] of this.topSubtree(view, from)) {
+      copied.set(path, fingerprint(node));
       puts.push({ op: 'put', item: { ...keys.node(view.tenant, view.top!, rebase(path, from, to)), attrs: nodeToAttrs(node) } });
     }
-    await this.meta.writeMany(puts as Extract<WriteOp, { op: 'put' }>[]);
+    await this.meta.writeMany(puts);
+    return copied;
+  }
+
+  /**
+   * After a directory rename commits, no write can land below the old path any more (every write
+   * checks its parents), so what changed there since the copy is carried over, then the old
+   * entries go.
+   */
+  private async settleMove(view: View, from: string, to: string, copied: Map<string, string>): Promise<void> {
+    const tenant = view.tenant;
+    const ns = view.top!;
+    const now = new Map<string, Node>();
+    for await (const [path, node] of this.topSubtree(view, from)) now.set(path, node);
+    const fixes: Extract<WriteOp, { op: 'put' | 'delete' }>[] = [];
+    for (const [path, node] of now) {
+      if (copied.get(path) !== fingerprint(node)) fixes.push({ op: 'put', item: { ...keys.node(tenant, ns, rebase(path, from, to)), attrs: nodeToAttrs(node) } });
+    }
+    for (const path of copied.keys()) if (!now.has(path)) fixes.push({ op: 'delete', key: keys.node(tenant, ns, rebase(path, from, to)) });
+    await this.meta.writeMany(fixes);
+    await this.meta.writeMany([...now.keys()].map((path) => ({ op: 'delete' as const, key: keys.node(tenant, ns, path) })));
   }
 
   /** Every node the top namespace itself holds below `dir`, parents before children. */
@@ -454,6 +495,11 @@ export class TreeWriter {
       }
     }
   }
+}
+
+/** What identifies a node's version: its ETag, or that it is a whiteout. */
+function fingerprint(node: Node): string {
+  return node.type === 'whiteout' ? 'whiteout' : node.etag;
 }
 
 function ancestorsOf(path: string): string[] {

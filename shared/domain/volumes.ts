@@ -3,6 +3,7 @@ import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionEr
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
 import type { VolumeRecord } from './records.js';
+import { statsCreation, statsKeys, statsRemoval, statsTotals } from './stats.js';
 import type { View } from './view.js';
 
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
@@ -36,7 +37,7 @@ export class VolumeService {
   creationOps(tenant: string, record: VolumeRecord): WriteOp[] {
     return [
       { op: 'put', item: { ...keys.volume(tenant, record.name), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },
-      { op: 'put', item: { ...keys.stats(tenant, volumeNamespace(record)), attrs: { size: 0 } }, conditions: [{ kind: 'absent' }] },
+      ...statsCreation(tenant, volumeNamespace(record)),
     ];
   }
 
@@ -67,8 +68,8 @@ export class VolumeService {
 
   async inspect(tenant: string, name: string): Promise<VolumeSummary> {
     const record = await this.record(tenant, name);
-    const stats = await this.meta.get(keys.stats(tenant, volumeNamespace(record)));
-    return summarize(record, (stats?.attrs.size as number) ?? 0);
+    const ns = volumeNamespace(record);
+    return summarize(record, statsTotals(tenant, ns, await this.meta.getMany(statsKeys(tenant, ns))).size);
   }
 
   async list(tenant: string): Promise<VolumeSummary[]> {
@@ -80,11 +81,8 @@ export class VolumeService {
       if (!page.last) break;
       after = page.last;
     }
-    const stats = await this.meta.getMany(records.map((r) => keys.stats(tenant, volumeNamespace(r))));
-    return records.map((r) => {
-      const key = keys.stats(tenant, volumeNamespace(r));
-      return summarize(r, (stats.get(`${key.pk}\u0000${key.sk}`)?.attrs.size as number) ?? 0);
-    });
+    const stats = await this.meta.getMany(records.flatMap((r) => statsKeys(tenant, volumeNamespace(r))));
+    return records.map((r) => summarize(r, statsTotals(tenant, volumeNamespace(r), stats).size));
   }
 
   /** Ops that delete a volume whose reference count is `refs`, leaving its nodes and objects to the sweep. */
@@ -92,7 +90,7 @@ export class VolumeService {
     const ns = volumeNamespace(record);
     return [
       { op: 'delete', key: keys.volume(tenant, record.name), conditions: [{ kind: 'equals', field: 'refs', value: refs }, { kind: 'equals', field: 'uid', value: record.uid }] },
-      { op: 'delete', key: keys.stats(tenant, ns) },
+      ...statsRemoval(tenant, ns),
       { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock() } } },
     ];
   }

@@ -185,6 +185,9 @@ describe('errors', () => {
     const json = await call('POST', '/v1/containers', { body: '{not json', headers: { 'content-type': 'application/json' } });
     expect(json.status).toBe(400);
     expect(json.json).toEqual({ message: 'the body is not valid JSON', code: 'invalid_input' });
+    const notObject = await call('POST', '/v1/containers', { body: 'null', headers: { 'content-type': 'application/json' } });
+    expect(notObject.status).toBe(400);
+    expect(notObject.json.message).toBe('the body must be a JSON object');
     const tar = await call('POST', '/v1/images/load', { body: Buffer.from('not a tar at all'.repeat(64)) });
     expect(tar.status).toBe(400);
   });

@@ -1,0 +1,42 @@
+import { keys, type NamespaceId } from '../keys.js';
+import { itemId, type ItemKey, type Item, type WriteOp } from '../ports/metadata-store.js';
+
+/**
+ * A container's or volume's counters: bytes in its own layer (Docker's SizeRw) and a generation
+ * that every change bumps (the sweep uses it to tell a stable namespace from a busy one). Kept
+ * in shards so that one hot container's writes do not all update one item.
+ */
+export const STATS_SHARDS = 4;
+
+export function statsKeys(tenant: string, ns: NamespaceId): ItemKey[] {
+  return Array.from({ length: STATS_SHARDS }, (_, i) => keys.stats(tenant, ns, i));
+}
+
+export function statsCreation(tenant: string, ns: NamespaceId): WriteOp[] {
+  return statsKeys(tenant, ns).map((key) => ({ op: 'put', item: { ...key, attrs: { size: 0, gen: 0 } }, conditions: [{ kind: 'absent' }] }));
+}
+
+export function statsRemoval(tenant: string, ns: NamespaceId): WriteOp[] {
+  return statsKeys(tenant, ns).map((key) => ({ op: 'delete', key }));
+}
+
+/** Adds to the counters of one shard; fails (condition) when the namespace is gone. */
+export function statsChange(tenant: string, ns: NamespaceId, sizeDelta: number): WriteOp {
+  const shard = Math.floor(Math.random() * STATS_SHARDS);
+  return { op: 'update', key: keys.stats(tenant, ns, shard), add: { size: sizeDelta, gen: 1 }, conditions: [{ kind: 'present' }] };
+}
+
+/** Totals over the shards found in `items` (from a getMany that asked for statsKeys). */
+export function statsTotals(tenant: string, ns: NamespaceId, items: ReadonlyMap<string, Item>): { size: number; gen: number; present: boolean } {
+  let size = 0;
+  let gen = 0;
+  let present = false;
+  for (const key of statsKeys(tenant, ns)) {
+    const item = items.get(itemId(key));
+    if (!item) continue;
+    present = true;
+    size += (item.attrs.size as number) ?? 0;
+    gen += (item.attrs.gen as number) ?? 0;
+  }
+  return { size, gen, present };
+}
