@@ -83,7 +83,24 @@ export function symlinkDestination(linkPath: string, target: string): string {
   return '/' + base.join('/');
 }
 
-/** Name order as the metadata store sorts keys (UTF-8 bytes), which JavaScript's `<` does not match for astral characters. */
+/**
+ * Key order as DynamoDB sorts strings: by UTF-8 bytes, which is code point order, not
+ * JavaScript's UTF-16 order (they differ for astral characters). Every merge of sorted
+ * listings and the in-memory store use it, so they agree with the real store.
+ */
 export function compareNames(a: string, b: string): number {
-  return a === b ? 0 : Buffer.compare(Buffer.from(a), Buffer.from(b));
+  const length = Math.min(a.length, b.length);
+  for (let index = 0; index < length; index++) {
+    const left = a.charCodeAt(index);
+    const right = b.charCodeAt(index);
+    if (left !== right) return codePointRank(left) - codePointRank(right);
+  }
+  return a.length - b.length;
+}
+
+/** Moves surrogates (astral code points) above U+E000..U+FFFF, where code point order puts them. */
+function codePointRank(codeUnit: number): number {
+  if (codeUnit >= 0xd800 && codeUnit <= 0xdfff) return codeUnit + 0x2000;
+  if (codeUnit >= 0xe000) return codeUnit - 0x800;
+  return codeUnit;
 }

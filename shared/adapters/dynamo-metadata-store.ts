@@ -21,6 +21,7 @@ import {
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, TransactionConditionError } from '../errors.js';
+import { compareNames } from '../paths.js';
 import {
   itemId,
   MAX_TRANSACTION_OPS,
@@ -82,7 +83,7 @@ export class DynamoMetadataStore implements MetadataStore {
     let after = options.after;
     // DynamoDB rejects a start key outside the begins_with range, so settle those cases here.
     if (prefix !== undefined && after !== undefined && !after.startsWith(prefix)) {
-      if (compareUtf8(after, prefix) > 0) return { items: [] }; // every key with the prefix sorts before `after`
+      if (compareNames(after, prefix) > 0) return { items: [] }; // every key with the prefix sorts before `after`
       after = undefined; // every key with the prefix sorts after `after`
     }
 
@@ -262,23 +263,6 @@ function toItem(stored: Record<string, unknown>): Item {
   return { pk: pk as string, sk: sk as string, attrs };
 }
 
-/** DynamoDB orders string keys by their UTF-8 bytes, which is code point order, not JavaScript's UTF-16 order. */
-function compareUtf8(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let index = 0; index < length; index++) {
-    const left = a.charCodeAt(index);
-    const right = b.charCodeAt(index);
-    if (left !== right) return codePointRank(left) - codePointRank(right);
-  }
-  return a.length - b.length;
-}
-
-/** Moves surrogates (astral code points) above U+E000..U+FFFF, where code point order puts them. */
-function codePointRank(codeUnit: number): number {
-  if (codeUnit >= 0xd800 && codeUnit <= 0xdfff) return codeUnit + 0x2000;
-  if (codeUnit >= 0xe000) return codeUnit - 0x800;
-  return codeUnit;
-}
 
 function chunk<T>(values: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];

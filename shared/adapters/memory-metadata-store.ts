@@ -4,6 +4,7 @@
  * network round trip would, so callers cannot reach stored state.
  */
 import { TransactionConditionError } from '../errors.js';
+import { compareNames } from '../paths.js';
 import {
   itemId,
   MAX_TRANSACTION_OPS,
@@ -53,12 +54,12 @@ export class MemoryMetadataStore implements MetadataStore {
     const partition = this.partitions.get(pk);
     if (partition === undefined) return { items: [] };
 
-    const sortedKeys = (partition.sortedKeys ??= [...partition.items.keys()].sort(compareUtf8));
+    const sortedKeys = (partition.sortedKeys ??= [...partition.items.keys()].sort(compareNames));
     const items: Item[] = [];
     // Keys with the prefix are contiguous and start at the first key >= prefix.
     const start = Math.max(
-      firstIndex(sortedKeys, (sk) => compareUtf8(sk, prefix) >= 0),
-      after === undefined ? 0 : firstIndex(sortedKeys, (sk) => compareUtf8(sk, after) > 0),
+      firstIndex(sortedKeys, (sk) => compareNames(sk, prefix) >= 0),
+      after === undefined ? 0 : firstIndex(sortedKeys, (sk) => compareNames(sk, after) > 0),
     );
     for (let index = start; index < sortedKeys.length && items.length < limit; index++) {
       const sk = sortedKeys[index]!;
@@ -219,23 +220,6 @@ function isStorable(value: unknown): boolean {
   return value !== undefined && typeof value !== 'function';
 }
 
-/** DynamoDB orders string keys by their UTF-8 bytes, which is code point order, not JavaScript's UTF-16 order. */
-function compareUtf8(a: string, b: string): number {
-  const length = Math.min(a.length, b.length);
-  for (let index = 0; index < length; index++) {
-    const left = a.charCodeAt(index);
-    const right = b.charCodeAt(index);
-    if (left !== right) return codePointRank(left) - codePointRank(right);
-  }
-  return a.length - b.length;
-}
-
-/** Moves surrogates (astral code points) above U+E000..U+FFFF, where code point order puts them. */
-function codePointRank(codeUnit: number): number {
-  if (codeUnit >= 0xd800 && codeUnit <= 0xdfff) return codeUnit + 0x2000;
-  if (codeUnit >= 0xe000) return codeUnit - 0x800;
-  return codeUnit;
-}
 
 /** The index of the first sort key for which `isAtOrPast` holds (it must be monotonic over the sorted keys). */
 function firstIndex(sortedKeys: readonly string[], isAtOrPast: (sk: string) => boolean): number {
