@@ -64,7 +64,8 @@ async function* decompress(source: AsyncIterable<unknown>, limit: DecompressLimi
       head.push(chunk);
       headBytes += chunk.length;
     }
-    const first = Buffer.concat(head);
+    // One chunk (a whole body handed over at once) is used as is: copying it would cost as much as the rest of the load.
+    const first = head.length === 1 ? head[0]! : Buffer.concat(head);
     rejectUnsupported(first);
     const input = withHead(first, iterator);
     const guard = new OutputGuard(limit);
