@@ -16,6 +16,9 @@ import { startLocalServer } from './server.js';
  * STRATA_DYNAMO_ENDPOINT and STRATA_S3_ENDPOINT point it at other services instead.
  */
 export async function runLocal(config: LocalConfig = localConfig()) {
+  if (!config.tokensFile && !['127.0.0.1', 'localhost', '::1'].includes(config.host)) {
+    throw new Error('without a token file (STRATA_TOKENS_FILE) the local server only listens on loopback');
+  }
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
   const signingKey = await persistentSecret(resolve(dataDir, 'signing.key'));
@@ -40,7 +43,10 @@ export async function runLocal(config: LocalConfig = localConfig()) {
 
   let baseUrl = config.publicUrl;
   const services = compose(effective, { dynamo: documentClient, s3, presigner: localPresigner(() => baseUrl, signingKey) });
-  const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: config.maxBodyBytes });
+  const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: config.maxBodyBytes }).catch(async (error) => {
+    await dynamo?.stop();
+    throw error;
+  });
   baseUrl ||= server.url;
   return {
     url: server.url,
