@@ -11,8 +11,6 @@ import type { TocEntry } from './layer-tree.js';
 export interface IngestedLayer {
   /** sha256 of the uncompressed tar, `sha256:<hex>`. */
   readonly diffId: string;
-  /** sha256 of the bytes as they arrived (compressed or not), `sha256:<hex>`. */
-  readonly digest: string;
   readonly blobKey: string;
   /** Bytes of the uncompressed tar as stored. */
   readonly tarSize: number;
@@ -33,7 +31,6 @@ export interface IngestLimits extends Partial<TarLimits> {
  * Hostile entries (traversal, duplicate paths, bombs) reject the layer and nothing stays behind.
  */
 export async function ingestLayer(source: Readable | AsyncIterable<Buffer>, blobs: BlobStore, blobKey: string, limits: IngestLimits = {}): Promise<IngestedLayer> {
-  const arrived = createHash('sha256');
   const tap = new PassThrough();
   const uncompressed = decompressing(tap, { maxOutputBytes: limits.maxLayerBytes });
   const diff = createHash('sha256');
@@ -52,7 +49,6 @@ export async function ingestLayer(source: Readable | AsyncIterable<Buffer>, blob
 
   const feed = (async () => {
     for await (const chunk of source as AsyncIterable<Buffer>) {
-      arrived.update(chunk);
       if (!tap.write(chunk)) await untilDrainOrFailure(tap, failure.signal);
     }
     tap.end();
@@ -75,7 +71,7 @@ export async function ingestLayer(source: Readable | AsyncIterable<Buffer>, blob
     const [entries] = await Promise.all([toc, stored, feed]);
     if (tarSize === 0) throw new InvalidInputError('layer is empty');
     const contentBytes = entries.reduce((sum, e) => sum + (e.kind === 'file' ? e.size : 0), 0);
-    return { diffId: `sha256:${diff.digest('hex')}`, digest: `sha256:${arrived.digest('hex')}`, blobKey, tarSize, contentBytes, toc: entries };
+    return { diffId: `sha256:${diff.digest('hex')}`, blobKey, tarSize, contentBytes, toc: entries };
   } catch (error) {
     const reason = failure.signal.aborted ? failure.signal.reason : error;
     upload.destroy();
