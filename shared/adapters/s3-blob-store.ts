@@ -19,7 +19,7 @@ import type { BlobStore, ByteRange, PutResult } from '../ports/blob-store.js';
 import { ConflictError, NotFoundError, RangeNotSatisfiableError } from '../errors.js';
 
 const uploadPartSize = 8 * 1024 * 1024;
-const uploadQueueSize = 4;
+const uploadQueueSize = 2;
 const deleteBatchSize = 1000; // the DeleteObjects limit
 const maxCopyPartSize = 5 * 1024 ** 3; // the UploadPartCopy limit
 
