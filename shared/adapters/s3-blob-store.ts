@@ -23,6 +23,27 @@ const uploadQueueSize = 2;
 const deleteBatchSize = 1000; // the DeleteObjects limit
 const maxCopyPartSize = 5 * 1024 ** 3; // the UploadPartCopy limit
 
+/**
+ * The first `limit` bytes of a stream, and the rest of it (undefined when it ended within the
+ * limit). Chunks are kept, not copied, unless the stream ends early.
+ */
+async function readUpTo(body: Readable, limit: number): Promise<{ head: Buffer; rest?: Readable }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    chunks.push(buffer);
+    size += buffer.length;
+    if (size >= limit) return { head: Buffer.concat(chunks, size), rest: body };
+  }
+  return { head: Buffer.concat(chunks, size) };
+}
+
+async function* prepend(head: Buffer, rest: Readable): AsyncGenerator<Buffer> {
+  yield head;
+  for await (const chunk of rest) yield chunk as Buffer;
+}
+
 /** BlobStore on S3 or an S3-compatible server (Ceph RGW in tests). */
 export class S3BlobStore implements BlobStore {
   constructor(
@@ -43,9 +64,16 @@ export class S3BlobStore implements BlobStore {
       return { size: body.length };
     }
 
-    // If-None-Match below is atomic for streams that fit one part (a plain PutObject), but RGW may
-    // not honour it on CompleteMultipartUpload, so larger streams also rely on this check.
-    if (await this.exists(key)) throw new ConflictError(`blob ${key} already exists`);
+    // A stream that fits one part is sent as one PutObject, whose If-None-Match is atomic: one
+    // request instead of a HEAD and a PUT. RGW may not honour If-None-Match on
+    // CompleteMultipartUpload, so larger streams also rely on a HEAD check.
+    const { head, rest } = await readUpTo(body, uploadPartSize);
+    if (!rest) return this.put(key, head);
+    if (await this.exists(key)) {
+      rest.destroy();
+      throw new ConflictError(`blob ${key} already exists`);
+    }
+    body = Readable.from(prepend(head, rest), { objectMode: false });
     let size = 0;
     const counted = new Transform({
       transform(chunk: Buffer, _encoding, done) {

@@ -110,7 +110,13 @@ export class ImageService {
   private async storeImage(tenant: string, config: Buffer, ingested: IngestedLayer[], repoTags: readonly string[]): Promise<string> {
     const now = this.clock();
     const blobKeyOf = new Map<string, string>();
-    for (const layer of ingested) blobKeyOf.set(layer.diffId, await this.recordLayer(tenant, layer, now));
+    // Distinct layers are recorded side by side: a 127-layer image should not pay 127 round trips in a row.
+    const distinct = [...new Map(ingested.map((l) => [l.diffId, l])).values()];
+    for (let i = 0; i < distinct.length; i += 16) {
+      const batch = distinct.slice(i, i + 16);
+      const recorded = await Promise.all(batch.map((layer) => this.recordLayer(tenant, layer, now)));
+      batch.forEach((layer, j) => blobKeyOf.set(layer.diffId, recorded[j]));
+    }
     const chain = chainIds(ingested.map((l) => l.diffId));
     const chainId = chain[chain.length - 1];
     if (await this.meta.get(keys.chain(tenant, chainId))) await this.touchChain(tenant, chainId);
