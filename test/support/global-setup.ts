@@ -7,7 +7,17 @@ import { startRgw } from './rgw.js';
  * Ceph RGW (Debian radosgw). Tests read their endpoints with `inject('dynamoEndpoint')` etc.
  */
 export default async function setup(project: TestProject) {
-  const [dynamo, rgw] = await Promise.all([startDynamoLocal(), startRgw()]);
+  const started = await Promise.allSettled([startDynamoLocal(), startRgw()]);
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    // Stop whatever did start, or its process would keep the test runner alive.
+    await Promise.allSettled(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+    throw failed.reason;
+  }
+  const [dynamo, rgw] = started.map((r) => (r as PromiseFulfilledResult<{ stop(): Promise<void> }>).value) as [
+    Awaited<ReturnType<typeof startDynamoLocal>>,
+    Awaited<ReturnType<typeof startRgw>>,
+  ];
   project.provide('dynamoEndpoint', dynamo.endpoint);
   project.provide('s3Endpoint', rgw.endpoint);
   project.provide('s3AccessKey', rgw.accessKeyId);

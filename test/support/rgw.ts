@@ -38,13 +38,18 @@ export async function startRgw(options: { memstoreBytes?: number } = {}): Promis
     };
   }
 
-  const dir = await mkdtemp(join(tmpdir(), 'strata-rgw-'));
-  const cluster = new CephCluster(dir, options.memstoreBytes ?? 1024 ** 3);
-  try {
-    await withDeadline(cluster.start(), startTimeoutMs, () => cluster.describeFailure('did not come up in 90 s'));
-  } catch (error) {
-    await cluster.stop();
-    throw error;
+  // A single-node cluster occasionally fails to form on a busy machine: one fresh retry.
+  let cluster: CephCluster | undefined;
+  for (let attempt = 1; !cluster; attempt++) {
+    const dir = await mkdtemp(join(tmpdir(), 'strata-rgw-'));
+    const candidate = new CephCluster(dir, options.memstoreBytes ?? 1024 ** 3);
+    try {
+      await withDeadline(candidate.start(), startTimeoutMs, () => candidate.describeFailure('did not come up in 90 s'));
+      cluster = candidate;
+    } catch (error) {
+      await candidate.stop();
+      if (attempt >= 2) throw error;
+    }
   }
   return {
     endpoint: cluster.endpoint,
@@ -91,8 +96,9 @@ class CephCluster {
 
     this.stage = { name: 'ceph-osd', logs: ['osd.0.log', 'ceph-osd.out'] };
     const osdUuid = randomUUID();
-    // The first ceph command also waits for the monitor to form a quorum.
-    await this.ceph('ceph', '--connect-timeout', '30', 'osd', 'new', osdUuid, '0');
+    // The first ceph command also waits for the monitor to form a quorum; right after the
+    // monitor starts it can still refuse commands ("problem getting command descriptions").
+    await this.cephWhenReady('ceph', '--connect-timeout', '30', 'osd', 'new', osdUuid, '0');
     // The OSD places itself in the CRUSH map at boot with a mon command that, with auth none,
     // can race its first monmap and be refused ("wrong fsid", fsid 0): place it here instead.
     await this.ceph('ceph', 'osd', 'crush', 'add', 'osd.0', '1', 'root=default');
@@ -135,6 +141,19 @@ class CephCluster {
       // A daemon that died is the likelier story than the command that could not reach it.
       await this.throwIfDaemonDied();
       throw await this.describeFailure(`setup step "${command} ${args.join(' ')}" failed:\n${output}\n`);
+    }
+  }
+
+  /** Runs a ceph command, retrying for up to 30 s while the monitor is still coming up. */
+  private async cephWhenReady(command: string, ...args: string[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.ceph(command, ...args);
+      } catch (error) {
+        const transient = /problem getting command descriptions|EPERM|ETIMEDOUT|error connecting to the cluster/.test((error as Error).message);
+        if (!transient || attempt >= 60 || this.stopped) throw error;
+        await sleep(500);
+      }
     }
   }
 
