@@ -5,14 +5,14 @@ import { Changeset, type Change } from './domain/changeset.js';
 import { ContainerService, type ContainerSummary } from './domain/containers.js';
 import { FileService } from './domain/files.js';
 import { ImageService, readAll, type ImageSummary } from './domain/images.js';
-import type { IngestLimits } from './domain/layer-ingest.js';
-import { ingestLayer } from './domain/layer-ingest.js';
+import { ingestLayer, type IngestLimits } from './domain/layer-ingest.js';
 import type { ImageRecord } from './domain/records.js';
 import { Sweeper } from './domain/sweep.js';
 import { TreeReader } from './domain/tree-read.js';
 import { TreeWriter } from './domain/tree-write.js';
 import { VolumeService, type VolumeSummary } from './domain/volumes.js';
-import { blobKeys, checkTenant } from './keys.js';
+import { blobKeys, keys } from './keys.js';
+import { ConflictError } from './errors.js';
 import { normalizeReference } from './domain/refs.js';
 
 export interface EngineOptions {
@@ -61,10 +61,6 @@ export class Engine {
     this.sweeper = new Sweeper(meta, blobs, clock);
   }
 
-  tenant(tenant: string): string {
-    return checkTenant(tenant);
-  }
-
   async changes(tenant: string, ref: string): Promise<Change[]> {
     const { view } = await this.containers.view(tenant, ref);
     return this.changeset.changes(view);
@@ -84,8 +80,8 @@ export class Engine {
   async commit(tenant: string, ref: string, options: CommitOptions = {}): Promise<{ id: string; tags: string[] }> {
     const { view, record } = await this.containers.view(tenant, ref);
     const reference = options.reference ? normalizeReference(options.reference) : undefined;
-    const parent = (await this.meta.get({ pk: `${tenant}#images`, sk: record.image }))?.attrs as unknown as ImageRecord | undefined;
-    if (!parent) throw new Error(`image ${record.image} of container ${record.id} is missing`);
+    const parent = (await this.meta.get(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined;
+    if (!parent) throw new ConflictError(`the image ${record.image} of container ${record.id} is gone`);
     const layer = await ingestLayer(this.changeset.commitTar(view), this.blobs, blobKeys.layer(tenant));
     const config = JSON.parse((await readAll(await this.blobs.get(parent.configKey))).toString()) as Record<string, any>;
     const now = new Date().toISOString();

@@ -7,7 +7,3 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 export function noContent(headers: Record<string, string> = {}): HttpResult {
   return { statusCode: 204, headers };
 }
-
-export function redirect(location: string): HttpResult {
-  return { statusCode: 303, headers: { location } };
-}
