@@ -1,0 +1,168 @@
+import { ConflictError, InvalidInputError, TransactionConditionError } from '../errors.js';
+import { blobKeys, keys, type NamespaceId } from '../keys.js';
+import type { BlobStore } from '../ports/blob-store.js';
+import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
+import type { IngestedLayer } from './layer-ingest.js';
+import { applyLayer, layerNodes, LayerTree } from './layer-tree.js';
+import type { Node } from './nodes.js';
+import { indexItems } from './packs.js';
+import type { ImageRecord, LayerRecord } from './records.js';
+import { chainIds, normalizeReference, sha256Digest } from './refs.js';
+import type { TreeReader } from './tree-read.js';
+
+/**
+ * Persists images: layer records (one per DiffID and tenant), the indexes reads resolve through
+ * (a merged chain index, or a committed layer's own index on its parent's stack), then the
+ * image record and its tags, last, so nothing points at what is not there yet.
+ */
+export class ImageStore {
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly blobs: BlobStore,
+    private readonly reader: TreeReader,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** Records the layers of a loaded image (deduplicated by DiffID), its merged chain index, then the image. */
+  async storeLoaded(tenant: string, config: Buffer, ingested: IngestedLayer[], repoTags: readonly string[]): Promise<string> {
+    const now = this.clock();
+    const blobKeyOf = new Map<string, string>();
+    // Distinct layers are recorded side by side: a 127-layer image should not pay 127 round trips in a row.
+    const distinct = [...new Map(ingested.map((l) => [l.diffId, l])).values()];
+    for (let i = 0; i < distinct.length; i += 16) {
+      const batch = distinct.slice(i, i + 16);
+      const recorded = await Promise.all(batch.map((layer) => this.recordLayer(tenant, layer, now)));
+      batch.forEach((layer, j) => blobKeyOf.set(layer.diffId, recorded[j]));
+    }
+    const chain = chainIds(ingested.map((l) => l.diffId));
+    const chainId = chain[chain.length - 1];
+    if (await this.meta.get(keys.chain(tenant, chainId))) await this.touchChain(tenant, chainId);
+    else {
+      const merged = new LayerTree();
+      for (const layer of ingested) {
+        applyLayer(merged, layerNodes(layer.toc, blobKeyOf.get(layer.diffId)!, layer.diffId.slice(7, 19), (p) => visible(merged.get(p))));
+      }
+      await this.writeChainIndex(tenant, chainId, merged);
+    }
+    return this.putImage(tenant, config, { diffIds: ingested.map((l) => l.diffId), layerSizes: ingested.map((l) => l.contentBytes), stack: [`k:${chainId}`] }, repoTags);
+  }
+
+  /**
+   * Records a committed layer and the image on top of `parent`. The new layer gets its own small
+   * index on top of the parent's stack, so the cost follows what changed, not the image's size;
+   * once a stack is MAX_STACK deep, one merged chain index replaces it.
+   */
+  async storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[]): Promise<string> {
+    const blobKey = await this.recordLayer(tenant, layer, this.clock());
+    const diffIds = [...parent.diffIds, layer.diffId];
+    let stack: NamespaceId[];
+    if (parent.stack.length < MAX_STACK) {
+      await this.writeLayerIndex(tenant, layer, blobKey);
+      stack = [`l:${layer.diffId}`, ...parent.stack];
+    } else {
+      const chain = chainIds(diffIds);
+      const chainId = chain[chain.length - 1];
+      if (await this.meta.get(keys.chain(tenant, chainId))) await this.touchChain(tenant, chainId);
+      else {
+        const merged = await this.flatten(tenant, parent);
+        applyLayer(merged, layerNodes(layer.toc, blobKey, layer.diffId.slice(7, 19), (p) => visible(merged.get(p))));
+        await this.writeChainIndex(tenant, chainId, merged);
+      }
+      stack = [`k:${chainId}`];
+    }
+    return this.putImage(tenant, config, { diffIds, layerSizes: [...parent.layerSizes, layer.contentBytes], stack, parent: parent.id }, repoTags);
+  }
+
+  /** Writes the config blob, then the image record and its tags in one transaction (last, so nothing points at a missing object). */
+  private async putImage(tenant: string, config: Buffer, shape: Pick<ImageRecord, 'diffIds' | 'layerSizes' | 'stack' | 'parent'>, repoTags: readonly string[]): Promise<string> {
+    const id = sha256Digest(config);
+    const tags = [...new Set(repoTags.map(normalizeReference))];
+    const tagOps = tags.map((tag): WriteOp => ({ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: id } } }));
+    if (tagOps.length > 90) throw new InvalidInputError('at most 90 tags per image');
+    const tenantOp: WriteOp = { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } };
+    if (await this.meta.get(keys.image(tenant, id))) {
+      // The same image again: keep what is stored, only move the tags.
+      await this.meta.transact([{ op: 'check', key: keys.image(tenant, id), conditions: [{ kind: 'present' }] }, tenantOp, ...tagOps]);
+      return id;
+    }
+    const configKey = blobKeys.config(tenant);
+    await this.blobs.put(configKey, config);
+    const record: Omit<ImageRecord, 'containers'> = {
+      id,
+      configKey,
+      configSize: config.length,
+      ...shape,
+      size: shape.layerSizes.reduce((a, b) => a + b, 0),
+      created: this.clock(),
+    };
+    await this.meta.transact([{ op: 'update', key: keys.image(tenant, id), set: { ...record }, add: { containers: 0 } }, tenantOp, ...tagOps]);
+    return id;
+  }
+
+  /** Records a layer once per tenant; a second copy of the same DiffID is dropped. Returns the blob key in use. */
+  private async recordLayer(tenant: string, layer: IngestedLayer, now: number): Promise<string> {
+    const record: LayerRecord = { diffId: layer.diffId, blobKey: layer.blobKey, tarSize: layer.tarSize, contentBytes: layer.contentBytes, created: now, lastUsed: now };
+    try {
+      await this.meta.transact([{ op: 'put', item: { ...keys.layer(tenant, layer.diffId), attrs: { ...record } }, conditions: [{ kind: 'absent' }] }]);
+      return layer.blobKey;
+    } catch (error) {
+      if (!(error instanceof TransactionConditionError)) throw error;
+      const existing = await this.meta.get(keys.layer(tenant, layer.diffId));
+      await this.meta.transact([{ op: 'update', key: keys.layer(tenant, layer.diffId), set: { lastUsed: now }, conditions: [{ kind: 'present' }] }]);
+      if (existing!.attrs.blobKey !== layer.blobKey) await this.blobs.delete([layer.blobKey]);
+      return existing!.attrs.blobKey as string;
+    }
+  }
+
+  /** The merged index of a chain of layers: one item per visible path, built once per ChainID. */
+  private async writeChainIndex(tenant: string, chainId: string, merged: LayerTree): Promise<void> {
+    await this.writeNodes(tenant, `k:${chainId}`, merged);
+    await this.meta.transact([{ op: 'put', item: { ...keys.chain(tenant, chainId), attrs: { chainId, built: this.clock(), paths: merged.nodes.size } } }]);
+  }
+
+  /** A reused chain index counts as new for the sweep's grace period; if it was swept meanwhile, it is rebuilt. */
+  private async touchChain(tenant: string, chainId: string): Promise<void> {
+    try {
+      await this.meta.transact([{ op: 'update', key: keys.chain(tenant, chainId), set: { built: this.clock() }, conditions: [{ kind: 'present' }] }]);
+    } catch (error) {
+      if (error instanceof TransactionConditionError) throw new ConflictError('the image index was being reclaimed; load again');
+      throw error;
+    }
+  }
+
+  private async writeLayerIndex(tenant: string, layer: IngestedLayer, blobKey: string): Promise<void> {
+    const tree = layerNodes(layer.toc, blobKey, layer.diffId.slice(7, 19), () => undefined);
+    await this.writeNodes(tenant, `l:${layer.diffId}`, tree);
+    await this.meta.transact([{ op: 'update', key: keys.layer(tenant, layer.diffId), set: { indexed: true }, conditions: [{ kind: 'present' }] }]);
+  }
+
+  private async writeNodes(tenant: string, ns: NamespaceId, tree: LayerTree): Promise<void> {
+    await this.meta.writeMany(indexItems(tenant, ns, tree).map((item) => ({ op: 'put' as const, item })));
+  }
+
+  /** Every visible node of an image, for rebuilding a chain index when a stack grows too deep. */
+  private async flatten(tenant: string, image: ImageRecord): Promise<LayerTree> {
+    const tree = new LayerTree();
+    for (const ns of [...image.stack].reverse()) {
+      const layer = new LayerTree();
+      const pending = ['/'];
+      while (pending.length) {
+        const dir = pending.pop()!;
+        for await (const [name, node] of this.reader.partition(tenant, ns, dir)) {
+          const path = dir === '/' ? `/${name}` : `${dir}/${name}`;
+          layer.set(path, node);
+          if (node.type === 'dir') pending.push(path);
+        }
+      }
+      applyLayer(tree, layer);
+    }
+    return tree;
+  }
+}
+
+/** Beyond this many namespaces in a stack, a commit rebuilds one merged chain index instead. */
+export const MAX_STACK = 8;
+
+function visible(node: Node | undefined) {
+  return node && node.type !== 'whiteout' ? node : undefined;
+}
