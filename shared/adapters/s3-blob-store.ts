@@ -24,24 +24,27 @@ const deleteBatchSize = 1000; // the DeleteObjects limit
 const maxCopyPartSize = 5 * 1024 ** 3; // the UploadPartCopy limit
 
 /**
- * The first `limit` bytes of a stream, and the rest of it (undefined when it ended within the
- * limit). Chunks are kept, not copied, unless the stream ends early.
+ * The first `limit` bytes of a stream, and an iterator over the rest (undefined when it ended
+ * within the limit). One iterator throughout, so a source error between the two is held for
+ * the next read rather than thrown at nobody.
  */
-async function readUpTo(body: Readable, limit: number): Promise<{ head: Buffer; rest?: Readable }> {
+async function readUpTo(body: Readable, limit: number): Promise<{ head: Buffer; rest?: AsyncIterator<unknown> }> {
+  const iterator = body[Symbol.asyncIterator]();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done) return { head: Buffer.concat(chunks, size) };
+    const buffer = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as Uint8Array);
     chunks.push(buffer);
     size += buffer.length;
-    if (size >= limit) return { head: Buffer.concat(chunks, size), rest: body };
+    if (size >= limit) return { head: Buffer.concat(chunks, size), rest: iterator };
   }
-  return { head: Buffer.concat(chunks, size) };
 }
 
-async function* prepend(head: Buffer, rest: Readable): AsyncGenerator<Buffer> {
+async function* prepend(head: Buffer, rest: AsyncIterator<unknown>): AsyncGenerator<Buffer> {
   yield head;
-  for await (const chunk of rest) yield chunk as Buffer;
+  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value as Buffer;
 }
 
 /** BlobStore on S3 or an S3-compatible server (Ceph RGW in tests). */
@@ -70,7 +73,7 @@ export class S3BlobStore implements BlobStore {
     const { head, rest } = await readUpTo(body, uploadPartSize);
     if (!rest) return this.put(key, head);
     if (await this.exists(key)) {
-      rest.destroy();
+      await rest.return?.();
       throw new ConflictError(`blob ${key} already exists`);
     }
     body = Readable.from(prepend(head, rest), { objectMode: false });

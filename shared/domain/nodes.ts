@@ -41,6 +41,8 @@ export interface DirNode extends NodeBase {
   readonly opaque?: boolean;
   /** A renamed directory: lower layers are read at this path instead (overlayfs redirect_dir). */
   readonly redirect?: string;
+  /** Set (ms since epoch) while the directory is being removed or renamed: nothing new may land below it. */
+  readonly closing?: number;
 }
 
 export interface SymlinkNode extends NodeBase {
@@ -74,7 +76,7 @@ export function nodeToAttrs(node: Node): Record<string, unknown> {
     case 'file':
       return { t: 'f', ...metaAttrs(node), s: node.size, x: node.extents.map((e) => [...e]) };
     case 'dir':
-      return { t: 'd', ...metaAttrs(node), o: node.opaque || undefined, r: node.redirect };
+      return { t: 'd', ...metaAttrs(node), o: node.opaque || undefined, r: node.redirect, cl: node.closing };
     case 'symlink':
       return { t: 'l', ...metaAttrs(node), ln: node.target };
   }
@@ -99,7 +101,7 @@ export function nodeFromAttrs(a: Record<string, unknown>): Node {
     case 'f':
       return { type: 'file', ...meta, size: a.s as number, extents: (a.x as Extent[]) ?? [] };
     case 'd':
-      return { type: 'dir', ...meta, opaque: (a.o as boolean | undefined) || undefined, redirect: a.r as string | undefined };
+      return { type: 'dir', ...meta, opaque: (a.o as boolean | undefined) || undefined, redirect: a.r as string | undefined, closing: a.cl as number | undefined };
     case 'l':
       return { type: 'symlink', ...meta, target: a.ln as string };
     default:

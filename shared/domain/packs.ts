@@ -30,7 +30,8 @@ export function indexItems(tenant: string, ns: NamespaceId, tree: LayerTree): It
   for (const [path, node] of tree.nodes) {
     const dir = parentOf(path);
     let children = byDir.get(dir);
-    if (!children) byDir.set(dir, (children = {}));
+    // No prototype: a file named `__proto__` must be an entry like any other.
+    if (!children) byDir.set(dir, (children = Object.create(null) as Record<string, Record<string, unknown>>));
     children[baseName(path)] = nodeToAttrs(node);
   }
   const items: Item[] = [];

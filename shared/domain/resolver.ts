@@ -3,7 +3,7 @@ import { isPacked, keys, type NamespaceId } from '../keys.js';
 import { baseName, components, isWithin, joinPath, parentOf, prefixes, rebase, symlinkDestination } from '../paths.js';
 import { itemId, type ItemKey, type MetadataStore } from '../ports/metadata-store.js';
 import { nodeFromAttrs, rootNode, DEFAULT_DIR_META, type DirNode, type Node, type VisibleNode } from './nodes.js';
-import { packFromAttrs } from './packs.js';
+import { packFromAttrs, type Pack } from './packs.js';
 import type { Mount, View } from './view.js';
 
 /** Linux's limit on symlinks followed while resolving one path. */
@@ -59,6 +59,7 @@ interface WalkState {
 export class Resolver {
   /** Raw items by id (null: known to be absent). */
   private readonly cache = new Map<string, Record<string, unknown> | null>();
+  private readonly packs = new Map<string, Pack | null>();
 
   constructor(private readonly meta: MetadataStore) {}
 
@@ -204,12 +205,22 @@ export class Resolver {
     return this.cache.get(id) ?? undefined;
   }
 
+  /** A directory's pack, parsed once per resolver however many of its children are looked up. */
+  private async pack(tenant: string, ns: NamespaceId, dir: string): Promise<Pack | undefined> {
+    const key = keys.pack(tenant, ns, dir);
+    const id = itemId(key);
+    if (!this.packs.has(id)) {
+      const attrs = await this.item(key);
+      this.packs.set(id, attrs ? packFromAttrs(attrs) : null);
+    }
+    return this.packs.get(id) ?? undefined;
+  }
+
   /** The node at `path` in one namespace; in a packed index it is read from its parent's pack. */
   async node(tenant: string, ns: NamespaceId, path: string): Promise<Node | undefined> {
     if (isPacked(ns)) {
-      const attrs = await this.item(keys.pack(tenant, ns, parentOf(path)));
-      if (!attrs) return undefined;
-      const pack = packFromAttrs(attrs);
+      const pack = await this.pack(tenant, ns, parentOf(path));
+      if (!pack) return undefined;
       if (!pack.split) return pack.children.get(baseName(path));
     }
     const attrs = await this.item(keys.node(tenant, ns, path));

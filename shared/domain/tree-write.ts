@@ -12,7 +12,7 @@ import {
 import { blobKeys, keys } from '../keys.js';
 import { isWithin, joinPath, normalizePath, parentOf, rebase } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
-import { itemId, MAX_TRANSACTION_OPS, type Condition, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { itemId, MAX_TRANSACTION_OPS, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import { statsChange } from './stats.js';
 import {
   newEtag,
@@ -42,6 +42,9 @@ export interface SetAttributes {
   readonly gid?: number;
   readonly mtime?: number;
 }
+
+/** How long a directory being removed or renamed refuses new children; an older mark is a crash's leftover. */
+const CLOSING_MS = 60_000;
 
 /** A file with more extents than this is rewritten into one object on its next write. */
 export const MAX_EXTENTS = 256;
@@ -159,7 +162,7 @@ export class TreeWriter {
         throw new FsError('EEXIST', `already exists: ${r.absolutePath}`);
       }
       // Entries a crash left below a deleted directory must not come back with the new one.
-      if (!r.top || r.top.type === 'whiteout') await this.dropTopSubtree(r.view, r.path);
+      if (!r.top || r.top.type === 'whiteout') await this.dropTopSubtree(r.view, r.path, { countBytes: false, guard: this.unchanged(r) });
       // A directory made where a lower one was deleted must not show the old contents: opaque.
       const node: DirNode = {
         type: 'dir',
@@ -219,6 +222,7 @@ export class TreeWriter {
       this.checkPreconditions(r, options);
       if (!r.node) throw new NotFoundError(`no such file or directory: ${r.absolutePath}`);
       if (r.path === '/') throw new InvalidInputError('the root directory keeps its attributes');
+      if (this.isClosing(r.top)) throw new ConflictError(`${r.absolutePath} is being removed or renamed; try again shortly`);
       const base: VisibleNode = r.top?.type === r.node.type ? (r.top as VisibleNode) : stripDirLinks(r.node);
       const node = {
         ...base,
@@ -240,23 +244,27 @@ export class TreeWriter {
   async remove(view: View, rawPath: string, options: WritePreconditions & { recursive?: boolean } = {}): Promise<void> {
     const path = normalizePath(rawPath);
     if (path === '/') throw new InvalidInputError('the root directory cannot be removed');
-    let removedDir: Resolved | undefined;
     await this.retry(view, path, false, async (r) => {
       this.checkPreconditions(r, options);
       if (!r.node) throw new NotFoundError(`no such file or directory: ${r.absolutePath}`);
       if (r.mount && r.path === '/') throw new ConflictError(`${r.absolutePath} is a volume mount point`);
-      if (r.node.type === 'dir' && !options.recursive && !(await this.reader.isEmpty(r))) {
-        throw new FsError('ENOTEMPTY', `directory not empty: ${r.absolutePath}`);
+      if (r.node.type !== 'dir') {
+        const sizeDelta = r.top?.type === 'file' ? -r.top.size : 0;
+        await this.transact(r, [this.vacate(r, this.unchanged(r))], sizeDelta);
+        return;
       }
-      removedDir = r.node.type === 'dir' ? r : undefined;
-      const sizeDelta = r.top?.type === 'file' ? -r.top.size : 0;
-      const op: WriteOp = r.lower
-        ? { op: 'put', item: { ...keys.node(view.tenant, r.view.top!, r.path), attrs: nodeToAttrs({ type: 'whiteout', overLower: true }) }, conditions: this.unchanged(r) }
-        : { op: 'delete', key: keys.node(view.tenant, r.view.top!, r.path), conditions: this.unchanged(r) };
-      await this.transact(r, [op], sizeDelta);
-      return undefined;
+      // A directory is frozen first, so nothing lands below it between the emptiness check,
+      // the removal of the container's own entries and the final whiteout.
+      const closed = await this.close(r);
+      try {
+        if (!options.recursive && !(await this.reader.isEmpty(closed))) throw new FsError('ENOTEMPTY', `directory not empty: ${r.absolutePath}`);
+        await this.dropTopSubtree(closed.view, closed.path, { countBytes: true, guard: this.unchanged(closed) });
+        await this.transact(closed, [this.vacate(closed, this.unchanged(closed))], 0);
+      } catch (error) {
+        await this.reopen(closed);
+        throw error;
+      }
     });
-    if (removedDir?.top?.type === 'dir') await this.dropTopSubtree(removedDir.view, removedDir.path);
   }
 
   /**
@@ -268,7 +276,7 @@ export class TreeWriter {
     const to = normalizePath(rawTo);
     if (from === '/' || to === '/') throw new InvalidInputError('the root directory cannot be renamed');
     if (isWithin(to, from) && to !== from) throw new FsError('EINVAL', `cannot move ${from} into itself`);
-    let moved: { view: View; from: string; to: string; copied: Map<string, string> } | undefined;
+    let moved: { view: View; from: string; vacated: boolean } | undefined;
     const stat = await this.retry(view, to, false, async (target) => {
       const resolver = new Resolver(this.meta);
       const source = await resolver.resolve(view, from, { follow: false });
@@ -299,26 +307,50 @@ export class TreeWriter {
       }
       const tenant = view.tenant;
       const ns = target.view.top!;
-      const ops: WriteOp[] = [
-        { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: this.unchanged(target) },
-        source.lower
-          ? { op: 'put', item: { ...keys.node(tenant, ns, source.path), attrs: nodeToAttrs({ type: 'whiteout', overLower: true }) }, conditions: this.unchanged(source) }
-          : { op: 'delete', key: keys.node(tenant, ns, source.path), conditions: this.unchanged(source) },
-      ];
       const movedBytes = node.type === 'file' ? node.size : 0;
       const sizeDelta = movedBytes - (source.top?.type === 'file' ? source.top.size : 0) - (target.top?.type === 'file' ? target.top.size : 0);
-      let copied: Map<string, string> | undefined;
-      if (node.type === 'dir') {
-        // Copy the container's own entries first: until the transaction they sit under a path
-        // that is absent or empty, and a crash leaves the source intact.
-        await this.dropTopSubtree(target.view, target.path);
-        copied = await this.copyTopSubtree(source.view, source.path, target.path);
+      if (node.type !== 'dir') {
+        const ops: WriteOp[] = [
+          { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: this.unchanged(target) },
+          this.vacate(source, this.unchanged(source)),
+        ];
+        await this.transact(target, ops, sizeDelta, [source]);
+        return statOf(target.absolutePath, placed);
       }
-      await this.transact(target, ops, sizeDelta, [source]);
-      moved = copied ? { view: source.view, from: source.path, to: target.path, copied } : undefined;
+      // Both directories are frozen while the container's own entries are copied, so the copy is
+      // complete and nothing is written below either of them until the rename commits.
+      const closedSource = await this.close(source);
+      let closedTarget: Resolved | undefined;
+      let copied: number | undefined;
+      try {
+        if (target.node?.type === 'dir') {
+          closedTarget = await this.close(target);
+          if (!(await this.reader.isEmpty(closedTarget))) throw new FsError('ENOTEMPTY', `directory not empty: ${to}`);
+        }
+        const targetNow = closedTarget ?? target;
+        // Whiteouts of an empty target, or what a crash left, must not hide the moved contents.
+        await this.dropTopSubtree(view, target.path, { countBytes: false, guard: this.unchanged(targetNow) });
+        copied = await this.copyTopSubtree(view, source.path, target.path);
+        const ops: WriteOp[] = [
+          { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: this.unchanged(targetNow) },
+          this.vacate(closedSource, this.unchanged(closedSource)),
+        ];
+        await this.transact(targetNow, ops, sizeDelta, [closedSource]);
+      } catch (error) {
+        // Undo: the copies go (only while the target is still as it was), the marks are lifted.
+        if (copied !== undefined) await this.dropTopSubtree(view, target.path, { countBytes: false, guard: this.unchanged(closedTarget ?? target) }).catch(() => undefined);
+        await this.reopen(closedSource);
+        if (closedTarget) await this.reopen(closedTarget);
+        throw error;
+      }
+      moved = { view, from: source.path, vacated: source.lower !== undefined };
       return statOf(target.absolutePath, placed);
     });
-    if (moved) await this.settleMove(moved.view, moved.from, moved.to, moved.copied);
+    // The old entries are hidden now; they go only while their old path is still vacated.
+    if (moved) {
+      const guard: Condition[] = moved.vacated ? [{ kind: 'equals', field: 't', value: 'w' }] : [{ kind: 'absent' }];
+      await this.dropTopSubtree(moved.view, moved.from, { countBytes: false, guard }).catch(() => undefined);
+    }
     return stat;
   }
 
@@ -335,6 +367,8 @@ export class TreeWriter {
   private checkWritable(view: View, r: Resolved) {
     if (view.readOnly || r.view.readOnly || r.mount?.readOnly || !r.view.top) throw new ForbiddenError(`${r.absolutePath} is read-only`);
     if (r.synthetic) throw new ConflictError(`${r.absolutePath} is a mount point`);
+    const closing = r.ancestors.find((a) => this.isClosing(a.top));
+    if (closing) throw new ConflictError(`${closing.path} is being removed or renamed; try again shortly`);
   }
 
   private async targetFor(view: View) {
@@ -437,50 +471,68 @@ export class TreeWriter {
   }
 
   /**
-   * Deletes the top layer's own nodes below `dir` (hidden already, or left behind by a crash),
-   * fixing the size counter unless the bytes were moved elsewhere.
+   * Deletes the top layer's own nodes below `dir` in transactions that each also check `guard`
+   * on `dir` itself: they go only while the directory is still in the state the caller saw
+   * (frozen, or vacated), so nothing written below a new directory of that name is ever lost.
+   * `countBytes` takes their bytes off the size counter in the same transactions.
    */
-  private async dropTopSubtree(view: View, dir: string, countBytes = true): Promise<void> {
-    let bytes = 0;
-    const doomed: { pk: string; sk: string }[] = [];
-    for await (const [path, node] of this.topSubtree(view, dir)) {
-      if (node.type === 'file') bytes += node.size;
-      doomed.push(keys.node(view.tenant, view.top!, path));
+  private async dropTopSubtree(view: View, dir: string, options: { countBytes: boolean; guard: Condition[] }): Promise<void> {
+    const tenant = view.tenant;
+    const ns = view.top!;
+    const doomed: { key: ItemKey; bytes: number }[] = [];
+    for await (const [path, node] of this.topSubtree(view, dir)) doomed.push({ key: keys.node(tenant, ns, path), bytes: node.type === 'file' ? node.size : 0 });
+    const chunk = MAX_TRANSACTION_OPS - 2;
+    for (let i = 0; i < doomed.length; i += chunk) {
+      const part = doomed.slice(i, i + chunk);
+      const bytes = options.countBytes ? part.reduce((sum, d) => sum + d.bytes, 0) : 0;
+      await this.meta.transact([
+        { op: 'check', key: keys.node(tenant, ns, dir), conditions: options.guard },
+        ...part.map((d): WriteOp => ({ op: 'delete', key: d.key })),
+        // Every change bumps the generation, so a sweep walking meanwhile knows to look again.
+        statsChange(tenant, ns, -bytes),
+      ]);
     }
-    if (doomed.length === 0) return;
-    await this.meta.writeMany(doomed.map((key) => ({ op: 'delete' as const, key })));
-    if (bytes && countBytes) await this.meta.transact([statsChange(view.tenant, view.top!, -bytes)]).catch(() => undefined);
   }
 
-  /** Copies the top layer's own nodes from below `from` to below `to`; returns what it copied (path -> fingerprint). */
-  private async copyTopSubtree(view: View, from: string, to: string): Promise<Map<string, string>> {
-    const copied = new Map<string, string>();
+  /** Copies the top layer's own nodes from below `from` to below `to`; returns how many. */
+  private async copyTopSubtree(view: View, from: string, to: string): Promise<number> {
     const puts: Extract<WriteOp, { op: 'put' }>[] = [];
     for await (const [path, node] of this.topSubtree(view, from)) {
-      copied.set(path, fingerprint(node));
       puts.push({ op: 'put', item: { ...keys.node(view.tenant, view.top!, rebase(path, from, to)), attrs: nodeToAttrs(node) } });
     }
     await this.meta.writeMany(puts);
-    return copied;
+    return puts.length;
+  }
+
+  /** The op that frees a path: a whiteout where a lower layer has it, else no node at all. */
+  private vacate(r: Resolved, conditions: Condition[]): WriteOp {
+    const key = keys.node(r.view.tenant, r.view.top!, r.path);
+    return r.lower ? { op: 'put', item: { ...key, attrs: nodeToAttrs({ type: 'whiteout', overLower: true }) }, conditions } : { op: 'delete', key, conditions };
+  }
+
+  private isClosing(node: Node | undefined): boolean {
+    return node?.type === 'dir' && node.closing !== undefined && this.clock() - node.closing < CLOSING_MS;
   }
 
   /**
-   * After a directory rename commits, no write can land below the old path any more (every write
-   * checks its parents), so what changed there since the copy is carried over, then the old
-   * entries go.
+   * Freezes a directory for a remove or rename: its top node (copied up if only lower layers
+   * have it) is marked closing with a new ETag, which every write below it checks.
    */
-  private async settleMove(view: View, from: string, to: string, copied: Map<string, string>): Promise<void> {
-    const tenant = view.tenant;
-    const ns = view.top!;
-    const now = new Map<string, Node>();
-    for await (const [path, node] of this.topSubtree(view, from)) now.set(path, node);
-    const fixes: Extract<WriteOp, { op: 'put' | 'delete' }>[] = [];
-    for (const [path, node] of now) {
-      if (copied.get(path) !== fingerprint(node)) fixes.push({ op: 'put', item: { ...keys.node(tenant, ns, rebase(path, from, to)), attrs: nodeToAttrs(node) } });
-    }
-    for (const path of copied.keys()) if (!now.has(path)) fixes.push({ op: 'delete', key: keys.node(tenant, ns, rebase(path, from, to)) });
-    await this.meta.writeMany(fixes);
-    await this.meta.writeMany([...now.keys()].map((path) => ({ op: 'delete' as const, key: keys.node(tenant, ns, path) })));
+  private async close(r: Resolved): Promise<Resolved> {
+    if (this.isClosing(r.top)) throw new ConflictError(`${r.absolutePath} is being removed or renamed; try again shortly`);
+    const base: DirNode = r.top?.type === 'dir' ? r.top : { ...stripDirLinks(r.node as DirNode), overLower: true };
+    const marked: DirNode = { ...base, closing: this.clock(), etag: newEtag() };
+    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(marked) }, conditions: this.unchanged(r) }], 0);
+    return { ...r, top: marked, node: marked };
+  }
+
+  /** Lifts a closing mark after a refused change; a mark that cannot be lifted expires by itself. */
+  private async reopen(closed: Resolved): Promise<void> {
+    const node = closed.top as DirNode;
+    const { closing: _c, ...open } = node;
+    await this.meta
+      .transact([{ op: 'put', item: { ...keys.node(closed.view.tenant, closed.view.top!, closed.path), attrs: nodeToAttrs({ ...open, etag: newEtag() }) }, conditions: [{ kind: 'equals', field: 'e', value: node.etag }] }])
+      .catch(() => undefined);
   }
 
   /** Every node the top namespace itself holds below `dir`, parents before children. */
@@ -497,11 +549,6 @@ export class TreeWriter {
   }
 }
 
-/** What identifies a node's version: its ETag, or that it is a whiteout. */
-function fingerprint(node: Node): string {
-  return node.type === 'whiteout' ? 'whiteout' : node.etag;
-}
-
 function ancestorsOf(path: string): string[] {
   const out: string[] = [];
   for (let p = parentOf(path); p !== '/'; p = parentOf(p)) out.unshift(p);
@@ -511,6 +558,6 @@ function ancestorsOf(path: string): string[] {
 /** A directory's copy keeps its metadata but not the opaque or redirect flags of another layer. */
 function stripDirLinks<T extends VisibleNode>(node: T): T {
   if (node.type !== 'dir') return node;
-  const { opaque: _o, redirect: _r, ...rest } = node as DirNode;
+  const { opaque: _o, redirect: _r, closing: _c, ...rest } = node as DirNode;
   return rest as T;
 }

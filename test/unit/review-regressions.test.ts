@@ -39,22 +39,54 @@ describe('rename', () => {
     expect(await text((await engine.files.read(T, c, '/m/keep')).body)).toBe('K');
   });
 
-  it('keeps a write that lands in the directory while it is being renamed', async () => {
+  it('refuses a write into a directory while it is being renamed, and loses nothing acknowledged', async () => {
     await engine.files.writeFile(T, c, '/m/one', Buffer.from('1'));
     const transact = meta.transact.bind(meta);
-    let injected = false;
+    let refusal: unknown;
     meta.transact = async (ops) => {
       const isRename = ops.some((op) => op.op === 'put' && (op.item.attrs as { r?: string }).r === '/m');
-      if (isRename && !injected) {
-        injected = true;
-        await engine.files.writeFile(T, c, '/m/two', Buffer.from('2'));
+      if (isRename && refusal === undefined) {
+        refusal = await engine.files.writeFile(T, c, '/m/two', Buffer.from('2')).then(() => 'accepted', (e) => e);
       }
       return transact(ops);
     };
     await engine.files.rename(T, c, '/m', '/n');
     meta.transact = transact;
+    expect(refusal).toMatchObject({ status: 409 });
+    expect(await ls('/n')).toEqual(['keep', 'one']);
+    await expect(ls('/m')).rejects.toMatchObject({ status: 404 });
+    await engine.files.writeFile(T, c, '/n/two', Buffer.from('2'));
     expect(await ls('/n')).toEqual(['keep', 'one', 'two']);
-    expect(await text((await engine.files.read(T, c, '/n/two')).body)).toBe('2');
+  });
+
+  it('an rmdir cannot remove a file written after its emptiness check', async () => {
+    await engine.files.mkdir(T, c, '/e');
+    const query = meta.query.bind(meta);
+    let writeResult: unknown;
+    meta.query = async (pk, options) => {
+      // The emptiness check lists /e: a writer arrives right then.
+      if (writeResult === undefined && pk.endsWith('#/e')) writeResult = await engine.files.writeFile(T, c, '/e/late', Buffer.from('x')).then(() => 'accepted', (e) => e);
+      return query(pk, options);
+    };
+    const removal = await engine.files.remove(T, c, '/e').then(() => 'removed', (e) => e);
+    meta.query = query;
+    // Either the write was refused and the directory went, or the write won and rmdir said ENOTEMPTY.
+    if (writeResult === 'accepted') {
+      expect(removal).toMatchObject({ code: 'ENOTEMPTY' });
+      expect(await ls('/e')).toEqual(['late']);
+    } else {
+      expect(writeResult).toMatchObject({ status: 409 });
+      expect(removal).toBe('removed');
+    }
+  });
+
+  it('a file moved into a recreated directory survives the old rename cleanup', async () => {
+    await engine.files.writeFile(T, c, '/m/own', Buffer.from('mine'));
+    await engine.files.rename(T, c, '/m', '/n');
+    await engine.files.mkdir(T, c, '/m');
+    await engine.files.writeFile(T, c, '/m/fresh', Buffer.from('fresh'));
+    expect(await ls('/m')).toEqual(['fresh']);
+    expect(await ls('/n')).toEqual(['keep', 'own']);
   });
 });
 
@@ -78,6 +110,16 @@ describe('layers', () => {
     expect((await engine.files.list(T, { kind: 'image', ref: id }, '/d')).entries.map((e) => e.name)).toEqual(['new']);
     const after = await loadImage(engine, T, [[{ path: 'd/old', content: 'o' }], [{ path: 'd/', dir: true }, { path: 'd/new2', content: 'n' }, { path: '.wh.d', content: '' }]]);
     expect((await engine.files.list(T, { kind: 'image', ref: after }, '/d')).entries.map((e) => e.name)).toEqual(['new2']);
+  });
+});
+
+describe('names', () => {
+  it('a file named __proto__ is an entry like any other in an image index', async () => {
+    const id = await loadImage(engine, T, [[{ path: 'etc/__proto__', content: 'p' }, { path: '__proto__/x', content: 'x' }, { path: 'constructor', content: 'c' }]]);
+    const img = { kind: 'image' as const, ref: id };
+    expect((await engine.files.list(T, img, '/etc')).entries.map((e) => e.name)).toEqual(['__proto__']);
+    expect(await text((await engine.files.read(T, img, '/__proto__/x')).body)).toBe('x');
+    expect((await engine.files.list(T, img, '/')).entries.map((e) => e.name)).toEqual(['__proto__', 'constructor', 'etc']);
   });
 });
 
