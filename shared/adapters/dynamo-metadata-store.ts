@@ -23,8 +23,9 @@ import {
 import { ConflictError, TransactionConditionError } from '../errors.js';
 import { compareNames } from '../paths.js';
 import {
+  checkTransaction,
+  checkUpdateFields,
   itemId,
-  MAX_TRANSACTION_OPS,
   type Condition,
   type Item,
   type ItemKey,
@@ -110,9 +111,7 @@ export class DynamoMetadataStore implements MetadataStore {
 
   async transact(ops: readonly WriteOp[]): Promise<void> {
     if (ops.length === 0) return;
-    if (ops.length > MAX_TRANSACTION_OPS) {
-      throw new RangeError(`a transaction takes at most ${MAX_TRANSACTION_OPS} ops, got ${ops.length}`);
-    }
+    checkTransaction(ops);
     const TransactItems = ops.map((op) => this.transactItem(op));
     try {
       // The token makes the SDK's own retries idempotent: a retried commit is not seen as a failed condition.
@@ -179,7 +178,7 @@ class ExpressionBuilder {
     const add = Object.entries(op.add ?? {});
     const set = Object.entries(op.set ?? {}).filter(([, value]) => value !== undefined);
     const remove = op.remove ?? [];
-    assertUpdateFields(op.key, [...add.map(([field]) => field), ...set.map(([field]) => field), ...remove]);
+    checkUpdateFields(op);
     const clauses: string[] = [];
     const adds = add.map(([field, by]) => `${this.name(field)} ${this.value(by)}`);
     const sets = set.map(([field, value]) => `${this.name(field)} = ${this.value(value)}`);
@@ -236,17 +235,6 @@ function translateTransactionError(error: unknown): unknown {
   }
   if (reasons.some((reason) => reason.Code === 'TransactionConflict')) return new ConflictError('concurrent change, retry');
   return error;
-}
-
-/** Update paths may not overlap in DynamoDB, and the key cannot be updated; fail the same way everywhere. */
-function assertUpdateFields(key: ItemKey, fields: readonly string[]): void {
-  if (fields.length === 0) throw new Error(`update of ${itemId(key)} has nothing to add, set or remove`);
-  const seen = new Set<string>();
-  for (const field of fields) {
-    if (field === 'pk' || field === 'sk') throw new Error(`update cannot change the key attribute ${field}`);
-    if (seen.has(field)) throw new Error(`update names the field ${JSON.stringify(field)} more than once`);
-    seen.add(field);
-  }
 }
 
 function storedItem(item: Item): Record<string, unknown> {

@@ -6,8 +6,9 @@
 import { TransactionConditionError } from '../errors.js';
 import { compareNames } from '../paths.js';
 import {
+  checkTransaction,
+  checkUpdateFields,
   itemId,
-  MAX_TRANSACTION_OPS,
   type Attributes,
   type Condition,
   type Item,
@@ -71,11 +72,7 @@ export class MemoryMetadataStore implements MetadataStore {
   }
 
   async transact(ops: readonly WriteOp[]): Promise<void> {
-    if (ops.length > MAX_TRANSACTION_OPS) {
-      throw new RangeError(`a transaction takes at most ${MAX_TRANSACTION_OPS} ops, got ${ops.length}`);
-    }
-    const ids = new Set(ops.map((op) => itemId(op.op === 'put' ? op.item : op.key)));
-    if (ids.size < ops.length) throw new Error('a transaction cannot include two ops on one item');
+    checkTransaction(ops);
 
     // Compute every new state before storing any, so a bad op leaves nothing half applied.
     const writes = ops.flatMap((op) => this.nextState(op));
@@ -117,7 +114,7 @@ export class MemoryMetadataStore implements MetadataStore {
     const add = Object.entries(op.add ?? {});
     const set = Object.entries(op.set ?? {}).filter(([, value]) => value !== undefined);
     const remove = op.remove ?? [];
-    assertUpdateFields(op.key, [...add.map(([field]) => field), ...set.map(([field]) => field), ...remove]);
+    checkUpdateFields(op);
 
     const attrs = copyAttributes(this.partitions.get(op.key.pk)?.items.get(op.key.sk) ?? {});
     for (const [field, by] of add) {
@@ -176,16 +173,6 @@ function fieldOf(key: ItemKey, attrs: Attributes, field: string): unknown {
 /** DynamoDB rejects empty key strings; so do we, so the engine cannot rely on them in tests. */
 function assertKey(key: ItemKey): void {
   if (key.pk === '' || key.sk === '') throw new Error(`empty key part in ${JSON.stringify(key)}`);
-}
-
-function assertUpdateFields(key: ItemKey, fields: readonly string[]): void {
-  if (fields.length === 0) throw new Error(`update of ${itemId(key)} has nothing to add, set or remove`);
-  const seen = new Set<string>();
-  for (const field of fields) {
-    if (field === 'pk' || field === 'sk') throw new Error(`update cannot change the key attribute ${field}`);
-    if (seen.has(field)) throw new Error(`update names the field ${JSON.stringify(field)} more than once`);
-    seen.add(field);
-  }
 }
 
 function copyAttributes(attrs: Attributes): Attributes {

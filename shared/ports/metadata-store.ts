@@ -96,3 +96,29 @@ export interface MetadataStore {
 export function itemId(key: ItemKey): string {
   return `${key.pk}\u0000${key.sk}`;
 }
+
+/**
+ * DynamoDB's rules for a transaction, which every adapter enforces the same way before touching
+ * anything, so tests on the in-memory store fail where DynamoDB would.
+ */
+export function checkTransaction(ops: readonly WriteOp[]): void {
+  if (ops.length > MAX_TRANSACTION_OPS) throw new RangeError(`a transaction takes at most ${MAX_TRANSACTION_OPS} ops, got ${ops.length}`);
+  const ids = new Set(ops.map((op) => itemId(op.op === 'put' ? op.item : op.key)));
+  if (ids.size < ops.length) throw new Error('a transaction cannot include two ops on one item');
+}
+
+/** The fields an update names: at least one, none twice, never the key (DynamoDB's rules). */
+export function checkUpdateFields(op: Extract<WriteOp, { op: 'update' }>): void {
+  const fields = [
+    ...Object.keys(op.add ?? {}),
+    ...Object.entries(op.set ?? {}).filter(([, value]) => value !== undefined).map(([field]) => field),
+    ...(op.remove ?? []),
+  ];
+  if (fields.length === 0) throw new Error(`update of ${itemId(op.key)} has nothing to add, set or remove`);
+  const seen = new Set<string>();
+  for (const field of fields) {
+    if (field === 'pk' || field === 'sk') throw new Error(`update cannot change the key attribute ${field}`);
+    if (seen.has(field)) throw new Error(`update names the field ${JSON.stringify(field)} more than once`);
+    seen.add(field);
+  }
+}
