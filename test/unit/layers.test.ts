@@ -195,3 +195,59 @@ describe('tenants', () => {
     expect(await engine.images.list('beta')).toEqual([]);
   });
 });
+
+describe('OCI image layouts', () => {
+  it('loads an OCI layout tar with a zstd and a gzip layer, and save/load keeps its IDs', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { gzipSync } = await import('node:zlib');
+    const { TarWriter } = await import('../../shared/tar/tar-writer.js');
+    const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const bottom = await tarOf([{ path: 'etc/os-release', content: 'ID=oci\n' }, { path: 'bin/sh', content: 'sh' }]);
+    const top = await tarOf([{ path: 'bin/.wh.sh', content: '' }, { path: 'app/run', content: 'run' }]);
+    const layers = [
+      { blob: execFileSync('zstd', ['-q', '-c'], { input: bottom }), mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', diffId: `sha256:${hex(bottom)}` },
+      { blob: gzipSync(top), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', diffId: `sha256:${hex(top)}` },
+    ];
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${hex(config)}`, size: config.length },
+        layers: layers.map((l) => ({ mediaType: l.mediaType, digest: `sha256:${hex(l.blob)}`, size: l.blob.length })),
+      }),
+    );
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${hex(manifest)}`, size: manifest.length, annotations: { 'io.containerd.image.name': 'docker.io/library/oci:1' } }],
+      }),
+    );
+    const writer = new TarWriter();
+    const chunks: Buffer[] = [];
+    const done = (async () => {
+      for await (const c of writer.stream) chunks.push(Buffer.from(c));
+    })();
+    const file = (path: string, body: Buffer) => writer.entry({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: body.length }, body);
+    await file('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
+    await file('index.json', index);
+    for (const blob of [manifest, config, ...layers.map((l) => l.blob)]) await file(`blobs/sha256/${hex(blob)}`, blob);
+    await writer.finish();
+    await done;
+
+    const [loaded] = await engine.images.load(T, [Buffer.concat(chunks)]);
+    expect(loaded).toEqual({ id: `sha256:${hex(config)}`, tags: ['oci:1'] });
+    expect(await names(loaded.id, '/bin')).toEqual([]);
+    expect(await read(loaded.id, '/etc/os-release')).toBe('ID=oci\n');
+    expect(await read(loaded.id, '/app/run')).toBe('run');
+    const saved = await text(await engine.images.save(T, ['oci:1']).then((s) => s.setEncoding('latin1')));
+    const { engine: other, cleanup: done2 } = await localEngine();
+    try {
+      const [again] = await other.images.load(T, [Buffer.from(saved, 'latin1')]);
+      expect(again.id).toBe(loaded.id);
+      expect((await other.images.inspect(T, again.id)).layers.map((l) => l.diffId)).toEqual(layers.map((l) => l.diffId));
+    } finally {
+      await done2();
+    }
+  });
+});
