@@ -523,7 +523,10 @@ export class TreeWriter {
     const base: DirNode = r.top?.type === 'dir' ? r.top : { ...stripDirLinks(r.node as DirNode), overLower: true };
     const marked: DirNode = { ...base, closing: this.clock(), etag: newEtag() };
     await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(marked) }, conditions: this.unchanged(r) }], 0);
-    return { ...r, top: marked, node: marked };
+    // Resolved again: the transaction may have copied parents up, and later checks must see them.
+    const again = await new Resolver(this.meta).resolve(r.view, r.path, { follow: false });
+    if (again.top?.type !== 'dir' || again.top.etag !== marked.etag) throw new TransactionConditionError(`${r.absolutePath} changed while it was being frozen`, [0]);
+    return { ...again, absolutePath: r.absolutePath, mount: r.mount };
   }
 
   /** Lifts a closing mark after a refused change; a mark that cannot be lifted expires by itself. */
