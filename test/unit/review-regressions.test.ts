@@ -90,6 +90,21 @@ describe('rename', () => {
   });
 });
 
+describe('freezing', () => {
+  it('removing or renaming a directory below untouched parents commits without a refused transaction', async () => {
+    await loadImage(engine, T, [[{ path: 'p/q/r/f', content: 'x' }]], ['deep:1']);
+    const deep = { kind: 'container' as const, ref: (await engine.containers.create(T, { image: 'deep:1' })).id };
+    const transact = meta.transact.bind(meta);
+    let refused = 0;
+    meta.transact = async (ops) => transact(ops).catch((e) => ((refused += 1), Promise.reject(e)));
+    await engine.files.rename(T, deep, '/p/q/r', '/p/q/s');
+    await engine.files.remove(T, deep, '/p/q/s', { recursive: true });
+    meta.transact = transact;
+    expect(refused).toBe(0);
+    expect((await engine.files.list(T, deep, '/p/q')).entries).toEqual([]);
+  });
+});
+
 describe('writes', () => {
   it('a write of no bytes past the end changes nothing', async () => {
     await engine.files.writeFile(T, c, '/x', Buffer.from('12345'));
