@@ -327,7 +327,8 @@ export class TreeWriter {
           closedTarget = await this.close(target);
           if (!(await this.reader.isEmpty(closedTarget))) throw new FsError('ENOTEMPTY', `directory not empty: ${to}`);
         }
-        const targetNow = closedTarget ?? target;
+        // Freezing may have copied shared parents up: resolve the target again, and start over if it changed.
+        const targetNow = closedTarget ?? (await this.unchangedSince(target));
         // Whiteouts of an empty target, or what a crash left, must not hide the moved contents.
         await this.dropTopSubtree(view, target.path, { countBytes: false, guard: this.unchanged(targetNow) });
         copied = await this.copyTopSubtree(view, source.path, target.path);
@@ -526,6 +527,14 @@ export class TreeWriter {
     // Resolved again: the transaction may have copied parents up, and later checks must see them.
     const again = await new Resolver(this.meta).resolve(r.view, r.path, { follow: false });
     if (again.top?.type !== 'dir' || again.top.etag !== marked.etag) throw new TransactionConditionError(`${r.absolutePath} changed while it was being frozen`, [0]);
+    return { ...again, absolutePath: r.absolutePath, mount: r.mount };
+  }
+
+  /** `r` resolved again (fresh parents), or a retryable conflict if its own node changed meanwhile. */
+  private async unchangedSince(r: Resolved): Promise<Resolved> {
+    const again = await new Resolver(this.meta).resolve(r.view, r.path, { follow: false });
+    const version = (x: Resolved) => (x.top === undefined ? 'absent' : x.top.type === 'whiteout' ? 'whiteout' : x.top.etag);
+    if (version(again) !== version(r)) throw new TransactionConditionError(`${r.absolutePath} changed meanwhile`, [0]);
     return { ...again, absolutePath: r.absolutePath, mount: r.mount };
   }
 
