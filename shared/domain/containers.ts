@@ -117,8 +117,16 @@ export class ContainerService {
 
   /** Finds a container by ID, unique ID prefix or name. Throws NotFoundError. */
   async record(tenant: string, ref: string): Promise<ContainerRecord> {
+    return (await this.lookup(tenant, ref)).record;
+  }
+
+  /**
+   * Like `record`, and says whether the answer came from this process's cache (by ID or by
+   * name), which a caller must confirm against the store (see `view`).
+   */
+  async lookup(tenant: string, ref: string): Promise<{ record: ContainerRecord; cached: boolean }> {
     const cached = this.records.get(`${tenant}/${ref}`);
-    if (cached) return cached;
+    if (cached) return { record: cached, cached: true };
     let id: string | undefined;
     if (/^[0-9a-f]{64}$/.test(ref)) id = ref;
     else {
@@ -133,28 +141,35 @@ export class ContainerService {
     const item = id && (await this.meta.get(keys.container(tenant, id)));
     if (!item) throw new NotFoundError(`no such container: ${ref}`);
     const record = item.attrs as unknown as ContainerRecord;
-    if (ref === record.id) this.remember(tenant, record);
-    return record;
+    if (ref === record.id || ref === record.name) this.remember(tenant, record);
+    return { record, cached: false };
   }
 
   private remember(tenant: string, record: ContainerRecord) {
     if (this.records.size > 10_000) this.records.clear();
     this.records.set(`${tenant}/${record.id}`, record);
+    this.records.set(`${tenant}/${record.name}`, record);
+  }
+
+  /** Drops a record from the cache (it was removed, or its name now belongs to another container). */
+  forget(tenant: string, record: ContainerRecord): void {
+    this.records.delete(`${tenant}/${record.id}`);
+    if (this.records.get(`${tenant}/${record.name}`)?.id === record.id) this.records.delete(`${tenant}/${record.name}`);
   }
 
   /**
    * The view of a container for a file operation, plus the key whose presence proves the
    * container still exists: the caller fetches it in the same round trip as the path's nodes.
    */
-  async view(tenant: string, ref: string): Promise<{ view: View; record: ContainerRecord; proof: ReturnType<typeof keys.container> }> {
-    const record = await this.record(tenant, ref);
-    return { view: this.viewOf(tenant, record), record, proof: keys.container(tenant, record.id) };
+  async view(tenant: string, ref: string): Promise<{ view: View; record: ContainerRecord; proof: ReturnType<typeof keys.container>; cached: boolean }> {
+    const { record, cached } = await this.lookup(tenant, ref);
+    return { view: this.viewOf(tenant, record), record, proof: keys.container(tenant, record.id), cached };
   }
 
   /** A cached record may outlive its container; the proof item fetched alongside settles it. */
   checkProof(tenant: string, record: ContainerRecord, proofFound: boolean): void {
     if (!proofFound) {
-      this.records.delete(`${tenant}/${record.id}`);
+      this.forget(tenant, record);
       throw new NotFoundError(`no such container: ${record.id}`);
     }
   }
@@ -253,7 +268,7 @@ export class ContainerService {
       }
       throw error;
     } finally {
-      this.records.delete(`${tenant}/${record.id}`);
+      this.forget(tenant, record);
     }
   }
 }

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { ContainerService } from './containers.js';
+import { NotFoundError } from '../errors.js';
 import type { ImageService } from './images.js';
 import type { FileMeta } from './nodes.js';
 import { statOf, type DirPage, type FileStat, type TreeReader } from './tree-read.js';
@@ -23,39 +24,62 @@ export class FileService {
     private readonly writer: TreeWriter,
   ) {}
 
-  private async viewOf(tenant: string, target: TreeTarget): Promise<{ view: View; proof?: { pk: string; sk: string }; check?: (found: boolean) => void }> {
+  private async viewOf(tenant: string, target: TreeTarget): Promise<{ view: View; proof?: { pk: string; sk: string }; cached?: boolean; check?: (found: boolean) => void }> {
     switch (target.kind) {
       case 'image':
         return { view: this.images.view(tenant, await this.images.resolve(tenant, target.ref)) };
       case 'volume':
         return { view: this.volumes.view(tenant, await this.volumes.record(tenant, target.name)) };
       case 'container': {
-        const { view, record, proof } = await this.containers.view(tenant, target.ref);
-        return { view, proof, check: (found) => this.containers.checkProof(tenant, record, found) };
+        const { view, record, proof, cached } = await this.containers.view(tenant, target.ref);
+        return { view, proof, cached, check: (found: boolean) => this.containers.checkProof(tenant, record, found) };
       }
     }
   }
 
   async stat(tenant: string, target: TreeTarget, path: string, options: { follow?: boolean } = {}): Promise<FileStat> {
-    const { view, proof, check } = await this.viewOf(tenant, target);
-    const { resolved, resolver } = await this.reader.existing(view, path, options.follow ?? true, proof ? [proof] : []).catch(async (error) => {
-      // A cached container that has gone away must answer 404 for the container, not for the path.
-      if (check) await this.stillThere(tenant, target);
-      throw error;
+    return this.confirmed(tenant, target, async ({ view, proof, check }) => {
+      const { resolved, resolver } = await this.reader.existing(view, path, options.follow ?? true, proof ? [proof] : []).catch(async (error) => {
+        // A cached container that has gone away must answer 404 for the container, not for the path.
+        if (check) await this.stillThere(tenant, target);
+        throw error;
+      });
+      if (check && proof) check(resolver.extraItem(proof) !== undefined);
+      return statOf(resolved.absolutePath, resolved.node);
     });
-    if (check && proof) check(resolver.extraItem(proof) !== undefined);
-    return statOf(resolved.absolutePath, resolved.node);
   }
 
   /** Reads a file: one metadata round trip for the container and the path, one ranged GET per extent. */
   async read(tenant: string, target: TreeTarget, path: string, range?: { start: number; end?: number }): Promise<{ stat: FileStat; start: number; end: number; body: Readable }> {
-    const { view, proof, check } = await this.viewOf(tenant, target);
-    const result = await this.reader.read(view, path, range, proof ? [proof] : []).catch(async (error) => {
-      if (check) await this.stillThere(tenant, target);
-      throw error;
+    return this.confirmed(tenant, target, async ({ view, proof, check }) => {
+      const result = await this.reader.read(view, path, range, proof ? [proof] : []).catch(async (error) => {
+        if (check) await this.stillThere(tenant, target);
+        throw error;
+      });
+      if (check && proof) {
+        try {
+          check(result.resolver.extraItem(proof) !== undefined);
+        } catch (error) {
+          result.body.destroy();
+          throw error;
+        }
+      }
+      return result;
     });
-    if (check && proof) check(result.resolver.extraItem(proof) !== undefined);
-    return result;
+  }
+
+  /**
+   * Runs a read with the container's cached record; if the store says that container is gone,
+   * the name may belong to a new one by now, so it is looked up afresh once.
+   */
+  private async confirmed<T>(tenant: string, target: TreeTarget, attempt: (found: Awaited<ReturnType<FileService['viewOf']>>) => Promise<T>): Promise<T> {
+    const found = await this.viewOf(tenant, target);
+    try {
+      return await attempt(found);
+    } catch (error) {
+      if (!(error instanceof NotFoundError) || !found.cached) throw error;
+      return attempt(await this.viewOf(tenant, target));
+    }
   }
 
   /** Copies a file (or range) to `blobKey` for a presigned download: server-side when its bytes lie in one blob. */

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Engine } from '../../shared/engine.js';
+import { Engine } from '../../shared/engine.js';
+import type { BlobStore } from '../../shared/ports/blob-store.js';
 import type { MetadataStore } from '../../shared/ports/metadata-store.js';
 import { loadImage, localEngine, text } from '../support/engine.js';
 
@@ -7,11 +8,12 @@ import { loadImage, localEngine, text } from '../support/engine.js';
 const T = 'acme';
 let engine: Engine;
 let meta: MetadataStore;
+let blobs: BlobStore;
 let cleanup: () => Promise<void>;
 let c: { kind: 'container'; ref: string };
 
 beforeEach(async () => {
-  ({ engine, meta, cleanup } = await localEngine());
+  ({ engine, meta, blobs, cleanup } = await localEngine());
   await loadImage(engine, T, [[{ path: 'a/f', content: 'F' }, { path: 'b/', dir: true }, { path: 'm/keep', content: 'K' }, { path: 'lnk', symlink: '/m' }, { path: 'empty', content: '' }]], ['img:1']);
   c = { kind: 'container', ref: (await engine.containers.create(T, { image: 'img:1' })).id };
 });
@@ -164,5 +166,28 @@ describe('sweep', () => {
     meta.query = query;
     expect(moved).toBe(true);
     expect(await text((await engine.files.read(T, c, '/z/f')).body)).toBe('precious');
+  });
+});
+
+describe('container names', () => {
+  it('a read by name costs one metadata round trip once warm, and follows the name to a new container', async () => {
+    await engine.containers.create(T, { image: 'img:1', name: 'named' });
+    const byName = { kind: 'container' as const, ref: 'named' };
+    await engine.files.stat(T, byName, '/a/f');
+    const getMany = meta.getMany.bind(meta);
+    const get = meta.get.bind(meta);
+    let calls = 0;
+    meta.getMany = async (k) => ((calls += 1), getMany(k));
+    meta.get = async (k) => ((calls += 1), get(k));
+    await text((await engine.files.read(T, byName, '/a/f')).body);
+    meta.getMany = getMany;
+    meta.get = get;
+    expect(calls).toBe(1);
+    // Another function instance (its own cache) removes it and gives the name to a new container.
+    const other = new Engine(meta, blobs);
+    await other.containers.remove(T, 'named');
+    const again = await other.containers.create(T, { image: 'img:1', name: 'named' });
+    await other.files.writeFile(T, { kind: 'container', ref: again.id }, '/a/f', Buffer.from('new one'));
+    expect(await text((await engine.files.read(T, byName, '/a/f')).body)).toBe('new one');
   });
 });
