@@ -35,6 +35,11 @@ export interface ContainerSummary {
   readonly virtualSize?: number;
 }
 
+/** IDs and names live apart in the cache, whatever they look like. */
+function cacheKey(tenant: string, ref: string): string {
+  return /^[0-9a-f]{64}$/.test(ref) ? `${tenant}/id/${ref}` : `${tenant}/name/${ref}`;
+}
+
 export function containerNamespace(id: string): NamespaceId {
   return `c:${id}`;
 }
@@ -57,6 +62,8 @@ export class ContainerService {
   async create(tenant: string, request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string> }): Promise<ContainerSummary> {
     const image = await this.images.resolve(tenant, request.image);
     if (request.name !== undefined && !CONTAINER_NAME.test(request.name)) throw new InvalidInputError(`invalid container name ${JSON.stringify(request.name)}`);
+    // A name that reads as a full ID would make `ref` ambiguous.
+    if (request.name !== undefined && /^[0-9a-f]{64}$/.test(request.name)) throw new InvalidInputError('a container name cannot be 64 hex characters (that is what IDs look like)');
     const id = randomBytes(32).toString('hex');
     const name = request.name ?? `strata_${id.slice(0, 12)}`;
     const ops: WriteOp[] = [];
@@ -121,11 +128,12 @@ export class ContainerService {
   }
 
   /**
-   * Like `record`, and says whether the answer came from this process's cache (by ID or by
-   * name), which a caller must confirm against the store (see `view`).
+   * Like `record`; with `cache`, a record this process saw before may be returned (by ID or by
+   * name), and `cached` says so: the caller must then confirm it against the store, as reads do
+   * by fetching the record in the same round trip as the path.
    */
-  async lookup(tenant: string, ref: string): Promise<{ record: ContainerRecord; cached: boolean }> {
-    const cached = this.records.get(`${tenant}/${ref}`);
+  async lookup(tenant: string, ref: string, options: { cache?: boolean } = {}): Promise<{ record: ContainerRecord; cached: boolean }> {
+    const cached = options.cache ? this.records.get(cacheKey(tenant, ref)) : undefined;
     if (cached) return { record: cached, cached: true };
     let id: string | undefined;
     if (/^[0-9a-f]{64}$/.test(ref)) id = ref;
@@ -147,22 +155,22 @@ export class ContainerService {
 
   private remember(tenant: string, record: ContainerRecord) {
     if (this.records.size > 10_000) this.records.clear();
-    this.records.set(`${tenant}/${record.id}`, record);
-    this.records.set(`${tenant}/${record.name}`, record);
+    this.records.set(cacheKey(tenant, record.id), record);
+    this.records.set(cacheKey(tenant, record.name), record);
   }
 
   /** Drops a record from the cache (it was removed, or its name now belongs to another container). */
   forget(tenant: string, record: ContainerRecord): void {
-    this.records.delete(`${tenant}/${record.id}`);
-    if (this.records.get(`${tenant}/${record.name}`)?.id === record.id) this.records.delete(`${tenant}/${record.name}`);
+    this.records.delete(cacheKey(tenant, record.id));
+    if (this.records.get(cacheKey(tenant, record.name))?.id === record.id) this.records.delete(cacheKey(tenant, record.name));
   }
 
   /**
    * The view of a container for a file operation, plus the key whose presence proves the
    * container still exists: the caller fetches it in the same round trip as the path's nodes.
    */
-  async view(tenant: string, ref: string): Promise<{ view: View; record: ContainerRecord; proof: ReturnType<typeof keys.container>; cached: boolean }> {
-    const { record, cached } = await this.lookup(tenant, ref);
+  async view(tenant: string, ref: string, options: { cache?: boolean } = {}): Promise<{ view: View; record: ContainerRecord; proof: ReturnType<typeof keys.container>; cached: boolean }> {
+    const { record, cached } = await this.lookup(tenant, ref, options);
     return { view: this.viewOf(tenant, record), record, proof: keys.container(tenant, record.id), cached };
   }
 

@@ -24,14 +24,18 @@ export class FileService {
     private readonly writer: TreeWriter,
   ) {}
 
-  private async viewOf(tenant: string, target: TreeTarget): Promise<{ view: View; proof?: { pk: string; sk: string }; cached?: boolean; check?: (found: boolean) => void }> {
+  /**
+   * The view a target names. Only reads that fetch the container's record alongside the path
+   * (`confirmed`) may use cached container records; everything else looks the container up.
+   */
+  private async viewOf(tenant: string, target: TreeTarget, options: { cache?: boolean } = {}): Promise<{ view: View; proof?: { pk: string; sk: string }; cached?: boolean; check?: (found: boolean) => void }> {
     switch (target.kind) {
       case 'image':
         return { view: this.images.view(tenant, await this.images.resolve(tenant, target.ref)) };
       case 'volume':
         return { view: this.volumes.view(tenant, await this.volumes.record(tenant, target.name)) };
       case 'container': {
-        const { view, record, proof, cached } = await this.containers.view(tenant, target.ref);
+        const { view, record, proof, cached } = await this.containers.view(tenant, target.ref, { cache: options.cache ?? false });
         return { view, proof, cached, check: (found: boolean) => this.containers.checkProof(tenant, record, found) };
       }
     }
@@ -73,12 +77,12 @@ export class FileService {
    * the name may belong to a new one by now, so it is looked up afresh once.
    */
   private async confirmed<T>(tenant: string, target: TreeTarget, attempt: (found: Awaited<ReturnType<FileService['viewOf']>>) => Promise<T>): Promise<T> {
-    const found = await this.viewOf(tenant, target);
+    const found = await this.viewOf(tenant, target, { cache: true });
     try {
       return await attempt(found);
     } catch (error) {
       if (!(error instanceof NotFoundError) || !found.cached) throw error;
-      return attempt(await this.viewOf(tenant, target));
+      return attempt(await this.viewOf(tenant, target, { cache: false }));
     }
   }
 

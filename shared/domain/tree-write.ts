@@ -244,6 +244,7 @@ export class TreeWriter {
   async remove(view: View, rawPath: string, options: WritePreconditions & { recursive?: boolean } = {}): Promise<void> {
     const path = normalizePath(rawPath);
     if (path === '/') throw new InvalidInputError('the root directory cannot be removed');
+    let vacated: Resolved | undefined;
     await this.retry(view, path, false, async (r) => {
       this.checkPreconditions(r, options);
       if (!r.node) throw new NotFoundError(`no such file or directory: ${r.absolutePath}`);
@@ -258,13 +259,20 @@ export class TreeWriter {
       const closed = await this.close(r);
       try {
         if (!options.recursive && !(await this.reader.isEmpty(closed))) throw new FsError('ENOTEMPTY', `directory not empty: ${r.absolutePath}`);
-        await this.dropTopSubtree(closed.view, closed.path, { countBytes: true, guard: this.unchanged(closed) });
+        // The container's own files go while frozen; its whiteouts stay until the directory is
+        // gone, so a failure here can never bring deleted lower files back.
+        await this.dropTopSubtree(closed.view, closed.path, { countBytes: true, guard: this.unchanged(closed), only: (node) => node.type !== 'whiteout' });
         await this.transact(closed, [this.vacate(closed, this.unchanged(closed))], 0);
+        vacated = closed;
       } catch (error) {
         await this.reopen(closed);
         throw error;
       }
     });
+    if (vacated) {
+      const guard: Condition[] = vacated.lower ? [{ kind: 'equals', field: 't', value: 'w' }] : [{ kind: 'absent' }];
+      await this.dropTopSubtree(vacated.view, vacated.path, { countBytes: false, guard }).catch(() => undefined);
+    }
   }
 
   /**
@@ -330,8 +338,8 @@ export class TreeWriter {
         // Freezing may have copied shared parents up: resolve the target again, and start over if it changed.
         const targetNow = closedTarget ?? (await this.unchangedSince(target));
         // Whiteouts of an empty target, or what a crash left, must not hide the moved contents.
-        await this.dropTopSubtree(view, target.path, { countBytes: false, guard: this.unchanged(targetNow) });
-        copied = await this.copyTopSubtree(view, source.path, target.path);
+        await this.dropTopSubtree(targetNow.view, target.path, { countBytes: false, guard: this.unchanged(targetNow) });
+        copied = await this.copyTopSubtree(targetNow.view, source.path, target.path, this.unchanged(targetNow));
         const ops: WriteOp[] = [
           { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: this.unchanged(targetNow) },
           this.vacate(closedSource, this.unchanged(closedSource)),
@@ -339,12 +347,12 @@ export class TreeWriter {
         await this.transact(targetNow, ops, sizeDelta, [closedSource]);
       } catch (error) {
         // Undo: the copies go (only while the target is still as it was), the marks are lifted.
-        if (copied !== undefined) await this.dropTopSubtree(view, target.path, { countBytes: false, guard: this.unchanged(closedTarget ?? target) }).catch(() => undefined);
+        if (copied !== undefined) await this.dropTopSubtree(target.view, target.path, { countBytes: false, guard: this.unchanged(closedTarget ?? target) }).catch(() => undefined);
         await this.reopen(closedSource);
         if (closedTarget) await this.reopen(closedTarget);
         throw error;
       }
-      moved = { view, from: source.path, vacated: source.lower !== undefined };
+      moved = { view: closedSource.view, from: source.path, vacated: source.lower !== undefined };
       return statOf(target.absolutePath, placed);
     });
     // The old entries are hidden now; they go only while their old path is still vacated.
@@ -477,11 +485,14 @@ export class TreeWriter {
    * (frozen, or vacated), so nothing written below a new directory of that name is ever lost.
    * `countBytes` takes their bytes off the size counter in the same transactions.
    */
-  private async dropTopSubtree(view: View, dir: string, options: { countBytes: boolean; guard: Condition[] }): Promise<void> {
+  private async dropTopSubtree(view: View, dir: string, options: { countBytes: boolean; guard: Condition[]; only?: (node: Node) => boolean }): Promise<void> {
     const tenant = view.tenant;
     const ns = view.top!;
     const doomed: { key: ItemKey; bytes: number }[] = [];
-    for await (const [path, node] of this.topSubtree(view, dir)) doomed.push({ key: keys.node(tenant, ns, path), bytes: node.type === 'file' ? node.size : 0 });
+    for await (const [path, node] of this.topSubtree(view, dir)) {
+      if (options.only && !options.only(node)) continue;
+      doomed.push({ key: keys.node(tenant, ns, path), bytes: node.type === 'file' ? node.size : 0 });
+    }
     const chunk = MAX_TRANSACTION_OPS - 2;
     for (let i = 0; i < doomed.length; i += chunk) {
       const part = doomed.slice(i, i + chunk);
@@ -495,13 +506,22 @@ export class TreeWriter {
     }
   }
 
-  /** Copies the top layer's own nodes from below `from` to below `to`; returns how many. */
-  private async copyTopSubtree(view: View, from: string, to: string): Promise<number> {
-    const puts: Extract<WriteOp, { op: 'put' }>[] = [];
+  /**
+   * Copies the top layer's own nodes from below `from` to below `to`, in transactions that also
+   * check `guard` on `to` and that each copy lands where nothing is: a write that reached `to`
+   * meanwhile is never overwritten (the rename fails and is retried instead). Returns how many.
+   */
+  private async copyTopSubtree(view: View, from: string, to: string, guard: Condition[]): Promise<number> {
+    const tenant = view.tenant;
+    const ns = view.top!;
+    const puts: WriteOp[] = [];
     for await (const [path, node] of this.topSubtree(view, from)) {
-      puts.push({ op: 'put', item: { ...keys.node(view.tenant, view.top!, rebase(path, from, to)), attrs: nodeToAttrs(node) } });
+      puts.push({ op: 'put', item: { ...keys.node(tenant, ns, rebase(path, from, to)), attrs: nodeToAttrs(node) }, conditions: [{ kind: 'absent' }] });
     }
-    await this.meta.writeMany(puts);
+    const chunk = MAX_TRANSACTION_OPS - 1;
+    for (let i = 0; i < puts.length; i += chunk) {
+      await this.meta.transact([{ op: 'check', key: keys.node(tenant, ns, to), conditions: guard }, ...puts.slice(i, i + chunk)]);
+    }
     return puts.length;
   }
 

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Engine } from '../../shared/engine.js';
 import type { BlobStore } from '../../shared/ports/blob-store.js';
+import { TransactionConditionError } from '../../shared/errors.js';
 import type { MetadataStore } from '../../shared/ports/metadata-store.js';
 import { loadImage, localEngine, text } from '../support/engine.js';
 
@@ -189,5 +190,77 @@ describe('container names', () => {
     const again = await other.containers.create(T, { image: 'img:1', name: 'named' });
     await other.files.writeFile(T, { kind: 'container', ref: again.id }, '/a/f', Buffer.from('new one'));
     expect(await text((await engine.files.read(T, byName, '/a/f')).body)).toBe('new one');
+  });
+});
+
+describe('third review', () => {
+  it('renaming a directory inside a mounted volume keeps its contents', async () => {
+    const vc = { kind: 'container' as const, ref: (await engine.containers.create(T, { image: 'img:1', mounts: [{ target: '/data', volume: 'vol' }] })).id };
+    await engine.files.mkdir(T, vc, '/data/a');
+    await engine.files.writeFile(T, vc, '/data/a/x', Buffer.from('kept'));
+    await engine.files.rename(T, vc, '/data/a', '/data/b');
+    expect(await text((await engine.files.read(T, vc, '/data/b/x')).body)).toBe('kept');
+    expect(await text((await engine.files.read(T, { kind: 'volume', name: 'vol' }, '/b/x')).body)).toBe('kept');
+    // No stray copies in the container's own layer: the image's empty /b stays empty.
+    expect((await engine.files.list(T, vc, '/b')).entries).toEqual([]);
+  });
+
+  it('refuses a container name that looks like an ID', async () => {
+    await expect(engine.containers.create(T, { image: 'img:1', name: c.ref })).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('lists and writes by name follow the name to a container another instance made', async () => {
+    await engine.containers.create(T, { image: 'img:1', name: 'web' });
+    const byName = { kind: 'container' as const, ref: 'web' };
+    await engine.files.writeFile(T, byName, '/old-only', Buffer.from('old'));
+    expect((await engine.files.list(T, byName, '/')).entries.map((e) => e.name)).toContain('old-only');
+    const other = new Engine(meta, blobs);
+    await other.containers.remove(T, 'web');
+    await other.containers.create(T, { image: 'img:1', name: 'web' });
+    expect((await engine.files.list(T, byName, '/')).entries.map((e) => e.name)).not.toContain('old-only');
+    await engine.files.writeFile(T, byName, '/new-only', Buffer.from('new'));
+    expect(await text((await other.files.read(T, byName, '/new-only')).body)).toBe('new');
+  });
+
+  it('an rmdir whose last step is refused once never brings deleted lower files back', async () => {
+    await loadImage(engine, T, [[{ path: 'p/e/gone', content: 'g' }]], ['rm:1']);
+    const rc = { kind: 'container' as const, ref: (await engine.containers.create(T, { image: 'rm:1' })).id };
+    await engine.files.remove(T, rc, '/p/e/gone');
+    const transact = meta.transact.bind(meta);
+    let refused = false;
+    meta.transact = async (ops) => {
+      const vacating = ops.some((op) => (op.op === 'delete' && op.key.sk === 'e') || (op.op === 'put' && op.item.sk === 'e' && op.item.attrs.t === 'w'));
+      if (vacating && !refused) {
+        refused = true;
+        throw new TransactionConditionError('injected race', [0]);
+      }
+      return transact(ops);
+    };
+    await engine.files.remove(T, rc, '/p/e');
+    meta.transact = transact;
+    expect(refused).toBe(true);
+    expect((await engine.files.list(T, rc, '/p')).entries).toEqual([]);
+  });
+
+  it('a rename onto a path another client just created does not overwrite what it wrote', async () => {
+    await engine.files.mkdir(T, c, '/s');
+    await engine.files.writeFile(T, c, '/s/x', Buffer.from('source'));
+    const transact = meta.transact.bind(meta);
+    let raced = false;
+    meta.transact = async (ops) => {
+      const copying = ops.some((op) => op.op === 'put' && op.item.pk.endsWith('#/t'));
+      if (copying && !raced) {
+        raced = true;
+        await engine.files.mkdir(T, c, '/t');
+        await engine.files.writeFile(T, c, '/t/x', Buffer.from('ACKED'));
+      }
+      return transact(ops);
+    };
+    const outcome = await engine.files.rename(T, c, '/s', '/t').then(() => 'renamed', (e) => e);
+    meta.transact = transact;
+    expect(raced).toBe(true);
+    expect(outcome).toMatchObject({ status: 409 });
+    expect(await text((await engine.files.read(T, c, '/t/x')).body)).toBe('ACKED');
+    expect(await text((await engine.files.read(T, c, '/s/x')).body)).toBe('source');
   });
 });
