@@ -73,7 +73,7 @@ async function read(request: RequestContext, head: boolean): Promise<HttpResult>
     if (error instanceof FsError && error.code === 'EISDIR') return list(request, head);
     throw error;
   }
-  const { stat, start, end, body } = result;
+  const { stat, start, end, body, extents } = result;
   const headers: Record<string, string> = { ...statHeaders(stat), 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
   const noneMatch = etagHeader(request.headers['if-none-match']);
   const ifMatch = etagHeader(request.headers['if-match']);
@@ -85,7 +85,7 @@ async function read(request: RequestContext, head: boolean): Promise<HttpResult>
     // Too big for a Lambda response: copy it out (server-side where possible) and send the client there.
     body.destroy();
     const key = blobKeys.exportArchive(tenant);
-    await files.materialize(tenant, target, path, range, key);
+    await files.copyOut(extents, key);
     return { statusCode: 303, headers: { ...headers, location: await services.blobs.presign(key, 'GET', services.config.presignSeconds) } };
   }
   headers['content-length'] = String(end - start);

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { ContainerService } from './containers.js';
 import { NotFoundError } from '../errors.js';
 import type { ImageService } from './images.js';
-import type { FileMeta } from './nodes.js';
+import type { Extent, FileMeta } from './nodes.js';
 import { statOf, type DirPage, type FileStat, type TreeReader } from './tree-read.js';
 import type { SetAttributes, TreeWriter, WritePreconditions } from './tree-write.js';
 import type { View } from './view.js';
@@ -54,7 +54,7 @@ export class FileService {
   }
 
   /** Reads a file: one metadata round trip for the container and the path, one ranged GET per extent. */
-  async read(tenant: string, target: TreeTarget, path: string, range?: { start: number; end?: number }): Promise<{ stat: FileStat; start: number; end: number; body: Readable }> {
+  async read(tenant: string, target: TreeTarget, path: string, range?: { start: number; end?: number }): Promise<{ stat: FileStat; start: number; end: number; body: Readable; extents: Extent[] }> {
     return this.confirmed(tenant, target, async ({ view, proof, check }) => {
       const result = await this.reader.read(view, path, range, proof ? [proof] : []).catch(async (error) => {
         if (check) await this.stillThere(tenant, target);
@@ -86,10 +86,9 @@ export class FileService {
     }
   }
 
-  /** Copies a file (or range) to `blobKey` for a presigned download: server-side when its bytes lie in one blob. */
-  async materialize(tenant: string, target: TreeTarget, path: string, range: { start: number; end?: number } | undefined, blobKey: string) {
-    const { view } = await this.viewOf(tenant, target);
-    return this.reader.materialize(view, path, range, blobKey);
+  /** Copies the bytes of a read to `blobKey` for a presigned download, server-side where it can. */
+  copyOut(extents: readonly Extent[], blobKey: string): Promise<void> {
+    return this.reader.copyOut(extents, blobKey);
   }
 
   /** After a failed lookup, a container that has gone away answers 404 for itself, not for the path. */

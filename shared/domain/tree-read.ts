@@ -1,11 +1,11 @@
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { FsError, InvalidInputError, NotFoundError, RangeNotSatisfiableError } from '../errors.js';
 import { isPacked, keys, type NamespaceId } from '../keys.js';
 import { packEntries, packFromAttrs } from './packs.js';
 import { baseName, compareNames, joinPath, normalizePath, parentOf } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { ItemKey, MetadataStore } from '../ports/metadata-store.js';
-import { nodeFromAttrs, sliceExtents, ZERO_BLOB, type Extent, type FileNode, type Node, type VisibleNode } from './nodes.js';
+import { nodeFromAttrs, sliceExtents, ZERO_BLOB, type Extent, type Node, type VisibleNode } from './nodes.js';
 import { Resolver, type Resolved } from './resolver.js';
 import type { View } from './view.js';
 
@@ -73,7 +73,7 @@ export class TreeReader {
    * Reads a file, or `range` of it (end exclusive, clamped to the size). An unchanged lower file
    * is one extent, so this is one ranged GET of the layer blob.
    */
-  async read(view: View, rawPath: string, range?: { start: number; end?: number }, extra: readonly ItemKey[] = []): Promise<{ stat: FileStat; start: number; end: number; body: Readable; resolver: Resolver }> {
+  async read(view: View, rawPath: string, range?: { start: number; end?: number }, extra: readonly ItemKey[] = []): Promise<{ stat: FileStat; start: number; end: number; body: Readable; extents: Extent[]; resolver: Resolver }> {
     const { resolved, resolver } = await this.existing(view, rawPath, true, extra);
     const node = resolved.node;
     if (node.type !== 'file') throw new FsError('EISDIR', `not a file: ${resolved.absolutePath}`);
@@ -83,42 +83,27 @@ export class TreeReader {
     if (start < 0 || (range && start >= node.size) || end < start) {
       throw new RangeNotSatisfiableError(`range ${start}-${range?.end ?? ''} is outside a file of ${node.size} bytes`);
     }
-    return { stat: statOf(resolved.absolutePath, node), start, end, body: this.extentStream(sliceExtents(node.extents, start, end)), resolver };
+    const extents = sliceExtents(node.extents, start, end);
+    return { stat: statOf(resolved.absolutePath, node), start, end, body: this.extentStream(extents), extents, resolver };
   }
 
   /**
-   * Copies a file (or a range of it) to a fresh blob a client can be sent to, server-side when
-   * the bytes lie in one blob (S3 UploadPartCopy), streamed through otherwise.
+   * Copies the bytes of a read (its extents) to a fresh blob a client can be sent to:
+   * server-side when they lie in one blob (S3 UploadPartCopy), streamed through otherwise.
    */
-  async materialize(view: View, rawPath: string, range: { start: number; end?: number } | undefined, target: string): Promise<{ stat: FileStat; start: number; end: number }> {
-    const result = await this.read(view, rawPath, range);
-    const { resolved } = await this.existing(view, rawPath, true);
-    const node = resolved.node as FileNode;
-    const extents = sliceExtents(node.extents, result.start, result.end);
+  async copyOut(extents: readonly Extent[], target: string): Promise<void> {
     if (extents.length === 1 && extents[0][0] !== ZERO_BLOB) {
-      result.body.destroy();
       const [key, offset, length] = extents[0];
       await this.blobs.copy(key, target, { start: offset, end: offset + length });
-    } else await this.blobs.put(target, result.body);
-    return { stat: result.stat, start: result.start, end: result.end };
+    } else await this.blobs.put(target, this.extentStream(extents));
   }
 
-  /** Streams extents one after another, opening each blob only when the previous one is done. */
+  /**
+   * Streams extents one after another, opening each blob only when the previous one is done and
+   * only once the stream is read: a body dropped unread (HEAD, 304, 303) costs no S3 request.
+   */
   extentStream(extents: readonly Extent[]): Readable {
     const blobs = this.blobs;
-    if (extents.length === 1 && extents[0][0] !== ZERO_BLOB) {
-      // The common case: hand the blob stream over as is, with errors passed through.
-      const [key, offset, length] = extents[0];
-      const out = new PassThrough();
-      blobs.get(key, { start: offset, end: offset + length }).then(
-        (s) => {
-          s.on('error', (e) => out.destroy(e));
-          s.pipe(out);
-        },
-        (e) => out.destroy(e),
-      );
-      return out;
-    }
     return Readable.from(
       (async function* () {
         for (const [key, offset, length] of extents) {
