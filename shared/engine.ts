@@ -69,8 +69,8 @@ export class Engine {
 
   /** `docker export`: the container's merged file tree as one tar stream (volumes excluded). */
   async export(tenant: string, ref: string): Promise<Readable> {
+    // The lookup reads the container's record, which is the proof it exists.
     const { view } = await this.containers.view(tenant, ref);
-    await this.containers.inspect(tenant, ref);
     return this.changeset.exportTar(view);
   }
 

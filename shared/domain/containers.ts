@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { normalizePath } from '../paths.js';
-import { itemId, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { itemId, queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import type { ImageService } from './images.js';
 import type { ContainerRecord, ImageRecord, MountRecord, VolumeRecord } from './records.js';
 import type { View } from './view.js';
@@ -198,14 +198,7 @@ export class ContainerService {
   }
 
   async list(tenant: string, options: { size?: boolean } = {}): Promise<ContainerSummary[]> {
-    const records: ContainerRecord[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.meta.query(keys.containers(tenant), { after });
-      records.push(...page.items.map((i) => i.attrs as unknown as ContainerRecord));
-      if (!page.last) break;
-      after = page.last;
-    }
+    const records = (await queryAll(this.meta, keys.containers(tenant))).map((i) => i.attrs as unknown as ContainerRecord);
     if (!options.size) return records.sort((a, b) => b.created - a.created).map((r) => this.summarize(r));
     const statKeys = records.flatMap((r) => statsKeys(tenant, containerNamespace(r.id)));
     const imageKeys = [...new Set(records.map((r) => r.image))].map((id) => keys.image(tenant, id));

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { ConflictError, NotFoundError, TransactionConditionError } from '../errors.js';
 import { keys } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
-import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
+import { queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import { ImageArchives } from './image-archives.js';
 import { ImageStore } from './image-store.js';
 import type { IngestedLayer, IngestLimits } from './layer-ingest.js';
@@ -83,27 +83,15 @@ export class ImageService {
 
   async tagsByImage(tenant: string): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.meta.query(keys.tags(tenant), { after });
-      for (const item of page.items) {
-        const id = item.attrs.image as string;
-        out.set(id, [...(out.get(id) ?? []), item.sk]);
-      }
-      if (!page.last) return out;
-      after = page.last;
+    for (const item of await queryAll(this.meta, keys.tags(tenant))) {
+      const id = item.attrs.image as string;
+      out.set(id, [...(out.get(id) ?? []), item.sk]);
     }
+    return out;
   }
 
   async records(tenant: string): Promise<ImageRecord[]> {
-    const out: ImageRecord[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.meta.query(keys.images(tenant), { after });
-      out.push(...page.items.map((i) => i.attrs as unknown as ImageRecord));
-      if (!page.last) return out;
-      after = page.last;
-    }
+    return (await queryAll(this.meta, keys.images(tenant))).map((i) => i.attrs as unknown as ImageRecord);
   }
 
   async list(tenant: string): Promise<ImageSummary[]> {

@@ -4,7 +4,7 @@ import { statsKeys, statsTotals } from './stats.js';
 import { TransactionConditionError } from '../errors.js';
 import { joinPath } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
-import type { MetadataStore } from '../ports/metadata-store.js';
+import { queryAll, type MetadataStore } from '../ports/metadata-store.js';
 import { nodeFromAttrs } from './nodes.js';
 import type { ContainerRecord, GarbageRecord, ImageRecord, LayerRecord, VolumeRecord } from './records.js';
 import { volumeNamespace } from './volumes.js';
@@ -191,14 +191,7 @@ export class Sweeper {
     } while (cursor);
   }
 
-  private async all(pk: string) {
-    const out = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.meta.query(pk, { after });
-      out.push(...page.items);
-      if (!page.last) return out;
-      after = page.last;
-    }
+  private all(pk: string) {
+    return queryAll(this.meta, pk);
   }
 }

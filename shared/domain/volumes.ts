@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
-import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
+import { queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import type { VolumeRecord } from './records.js';
 import { statsCreation, statsKeys, statsRemoval, statsTotals } from './stats.js';
 import type { View } from './view.js';
@@ -73,14 +73,7 @@ export class VolumeService {
   }
 
   async list(tenant: string): Promise<VolumeSummary[]> {
-    const records: VolumeRecord[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.meta.query(keys.volumes(tenant), { after });
-      records.push(...page.items.map((i) => i.attrs as unknown as VolumeRecord));
-      if (!page.last) break;
-      after = page.last;
-    }
+    const records = (await queryAll(this.meta, keys.volumes(tenant))).map((i) => i.attrs as unknown as VolumeRecord);
     const stats = await this.meta.getMany(records.flatMap((r) => statsKeys(tenant, volumeNamespace(r))));
     return records.map((r) => summarize(r, statsTotals(tenant, volumeNamespace(r), stats).size));
   }

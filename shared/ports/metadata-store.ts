@@ -122,3 +122,15 @@ export function checkUpdateFields(op: Extract<WriteOp, { op: 'update' }>): void 
     seen.add(field);
   }
 }
+
+/** Every item of a partition, page after page (for partitions known to stay small: listings, sweeps). */
+export async function queryAll(store: MetadataStore, pk: string): Promise<Item[]> {
+  const out: Item[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.query(pk, { after });
+    out.push(...page.items);
+    if (!page.last) return out;
+    after = page.last;
+  }
+}
