@@ -174,14 +174,6 @@ export class ContainerService {
     return { view: this.viewOf(tenant, record), record, proof: keys.container(tenant, record.id), cached };
   }
 
-  /** A cached record may outlive its container; the proof item fetched alongside settles it. */
-  checkProof(tenant: string, record: ContainerRecord, proofFound: boolean): void {
-    if (!proofFound) {
-      this.forget(tenant, record);
-      throw new NotFoundError(`no such container: ${record.id}`);
-    }
-  }
-
   viewOf(tenant: string, record: ContainerRecord): View {
     return {
       tenant,
@@ -213,12 +205,11 @@ export class ContainerService {
       });
   }
 
-  /** One container with its sizes: two items read in one round trip, whatever the container holds. */
+  /** One container with its sizes: its record, then its counters and image in one round trip, whatever it holds. */
   async inspect(tenant: string, ref: string): Promise<ContainerSummary> {
     const record = await this.record(tenant, ref);
     const ns = containerNamespace(record.id);
-    const items = await this.meta.getMany([...statsKeys(tenant, ns), keys.image(tenant, record.image), keys.container(tenant, record.id)]);
-    this.checkProof(tenant, record, items.has(itemId(keys.container(tenant, record.id))));
+    const items = await this.meta.getMany([...statsKeys(tenant, ns), keys.image(tenant, record.image)]);
     const size = statsTotals(tenant, ns, items).size;
     return this.summarize(record, size, items.get(itemId(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined);
   }

@@ -1,6 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { ContainerService } from './containers.js';
 import { NotFoundError } from '../errors.js';
+import type { ItemKey } from '../ports/metadata-store.js';
+import type { Resolver } from './resolver.js';
 import type { ImageService } from './images.js';
 import type { Extent, FileMeta } from './nodes.js';
 import { statOf, type DirPage, type FileStat, type TreeReader } from './tree-read.js';
@@ -28,7 +30,7 @@ export class FileService {
    * The view a target names. Only reads that fetch the container's record alongside the path
    * (`confirmed`) may use cached container records; everything else looks the container up.
    */
-  private async viewOf(tenant: string, target: TreeTarget, options: { cache?: boolean } = {}): Promise<{ view: View; proof?: { pk: string; sk: string }; cached?: boolean; check?: (found: boolean) => void }> {
+  private async viewOf(tenant: string, target: TreeTarget, options: { cache?: boolean } = {}): Promise<{ view: View; proof?: ItemKey; cached?: boolean; forget?: () => void }> {
     switch (target.kind) {
       case 'image':
         return { view: this.images.view(tenant, await this.images.resolve(tenant, target.ref)) };
@@ -36,64 +38,52 @@ export class FileService {
         return { view: this.volumes.view(tenant, await this.volumes.record(tenant, target.name)) };
       case 'container': {
         const { view, record, proof, cached } = await this.containers.view(tenant, target.ref, { cache: options.cache ?? false });
-        return { view, proof, cached, check: (found: boolean) => this.containers.checkProof(tenant, record, found) };
+        return { view, proof, cached, forget: () => this.containers.forget(tenant, record) };
       }
     }
   }
 
   async stat(tenant: string, target: TreeTarget, path: string, options: { follow?: boolean } = {}): Promise<FileStat> {
-    return this.confirmed(tenant, target, async ({ view, proof, check }) => {
-      const { resolved, resolver } = await this.reader.existing(view, path, options.follow ?? true, proof ? [proof] : []).catch(async (error) => {
-        // A cached container that has gone away must answer 404 for the container, not for the path.
-        if (check) await this.stillThere(tenant, target);
-        throw error;
-      });
-      if (check && proof) check(resolver.extraItem(proof) !== undefined);
+    return this.confirmed(tenant, target, async (view, extra, resolver) => {
+      const { resolved } = await this.reader.existing(view, path, options.follow ?? true, extra, resolver);
       return statOf(resolved.absolutePath, resolved.node);
     });
   }
 
   /** Reads a file: one metadata round trip for the container and the path, one ranged GET per extent. */
   async read(tenant: string, target: TreeTarget, path: string, range?: { start: number; end?: number }): Promise<{ stat: FileStat; start: number; end: number; body: Readable; extents: Extent[] }> {
-    return this.confirmed(tenant, target, async ({ view, proof, check }) => {
-      const result = await this.reader.read(view, path, range, proof ? [proof] : []).catch(async (error) => {
-        if (check) await this.stillThere(tenant, target);
-        throw error;
-      });
-      if (check && proof) {
-        try {
-          check(result.resolver.extraItem(proof) !== undefined);
-        } catch (error) {
-          result.body.destroy();
-          throw error;
-        }
-      }
-      return result;
-    });
+    return this.confirmed(tenant, target, (view, extra, resolver) => this.reader.read(view, path, range, extra, resolver));
   }
 
   /**
-   * Runs a read with the container's cached record; if the store says that container is gone,
-   * the name may belong to a new one by now, so it is looked up afresh once.
+   * Runs a read that fetches the container's record in the same round trip as the path, so a
+   * cached record can be used and confirmed at no extra cost. If the record is gone, a cached
+   * name may belong to a new container by now: it is looked up afresh once. (The body of a read
+   * opens its blob only when read, so a discarded one costs nothing.)
    */
-  private async confirmed<T>(tenant: string, target: TreeTarget, attempt: (found: Awaited<ReturnType<FileService['viewOf']>>) => Promise<T>): Promise<T> {
-    const found = await this.viewOf(tenant, target, { cache: true });
-    try {
-      return await attempt(found);
-    } catch (error) {
-      if (!(error instanceof NotFoundError) || !found.cached) throw error;
-      return attempt(await this.viewOf(tenant, target, { cache: false }));
+  private async confirmed<T>(tenant: string, target: TreeTarget, attempt: (view: View, extra: ItemKey[], resolver: Resolver) => Promise<T>): Promise<T> {
+    for (let cache = true; ; cache = false) {
+      const found = await this.viewOf(tenant, target, { cache });
+      const resolver = this.reader.resolver();
+      let outcome: { value: T } | { error: unknown };
+      try {
+        outcome = { value: await attempt(found.view, found.proof ? [found.proof] : [], resolver) };
+      } catch (error) {
+        outcome = { error };
+      }
+      if (found.proof && resolver.proves(found.proof) === false) {
+        found.forget?.();
+        if (found.cached) continue;
+        throw new NotFoundError(`no such container: ${target.kind === 'container' ? target.ref : ''}`);
+      }
+      if ('error' in outcome) throw outcome.error;
+      return outcome.value;
     }
   }
 
   /** Copies the bytes of a read to `blobKey` for a presigned download, server-side where it can. */
   copyOut(extents: readonly Extent[], blobKey: string): Promise<void> {
     return this.reader.copyOut(extents, blobKey);
-  }
-
-  /** After a failed lookup, a container that has gone away answers 404 for itself, not for the path. */
-  private async stillThere(tenant: string, target: TreeTarget) {
-    if (target.kind === 'container') await this.containers.inspect(tenant, target.ref);
   }
 
   async list(tenant: string, target: TreeTarget, path: string, options: { cursor?: string; limit?: number } = {}): Promise<DirPage> {

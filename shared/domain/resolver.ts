@@ -63,11 +63,13 @@ export class Resolver {
 
   constructor(private readonly meta: MetadataStore) {}
 
-  /** Fetches `extra` items in the same round trip as the first batch of nodes; they are returned by `extraItem`. */
+  /** `extra` items fetched in the same round trip as the first batch of nodes (null: absent). */
   private readonly extras = new Map<string, Record<string, unknown> | null>();
 
-  extraItem(key: ItemKey): Record<string, unknown> | undefined {
-    return this.extras.get(itemId(key)) ?? undefined;
+  /** Whether an `extra` item exists: undefined when the resolution never got as far as fetching it. */
+  proves(key: ItemKey): boolean | undefined {
+    const found = this.extras.get(itemId(key));
+    return found === undefined ? undefined : found !== null;
   }
 
   async resolve(view: View, rawPath: string, options: { follow: boolean; extra?: readonly ItemKey[] }): Promise<Resolved> {

@@ -56,8 +56,12 @@ export class TreeReader {
   ) {}
 
   /** Resolves and requires the path to exist. `extra` items ride along in the same round trip. */
-  async existing(view: View, rawPath: string, follow = true, extra: readonly ItemKey[] = []): Promise<{ resolved: Resolved & { node: VisibleNode }; resolver: Resolver }> {
-    const resolver = new Resolver(this.meta);
+  /** A fresh resolver, for callers that want to look at its `extra` items even when the lookup fails. */
+  resolver(): Resolver {
+    return new Resolver(this.meta);
+  }
+
+  async existing(view: View, rawPath: string, follow = true, extra: readonly ItemKey[] = [], resolver = this.resolver()): Promise<{ resolved: Resolved & { node: VisibleNode }; resolver: Resolver }> {
     const path = normalizePath(rawPath);
     const resolved = await resolver.resolve(view, path, { follow, extra });
     if (!resolved.node) throw new NotFoundError(`no such file or directory: ${path}`);
@@ -73,8 +77,8 @@ export class TreeReader {
    * Reads a file, or `range` of it (end exclusive, clamped to the size). An unchanged lower file
    * is one extent, so this is one ranged GET of the layer blob.
    */
-  async read(view: View, rawPath: string, range?: { start: number; end?: number }, extra: readonly ItemKey[] = []): Promise<{ stat: FileStat; start: number; end: number; body: Readable; extents: Extent[]; resolver: Resolver }> {
-    const { resolved, resolver } = await this.existing(view, rawPath, true, extra);
+  async read(view: View, rawPath: string, range?: { start: number; end?: number }, extra: readonly ItemKey[] = [], resolver = this.resolver()): Promise<{ stat: FileStat; start: number; end: number; body: Readable; extents: Extent[] }> {
+    const { resolved } = await this.existing(view, rawPath, true, extra, resolver);
     const node = resolved.node;
     if (node.type !== 'file') throw new FsError('EISDIR', `not a file: ${resolved.absolutePath}`);
     const start = range?.start ?? 0;
@@ -84,7 +88,7 @@ export class TreeReader {
       throw new RangeNotSatisfiableError(`range ${start}-${range?.end ?? ''} is outside a file of ${node.size} bytes`);
     }
     const extents = sliceExtents(node.extents, start, end);
-    return { stat: statOf(resolved.absolutePath, node), start, end, body: this.extentStream(extents), extents, resolver };
+    return { stat: statOf(resolved.absolutePath, node), start, end, body: this.extentStream(extents), extents };
   }
 
   /**
