@@ -52,9 +52,9 @@ export class Changeset {
     const writer = new TarWriter();
     (async () => {
       for await (const { path, node } of this.topNodes(view, '/', true)) {
-        await this.writeNode(writer, view, path, node);
+        await this.writeNode(writer, path, node);
         if (node.type === 'dir' && node.redirect) {
-          for await (const [child, childNode] of this.mergedBelow(view, path)) await this.writeNode(writer, view, child, childNode);
+          for await (const [child, childNode] of this.mergedBelow(view, path)) await this.writeNode(writer, child, childNode);
         }
       }
       await writer.finish();
@@ -66,13 +66,13 @@ export class Changeset {
   exportTar(view: View): Readable {
     const writer = new TarWriter();
     (async () => {
-      for await (const [path, node] of this.mergedBelow(view, '/', true)) await this.writeNode(writer, view, path, node);
+      for await (const [path, node] of this.mergedBelow(view, '/', true)) await this.writeNode(writer, path, node);
       await writer.finish();
     })().catch((error) => writer.stream.destroy(error));
     return writer.stream;
   }
 
-  private async writeNode(writer: TarWriter, view: View, path: string, node: Node): Promise<void> {
+  private async writeNode(writer: TarWriter, path: string, node: Node): Promise<void> {
     const name = path.slice(1);
     if (node.type === 'whiteout') {
       const slash = name.lastIndexOf('/');

@@ -68,11 +68,6 @@ export class TreeReader {
     return { resolved: resolved as Resolved & { node: VisibleNode }, resolver };
   }
 
-  async stat(view: View, rawPath: string, options: { follow?: boolean } = {}): Promise<FileStat> {
-    const { resolved } = await this.existing(view, rawPath, options.follow ?? true);
-    return statOf(resolved.absolutePath, resolved.node);
-  }
-
   /**
    * Reads a file, or `range` of it (end exclusive, clamped to the size). An unchanged lower file
    * is one extent, so this is one ranged GET of the layer blob.
