@@ -41,6 +41,9 @@ export class ConflictError extends StrataError {
   readonly code = 'conflict';
 }
 
+/** 409 from the metadata store: another transaction touched the same items at the same time; safe to retry. */
+export class ConcurrentChangeError extends ConflictError {}
+
 /** 412: an If-Match / If-None-Match precondition or an optimistic-concurrency check failed. */
 export class PreconditionFailedError extends StrataError {
   readonly status = 412;

@@ -20,7 +20,7 @@ import {
   type QueryCommandInput,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { ConflictError, TransactionConditionError } from '../errors.js';
+import { ConcurrentChangeError, TransactionConditionError } from '../errors.js';
 import { compareNames } from '../paths.js';
 import {
   checkTransaction,
@@ -233,7 +233,7 @@ function translateTransactionError(error: unknown): unknown {
   if (failedIndexes.length > 0) {
     return new TransactionConditionError(`transaction condition failed on op ${failedIndexes.join(', ')}`, failedIndexes);
   }
-  if (reasons.some((reason) => reason.Code === 'TransactionConflict')) return new ConflictError('concurrent change, retry');
+  if (reasons.some((reason) => reason.Code === 'TransactionConflict')) return new ConcurrentChangeError('concurrent change, retry');
   return error;
 }
 

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import {
+  ConcurrentChangeError,
   ConflictError,
   StrataError,
   ForbiddenError,
@@ -410,7 +411,7 @@ export class TreeWriter {
       try {
         return await change(r);
       } catch (error) {
-        const raced = error instanceof TransactionConditionError || (error instanceof ConflictError && error.message.includes('retry'));
+        const raced = error instanceof TransactionConditionError || error instanceof ConcurrentChangeError;
         if (!raced || attempt >= ATTEMPTS) {
           if (raced) throw new ConflictError(`${path} is being changed concurrently; try again`);
           throw error;

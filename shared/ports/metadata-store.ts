@@ -81,7 +81,7 @@ export interface MetadataStore {
   /**
    * All ops or none (at most MAX_TRANSACTION_OPS, no two on the same item).
    * Throws TransactionConditionError (a PreconditionFailedError) whose `failedIndexes` lists the ops whose conditions failed.
-   * Throws ConflictError when a concurrent transaction touched the same items (safe to retry).
+   * Throws ConcurrentChangeError (a ConflictError) when a concurrent transaction touched the same items (safe to retry).
    */
   transact(ops: readonly WriteOp[]): Promise<void>;
 
