@@ -73,17 +73,28 @@ function fresh(): string {
   return `${Date.now().toString(36).padStart(9, '0')}-${randomUUID()}`;
 }
 
+/**
+ * A tenant's blob folder is named by a hash of its id: blob keys travel in presigned URLs, which
+ * must not tell their holder whose data it is. 128 bits keep tenants apart.
+ */
+function tenantFolder(tenant: string): string {
+  return `t/${createHash('sha256').update(`strata-tenant:${tenant}`).digest('hex').slice(0, 32)}`;
+}
+
 export const blobKeys = {
-  tenantPrefix: (tenant: string) => `t/${tenant}/`,
-  layer: (tenant: string) => `t/${tenant}/layers/${fresh()}.tar`,
-  layers: (tenant: string) => `t/${tenant}/layers/`,
-  config: (tenant: string) => `t/${tenant}/configs/${fresh()}.json`,
-  configs: (tenant: string) => `t/${tenant}/configs/`,
+  tenantPrefix: (tenant: string) => `${tenantFolder(tenant)}/`,
+  layer: (tenant: string) => `${tenantFolder(tenant)}/layers/${fresh()}.tar`,
+  layers: (tenant: string) => `${tenantFolder(tenant)}/layers/`,
+  config: (tenant: string) => `${tenantFolder(tenant)}/configs/${fresh()}.json`,
+  configs: (tenant: string) => `${tenantFolder(tenant)}/configs/`,
   /** Objects written by a container or a volume live under the namespace's own prefix. */
-  namespacePrefix: (tenant: string, ns: NamespaceId) => `t/${tenant}/ns/${ns.replace(':', '-')}/`,
+  namespacePrefix: (tenant: string, ns: NamespaceId) => `${tenantFolder(tenant)}/ns/${ns.replace(':', '-')}/`,
   namespaceObject: (tenant: string, ns: NamespaceId) => `${blobKeys.namespacePrefix(tenant, ns)}${fresh()}`,
-  upload: (tenant: string) => `t/${tenant}/uploads/${fresh()}`,
-  exportArchive: (tenant: string) => `t/${tenant}/exports/${fresh()}.tar`,
+  namespacesRoot: (tenant: string) => `${tenantFolder(tenant)}/ns/`,
+  uploads: (tenant: string) => `${tenantFolder(tenant)}/uploads/`,
+  exportArchives: (tenant: string) => `${tenantFolder(tenant)}/exports/`,
+  upload: (tenant: string) => `${tenantFolder(tenant)}/uploads/${fresh()}`,
+  exportArchive: (tenant: string) => `${tenantFolder(tenant)}/exports/${fresh()}.tar`,
 };
 
 /** When a blob key made by `fresh()` was created (ms since epoch), or undefined for other keys. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, open, opendir, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, opendir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -28,8 +28,11 @@ export class FsBlobStore implements BlobStore {
   async put(key: string, body: Readable | Buffer): Promise<PutResult> {
     const path = this.pathOf(key);
     return this.publish(key, path, async (partial) => {
+      const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+      // A pipeline attached to a stream destroyed without an error never settles (Node 20).
+      if (source.destroyed) throw new Error(`the source of blob ${key} was destroyed before it was stored`);
       const out = createWriteStream(partial, { flags: 'wx' });
-      await pipeline(Buffer.isBuffer(body) ? Readable.from([body]) : body, out);
+      await pipeline(source, out);
       return out.bytesWritten;
     });
   }
@@ -107,6 +110,23 @@ export class FsBlobStore implements BlobStore {
     return { keys };
   }
 
+  async abortIncomplete(prefix: string, before: number): Promise<number> {
+    const slash = prefix.lastIndexOf('/');
+    const folderKey = prefix.slice(0, slash + 1);
+    if (folderKey) this.pathOf(folderKey.slice(0, -1));
+    let removed = 0;
+    for await (const path of partialFiles(join(this.root, folderKey))) {
+      try {
+        if ((await stat(path)).mtimeMs >= before) continue;
+        await unlink(path);
+        removed++;
+      } catch (error) {
+        if (!isMissing(error)) throw error;
+      }
+    }
+    return removed;
+  }
+
   async presign(key: string, method: 'GET' | 'PUT', expiresInSeconds: number): Promise<string> {
     this.pathOf(key);
     return this.presigner(key, method, expiresInSeconds);
@@ -168,6 +188,22 @@ async function* walk(folder: string, folderKey: string, namePrefix: string, curs
     // when child.key does and the cursor is not inside it.
     if (cursor !== undefined && compareBytes(child.key, cursor) < 0 && !cursor.startsWith(child.key)) continue;
     yield* walk(join(folder, child.name), child.key, '', cursor);
+  }
+}
+
+/** Partial files anywhere below a folder. */
+async function* partialFiles(folder: string): AsyncGenerator<string> {
+  let entries;
+  try {
+    entries = await opendir(folder);
+  } catch (error) {
+    if (isMissing(error)) return;
+    throw error;
+  }
+  for await (const entry of entries) {
+    const path = join(folder, entry.name);
+    if (entry.isDirectory()) yield* partialFiles(path);
+    else if (entry.isFile() && entry.name.startsWith(partialPrefix)) yield path;
   }
 }
 

@@ -7,6 +7,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -70,6 +71,7 @@ export class S3BlobStore implements BlobStore {
     // A stream that fits one part is sent as one PutObject, whose If-None-Match is atomic: one
     // request instead of a HEAD and a PUT. RGW may not honour If-None-Match on
     // CompleteMultipartUpload, so larger streams also rely on a HEAD check.
+    if (body.destroyed) throw new Error(`the source of blob ${key} was destroyed before it was stored`);
     const { head, rest } = await readUpTo(body, uploadPartSize);
     if (!rest) return this.put(key, head);
     if (await this.exists(key)) {
@@ -188,6 +190,23 @@ export class S3BlobStore implements BlobStore {
       keys: (page.Contents ?? []).flatMap(({ Key }) => (Key === undefined ? [] : [Key])),
       cursor: page.IsTruncated ? page.NextContinuationToken : undefined,
     };
+  }
+
+  async abortIncomplete(prefix: string, before: number): Promise<number> {
+    let removed = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+      for (const upload of page.Uploads ?? []) {
+        if (!upload.Key || !upload.UploadId || (upload.Initiated?.getTime() ?? 0) >= before) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }));
+        removed++;
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return removed;
   }
 
   async presign(key: string, method: 'GET' | 'PUT', expiresInSeconds: number): Promise<string> {

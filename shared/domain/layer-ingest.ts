@@ -37,6 +37,8 @@ export async function ingestLayer(source: Readable | AsyncIterable<Buffer>, blob
   const upload = new PassThrough({ highWaterMark: 1 << 20 });
   const parse = new PassThrough({ highWaterMark: 1 << 20 });
   let tarSize = 0;
+  // Their consumers may be gone when they are destroyed with the failure; the failure is reported by the promise.
+  for (const stream of [tap, upload, parse]) stream.on('error', () => undefined);
 
   const failure = new AbortController();
   const fail = (error: unknown) => {
@@ -74,13 +76,19 @@ export async function ingestLayer(source: Readable | AsyncIterable<Buffer>, blob
     return { diffId: `sha256:${diff.digest('hex')}`, blobKey, tarSize, contentBytes, toc: entries };
   } catch (error) {
     const reason = failure.signal.aborted ? failure.signal.reason : error;
-    upload.destroy();
-    parse.destroy();
-    tap.destroy();
+    // Destroyed with the reason, never bare: a stream destroyed without an error after end()
+    // leaves a pipeline attached to it later pending forever (Node 20).
+    upload.destroy(asError(reason));
+    parse.destroy(asError(reason));
+    tap.destroy(asError(reason));
     await stored.catch(() => undefined);
     await blobs.delete([blobKey]).catch(() => undefined);
     throw reason;
   }
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
 }
 
 /**

@@ -84,7 +84,7 @@ export class Sweeper {
       const ns = volumeNamespace(v.attrs as unknown as VolumeRecord);
       live.set(blobKeys.namespacePrefix(tenant, ns), ns);
     }
-    const nsRoot = `t/${tenant}/ns/`;
+    const nsRoot = blobKeys.namespacesRoot(tenant);
     const byPrefix = new Map<string, string[]>();
     for await (const key of this.keysUnder(nsRoot)) {
       const prefix = key.slice(0, key.indexOf('/', nsRoot.length) + 1);
@@ -99,8 +99,10 @@ export class Sweeper {
       await this.blobs.delete(doomed);
       report.blobs += doomed.length;
     }
-    report.blobs += await this.dropPrefix(`t/${tenant}/uploads/`, cutoff - 24 * 3600_000);
-    report.blobs += await this.dropPrefix(`t/${tenant}/exports/`, cutoff);
+    report.blobs += await this.dropPrefix(blobKeys.uploads(tenant), cutoff - 24 * 3600_000);
+    report.blobs += await this.dropPrefix(blobKeys.exportArchives(tenant), cutoff);
+    // 4. Writes a crash left unfinished (partial files, multipart uploads), invisible to `list`.
+    report.blobs += await this.blobs.abortIncomplete(blobKeys.tenantPrefix(tenant), cutoff);
     return report;
   }
 

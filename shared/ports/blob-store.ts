@@ -20,6 +20,8 @@ export interface BlobStore {
   /**
    * Stores a stream under a key that must not exist yet. Memory stays bounded whatever the size.
    * Throws ConflictError if the key already exists; a failed put leaves no object behind.
+   * Always settles: a source that errors, or was destroyed before or while it is read, rejects
+   * the put (never a truncated object).
    */
   put(key: string, body: Readable | Buffer): Promise<PutResult>;
 
@@ -43,6 +45,13 @@ export interface BlobStore {
 
   /** Lists keys under a prefix, in pages. Never throws a domain error. */
   list(prefix: string, cursor?: string): Promise<{ keys: string[]; cursor?: string }>;
+
+  /**
+   * Removes writes under `prefix` that were started before `before` (ms since epoch) and never
+   * finished: a crash's partial files or multipart uploads, which `list` does not show.
+   * Returns how many it removed. Never throws a domain error.
+   */
+  abortIncomplete(prefix: string, before: number): Promise<number>;
 
   /**
    * A URL a client can GET (or PUT) directly for `expiresInSeconds`, without Strata's credentials.

@@ -3,7 +3,7 @@
  * blocktest). Every test writes under a prefix of its own, so implementations may share a bucket.
  */
 import { createCipheriv, createHash, randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, RangeNotSatisfiableError } from '../../shared/errors.js';
 import type { BlobStore } from '../../shared/ports/blob-store.js';
@@ -78,6 +78,25 @@ export function blobStoreContract(
         // More than one S3 upload part arrives before the failure, so a multipart upload is under way.
         await expect(store.put(key, failingStream(10 * MiB))).rejects.toThrow('body failed');
         await expect(store.size(key)).rejects.toBeInstanceOf(NotFoundError);
+        expect((await store.list(prefix)).keys).toEqual([]);
+      });
+
+      it('settles, storing nothing, when its source was ended and destroyed without an error before the put', async () => {
+        const prefix = newPrefix();
+        const source = new PassThrough();
+        source.write(Buffer.alloc(1000, 7));
+        source.end();
+        source.destroy();
+        expect(await outcomeWithin(store.put(`${prefix}destroyed`, source), 10_000)).toBe('rejected');
+        expect((await store.list(prefix)).keys).toEqual([]);
+      });
+
+      it('settles, storing nothing, when its source is destroyed without an error while it is read', async () => {
+        const prefix = newPrefix();
+        const source = new PassThrough();
+        source.write(Buffer.alloc(3 * MiB, 7));
+        setTimeout(() => source.destroy(), 50);
+        expect(await outcomeWithin(store.put(`${prefix}destroyed`, source), 10_000)).toBe('rejected');
         expect((await store.list(prefix)).keys).toEqual([]);
       });
     });
@@ -307,5 +326,16 @@ async function listAllPages(store: BlobStore, prefix: string): Promise<{ keys: s
 async function inBatches<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<unknown>): Promise<void> {
   for (let i = 0; i < items.length; i += concurrency) {
     await Promise.all(items.slice(i, i + concurrency).map(work));
+  }
+}
+
+/** 'stored', 'rejected', or 'pending' if the promise has not settled within `ms`. */
+async function outcomeWithin(promise: Promise<unknown>, ms: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const pending = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
+  try {
+    return await Promise.race([promise.then(() => 'stored', () => 'rejected'), pending]);
+  } finally {
+    clearTimeout(timer);
   }
 }
