@@ -37,7 +37,7 @@ export function compose(config: Config, clients: Clients = {}, streamsBodies = f
     if (!clients.presigner) throw new Error('a folder blob store needs a presigner');
     blobs = new FsBlobStore(config.blobs.root, clients.presigner);
   }
-  return { config, engine: new Engine(meta, blobs), meta, blobs, streamsBodies };
+  return { config, engine: new Engine(meta, blobs, { maxFileBytes: config.maxFileBytes }), meta, blobs, streamsBodies };
 }
 
 let cloud: Services | undefined;

@@ -14,6 +14,8 @@ export interface Config {
   readonly inlineBodyLimit: number;
   /** Lifetime of presigned URLs handed to clients. */
   readonly presignSeconds: number;
+  /** Largest file a tree may hold (sizes, offsets, write ends). */
+  readonly maxFileBytes: number;
   /** The JWT claim that names the tenant in the cloud. */
   readonly tenantClaim: string;
   /** Log level for the structured logger. */
@@ -56,6 +58,7 @@ export function cloudConfig(env: Env = process.env): Config {
     dynamoEndpoint: env.STRATA_DYNAMO_ENDPOINT,
     inlineBodyLimit: int(env, 'STRATA_INLINE_LIMIT', 4 * 1024 * 1024),
     presignSeconds: int(env, 'STRATA_PRESIGN_SECONDS', 900),
+    maxFileBytes: int(env, 'STRATA_MAX_FILE_BYTES', 1024 ** 4),
     tenantClaim: env.STRATA_TENANT_CLAIM ?? 'tenant',
     logLevel: env.STRATA_LOG_LEVEL ?? 'INFO',
   };
@@ -77,6 +80,7 @@ export function localConfig(env: Env = process.env): LocalConfig {
     dynamoEndpoint: env.STRATA_DYNAMO_ENDPOINT,
     inlineBodyLimit: int(env, 'STRATA_INLINE_LIMIT', 4 * 1024 * 1024),
     presignSeconds: int(env, 'STRATA_PRESIGN_SECONDS', 900),
+    maxFileBytes: int(env, 'STRATA_MAX_FILE_BYTES', 1024 ** 4),
     tenantClaim: 'tenant',
     logLevel: env.STRATA_LOG_LEVEL ?? 'INFO',
     port,

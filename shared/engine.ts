@@ -15,10 +15,13 @@ import { VolumeService, type VolumeSummary } from './domain/volumes.js';
 import { blobKeys, keys } from './keys.js';
 import { ConflictError } from './errors.js';
 import { normalizeReference } from './domain/refs.js';
+import { DEFAULT_MAX_FILE_BYTES } from './domain/limits.js';
 
 export interface EngineOptions {
   readonly limits?: IngestLimits;
   readonly clock?: () => number;
+  /** Largest file size, offset or write end. @default 1 TiB */
+  readonly maxFileBytes?: number;
 }
 
 export interface CommitOptions {
@@ -53,11 +56,12 @@ export class Engine {
   ) {
     const clock = options.clock ?? Date.now;
     const reader = new TreeReader(meta, blobs);
-    const writer = new TreeWriter(meta, blobs, reader, clock);
+    const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    const writer = new TreeWriter(meta, blobs, reader, clock, maxFileBytes);
     this.images = new ImageService(meta, blobs, reader, options.limits, clock);
     this.volumes = new VolumeService(meta, clock);
     this.containers = new ContainerService(meta, this.images, this.volumes, clock);
-    this.files = new FileService(this.images, this.containers, this.volumes, reader, writer);
+    this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, maxFileBytes);
     this.changeset = new Changeset(meta, reader);
     this.sweeper = new Sweeper(meta, blobs, clock);
   }

@@ -74,8 +74,14 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
-    const url = new URL(req.url ?? '/', 'http://local');
     const method = (req.method ?? 'GET').toUpperCase();
+    // URL parsing resolves `..` and `%2e%2e` segments, which would let a path reach another
+    // route (another container) than the one it names; such paths are refused instead.
+    if (hasDotSegment(req.url ?? '/')) {
+      req.resume();
+      return send(res, 400, { message: 'path segments . and .. (plain or percent-encoded) are not allowed in a URL', code: 'invalid_input' });
+    }
+    const url = new URL(req.url ?? '/', 'http://local');
     if (url.pathname.startsWith(BLOB_PATH)) return blobUrl(req, res, method, url);
     const matches = compiled.map((c) => ({ c, m: c.pattern.exec(url.pathname) })).filter((x) => x.m);
     const hit = matches.find((x) => x.c.route.method === method);
@@ -140,6 +146,11 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
       server.closeAllConnections();
     }),
   };
+}
+
+function hasDotSegment(rawUrl: string): boolean {
+  const path = rawUrl.split('?')[0];
+  return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment));
 }
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {

@@ -40,14 +40,22 @@ function preconditions(request: RequestContext) {
 export function statHeaders(stat: FileStat): Record<string, string> {
   const headers: Record<string, string> = {
     etag: `"${stat.etag}"`,
-    'last-modified': new Date(stat.mtime).toUTCString(),
     'x-strata-type': stat.type,
     'x-strata-mode': stat.mode.toString(8).padStart(4, '0'),
     'x-strata-uid': String(stat.uid),
     'x-strata-gid': String(stat.gid),
   };
+  const modified = httpDate(stat.mtime);
+  if (modified) headers['last-modified'] = modified;
   if (stat.target !== undefined) headers['x-strata-link-target'] = encodeURIComponent(stat.target);
   return headers;
+}
+
+/** An HTTP date, or undefined for a time outside years 1 to 9999 (a layer may carry any mtime). */
+function httpDate(ms: number): string | undefined {
+  const date = new Date(ms);
+  const year = date.getUTCFullYear();
+  return Number.isNaN(year) || year < 1 || year > 9999 ? undefined : date.toUTCString();
 }
 
 async function read(request: RequestContext, head: boolean): Promise<HttpResult> {

@@ -27,7 +27,7 @@ export const imageOperations: Record<string, Operation> = {
   },
 
   untagImage: async ({ tenant, services, params }) => {
-    await services.engine.images.untag(tenant, params.tag);
+    await services.engine.images.untag(tenant, params.tag, params.ref);
     return { statusCode: 204 };
   },
 

@@ -7,6 +7,7 @@ import type { ImageService } from './images.js';
 import type { ContainerRecord, ImageRecord, MountRecord, VolumeRecord } from './records.js';
 import type { View } from './view.js';
 import { statsCreation, statsKeys, statsRemoval, statsTotals } from './stats.js';
+import { checkLabels } from './limits.js';
 import { volumeNamespace, type VolumeService } from './volumes.js';
 
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
@@ -99,7 +100,7 @@ export class ContainerService {
       stack: image.stack,
       mounts,
       created: this.clock(),
-      labels: request.labels ?? {},
+      labels: checkLabels(request.labels ?? {}),
     };
     ops.push(
       { op: 'put', item: { ...keys.container(tenant, id), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { ContainerService } from './containers.js';
 import { NotFoundError } from '../errors.js';
+import { checkFileBytes, checkId, checkMtime, DEFAULT_MAX_FILE_BYTES } from './limits.js';
 import type { ItemKey } from '../ports/metadata-store.js';
 import type { Resolver } from './resolver.js';
 import type { ImageService } from './images.js';
@@ -24,6 +25,7 @@ export class FileService {
     private readonly volumes: VolumeService,
     private readonly reader: TreeReader,
     private readonly writer: TreeWriter,
+    private readonly maxFileBytes: number = DEFAULT_MAX_FILE_BYTES,
   ) {}
 
   /**
@@ -92,14 +94,18 @@ export class FileService {
   }
 
   async writeFile(tenant: string, target: TreeTarget, path: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {
+    checkMeta(options);
+    if (Buffer.isBuffer(body)) checkFileBytes(body.length, 'file size', this.maxFileBytes);
     return this.writer.writeFile((await this.viewOf(tenant, target)).view, path, body, options);
   }
 
   async writeRange(tenant: string, target: TreeTarget, path: string, position: number | 'end', body: Readable | Buffer, options: WritePreconditions = {}): Promise<FileStat> {
+    if (position !== 'end') checkFileBytes(position + (Buffer.isBuffer(body) ? body.length : 0), 'offset + length', this.maxFileBytes);
     return this.writer.writeRange((await this.viewOf(tenant, target)).view, path, position, body, options);
   }
 
   async truncate(tenant: string, target: TreeTarget, path: string, size: number, options: WritePreconditions = {}): Promise<FileStat> {
+    checkFileBytes(size, 'size', this.maxFileBytes);
     return this.writer.truncate((await this.viewOf(tenant, target)).view, path, size, options);
   }
 
@@ -120,10 +126,17 @@ export class FileService {
   }
 
   async setAttributes(tenant: string, target: TreeTarget, path: string, attributes: SetAttributes, options: WritePreconditions = {}): Promise<FileStat> {
+    checkMeta(attributes);
     return this.writer.setAttributes((await this.viewOf(tenant, target)).view, path, attributes, options);
   }
 
   async remove(tenant: string, target: TreeTarget, path: string, options: WritePreconditions & { recursive?: boolean } = {}): Promise<void> {
     return this.writer.remove((await this.viewOf(tenant, target)).view, path, options);
   }
+}
+
+function checkMeta(meta: { readonly uid?: number; readonly gid?: number; readonly mtime?: number }): void {
+  if (meta.uid !== undefined) checkId(meta.uid, 'uid');
+  if (meta.gid !== undefined) checkId(meta.gid, 'gid');
+  if (meta.mtime !== undefined) checkMtime(meta.mtime);
 }

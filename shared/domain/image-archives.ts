@@ -8,7 +8,7 @@ import { archiveMemberName, dockerArchiveMetadata, imagesFromArchive } from '../
 import { decompressing } from '../tar/decompress.js';
 import { readTar } from '../tar/tar-reader.js';
 import { TarWriter } from '../tar/tar-writer.js';
-import type { ImageStore } from './image-store.js';
+import { MAX_TAGS_PER_IMAGE, type ImageStore } from './image-store.js';
 import { ingestLayer, type IngestedLayer, type IngestLimits } from './layer-ingest.js';
 import type { ImageRecord, LayerRecord } from './records.js';
 import { looksLikeImageId, normalizeReference } from './refs.js';
@@ -52,12 +52,14 @@ export class ImageArchives {
           json.set(name, await collect(first, rest));
           continue;
         }
+        // A layer tar opens with a file name, which almost never starts with `{`: this is JSON, too big.
+        if (first?.[0] === 0x7b) throw new TooLargeError(`archive member ${name} looks like a manifest or config but is ${entry.header.size} bytes, over the ${MAX_JSON_MEMBER}-byte limit`);
         layers.set(name, await ingestLayer(chain(first, rest), this.blobs, blobKeys.layer(tenant), this.limits));
       }
       const images = imagesFromArchive(json);
-      const results: { id: string; tags: string[] }[] = [];
+      // Every image is checked before any is recorded: an archive loads whole or not at all.
       const used = new Set<string>();
-      for (const image of images) {
+      const planned = images.map((image) => {
         const ingested = image.layerMembers.map((member) => {
           const name = aliases.get(member) ?? member;
           const layer = layers.get(name);
@@ -68,8 +70,14 @@ export class ImageArchives {
         ingested.forEach((layer, i) => {
           if (image.diffIds[i] !== layer.diffId) throw new InvalidInputError(`layer ${i} has DiffID ${layer.diffId} but the config says ${image.diffIds[i]}`);
         });
-        const id = await this.store.storeLoaded(tenant, image.config, ingested, image.repoTags);
-        results.push({ id, tags: image.repoTags.map(normalizeReference) });
+        const tags = [...new Set(image.repoTags.map(normalizeReference))];
+        if (tags.length > MAX_TAGS_PER_IMAGE) throw new InvalidInputError(`an image may have at most ${MAX_TAGS_PER_IMAGE} tags`);
+        return { image, ingested, tags, merged: this.store.mergeLoaded(ingested) };
+      });
+      const results: { id: string; tags: string[] }[] = [];
+      for (const { image, ingested, tags, merged } of planned) {
+        const id = await this.store.storeLoaded(tenant, image.config, ingested, image.repoTags, merged);
+        results.push({ id, tags });
       }
       await this.blobs.delete([...layers].filter(([name]) => !used.has(name)).map(([, l]) => l.blobKey));
       return results;

@@ -23,8 +23,21 @@ export class ImageStore {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  /** Records the layers of a loaded image (deduplicated by DiffID), its merged chain index, then the image. */
-  async storeLoaded(tenant: string, config: Buffer, ingested: IngestedLayer[], repoTags: readonly string[]): Promise<string> {
+  /**
+   * The merged tree of a loaded image's layers, built in memory with the freshly ingested blob
+   * keys. Throws InvalidInputError for a layer the OCI rules refuse (a path twice, a hard link
+   * to nothing), so an archive is checked whole before anything of it is recorded.
+   */
+  mergeLoaded(ingested: readonly IngestedLayer[]): LayerTree {
+    return mergeLayers(ingested, (layer) => layer.blobKey);
+  }
+
+  /**
+   * Records the layers of a loaded image (deduplicated by DiffID), its merged chain index, then
+   * the image. `merged` is what mergeLoaded gave; it is rebuilt only when a layer was already
+   * stored under another blob key.
+   */
+  async storeLoaded(tenant: string, config: Buffer, ingested: IngestedLayer[], repoTags: readonly string[], merged?: LayerTree): Promise<string> {
     const now = this.clock();
     const blobKeyOf = new Map<string, string>();
     // Distinct layers are recorded side by side: a 127-layer image should not pay 127 round trips in a row.
@@ -38,11 +51,8 @@ export class ImageStore {
     const chainId = chain[chain.length - 1];
     if (await this.meta.get(keys.chain(tenant, chainId))) await this.touchChain(tenant, chainId);
     else {
-      const merged = new LayerTree();
-      for (const layer of ingested) {
-        applyLayer(merged, layerNodes(layer.toc, blobKeyOf.get(layer.diffId)!, layer.diffId.slice(7, 19), (p) => visible(merged.get(p))));
-      }
-      await this.writeChainIndex(tenant, chainId, merged);
+      const reusable = merged && ingested.every((l) => blobKeyOf.get(l.diffId) === l.blobKey);
+      await this.writeChainIndex(tenant, chainId, reusable ? merged : mergeLayers(ingested, (l) => blobKeyOf.get(l.diffId)!));
     }
     return this.putImage(tenant, config, { diffIds: ingested.map((l) => l.diffId), layerSizes: ingested.map((l) => l.contentBytes), stack: [`k:${chainId}`] }, repoTags);
   }
@@ -78,7 +88,7 @@ export class ImageStore {
     const id = sha256Digest(config);
     const tags = [...new Set(repoTags.map(normalizeReference))];
     const tagOps = tags.map((tag): WriteOp => ({ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: id } } }));
-    if (tagOps.length > 90) throw new InvalidInputError('at most 90 tags per image');
+    if (tagOps.length > MAX_TAGS_PER_IMAGE) throw new InvalidInputError(`an image may have at most ${MAX_TAGS_PER_IMAGE} tags`);
     const tenantOp: WriteOp = { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } };
     if (await this.meta.get(keys.image(tenant, id))) {
       // The same image again: keep what is stored, only move the tags.
@@ -160,8 +170,19 @@ export class ImageStore {
   }
 }
 
+/** Tags are written in the image's transaction, which DynamoDB caps at 100 items. */
+export const MAX_TAGS_PER_IMAGE = 90;
+
 /** Beyond this many namespaces in a stack, a commit rebuilds one merged chain index instead. */
 export const MAX_STACK = 8;
+
+function mergeLayers(ingested: readonly IngestedLayer[], blobKeyOf: (layer: IngestedLayer) => string): LayerTree {
+  const merged = new LayerTree();
+  for (const layer of ingested) {
+    applyLayer(merged, layerNodes(layer.toc, blobKeyOf(layer), layer.diffId.slice(7, 19), (p) => visible(merged.get(p))));
+  }
+  return merged;
+}
 
 function visible(node: Node | undefined) {
   return node && node.type !== 'whiteout' ? node : undefined;

@@ -117,12 +117,14 @@ export class ImageService {
     return tag;
   }
 
-  async untag(tenant: string, rawTag: string): Promise<void> {
+  /** Removes a tag; with `of`, only if the tag names that image (404 otherwise). */
+  async untag(tenant: string, rawTag: string, of?: string): Promise<void> {
     const tag = normalizeReference(rawTag);
+    const image = of === undefined ? undefined : await this.resolve(tenant, of);
     try {
-      await this.meta.transact([{ op: 'delete', key: keys.tag(tenant, tag), conditions: [{ kind: 'present' }] }]);
+      await this.meta.transact([{ op: 'delete', key: keys.tag(tenant, tag), conditions: [image ? { kind: 'equals', field: 'image', value: image.id } : { kind: 'present' }] }]);
     } catch (error) {
-      if (error instanceof TransactionConditionError) throw new NotFoundError(`no such tag: ${rawTag}`);
+      if (error instanceof TransactionConditionError) throw new NotFoundError(image ? `image ${of} has no tag ${rawTag}` : `no such tag: ${rawTag}`);
       throw error;
     }
   }

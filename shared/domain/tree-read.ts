@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { FsError, InvalidInputError, NotFoundError, RangeNotSatisfiableError } from '../errors.js';
+import { FsError, InvalidInputError, NotFoundError, RangeNotSatisfiableError, TooLargeError } from '../errors.js';
 import { isPacked, keys, type NamespaceId } from '../keys.js';
 import { packEntries, packFromAttrs } from './packs.js';
 import { baseName, compareNames, joinPath, normalizePath, parentOf } from '../paths.js';
@@ -7,6 +7,9 @@ import type { BlobStore } from '../ports/blob-store.js';
 import type { ItemKey, MetadataStore } from '../ports/metadata-store.js';
 import { nodeFromAttrs, sliceExtents, ZERO_BLOB, type Extent, type Node, type VisibleNode } from './nodes.js';
 import { Resolver, type Resolved } from './resolver.js';
+
+/** Zeros a copy-out for a 303 may write; past this a sparse file is read in smaller ranges. */
+export const MAX_COPIED_HOLE_BYTES = 64 * 1024 * 1024;
 import type { View } from './view.js';
 
 export interface FileStat {
@@ -91,6 +94,11 @@ export class TreeReader {
    * server-side when they lie in one blob (S3 UploadPartCopy), streamed through otherwise.
    */
   async copyOut(extents: readonly Extent[], target: string): Promise<void> {
+    // Holes are free to keep and dear to write out: a copy must not turn one PATCH into a full disk.
+    const holes = extents.reduce((sum, [key, , length]) => sum + (key === ZERO_BLOB ? length : 0), 0);
+    if (holes > MAX_COPIED_HOLE_BYTES) {
+      throw new TooLargeError(`the range holds ${holes} bytes of holes (zeros never written); read it in Range requests of at most the inline limit, which stream the zeros`);
+    }
     if (extents.length === 1 && extents[0][0] !== ZERO_BLOB) {
       const [key, offset, length] = extents[0];
       await this.blobs.copy(key, target, { start: offset, end: offset + length });

@@ -28,6 +28,7 @@ import {
 } from './nodes.js';
 import { Resolver, type Resolved } from './resolver.js';
 import { statOf, TreeReader, type FileStat } from './tree-read.js';
+import { checkFileBytes, DEFAULT_MAX_FILE_BYTES } from './limits.js';
 import type { View } from './view.js';
 
 export interface WritePreconditions {
@@ -50,6 +51,8 @@ const CLOSING_MS = 60_000;
 /** A file with more extents than this is rewritten into one object on its next write. */
 export const MAX_EXTENTS = 256;
 const ATTEMPTS = 5;
+/** Appends retry until they land; 200 rounds bound the wait under a storm of writers. */
+const APPEND_ATTEMPTS = 200;
 
 /**
  * The write side of a file tree. Every change is one metadata transaction whose conditions
@@ -63,6 +66,7 @@ export class TreeWriter {
     private readonly blobs: BlobStore,
     private readonly reader: TreeReader,
     private readonly clock: () => number = Date.now,
+    private readonly maxFileBytes: number = DEFAULT_MAX_FILE_BYTES,
   ) {}
 
   /** Creates or replaces a file with `body`; follows a symlink at the path like open(2). */
@@ -112,6 +116,8 @@ export class TreeWriter {
     const key = blobKeys.namespaceObject(view.tenant, await this.targetFor(view));
     const { size: length } = await this.blobs.put(key, body);
     try {
+      // An append without preconditions only needs its turn: it keeps trying while others land.
+      const unconditional = position === 'end' && options.ifMatch === undefined && options.ifNoneMatch === undefined;
       return await this.retry(view, path, true, async (r) => {
         this.checkPreconditions(r, options);
         const file = this.requireFile(r);
@@ -121,7 +127,7 @@ export class TreeWriter {
         const size = length === 0 ? file.size : Math.max(file.size, at + length);
         const node: FileNode = { ...file, size, extents, etag: newEtag(), mtime: this.clock(), overLower: r.lower !== undefined || undefined };
         return this.putNode(r, extents.length > MAX_EXTENTS ? await this.compact(view, node) : node);
-      });
+      }, unconditional ? APPEND_ATTEMPTS : ATTEMPTS);
     } catch (error) {
       // Only when the change surely did not commit; an unknown outcome (a timeout) may have
       // committed, so its object is left for the sweep.
@@ -404,7 +410,7 @@ export class TreeWriter {
   }
 
   /** Runs `change` on a fresh resolution until its transaction is not beaten by a concurrent one. */
-  private async retry<T>(view: View, path: string, follow: boolean, change: (r: Resolved) => Promise<T>): Promise<T> {
+  private async retry<T>(view: View, path: string, follow: boolean, change: (r: Resolved) => Promise<T>, attempts = ATTEMPTS): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const r = await new Resolver(this.meta).resolve(view, path, { follow });
       this.checkWritable(view, r);
@@ -412,16 +418,18 @@ export class TreeWriter {
         return await change(r);
       } catch (error) {
         const raced = error instanceof TransactionConditionError || error instanceof ConcurrentChangeError;
-        if (!raced || attempt >= ATTEMPTS) {
+        if (!raced || attempt >= attempts) {
           if (raced) throw new ConflictError(`${path} is being changed concurrently; try again`);
           throw error;
         }
-        await new Promise((resolve) => setTimeout(resolve, 5 * attempt));
+        // Jittered, so that writers who collided do not collide again on the next round.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * Math.min(attempt, 10)));
       }
     }
   }
 
   private async putNode(r: Resolved, node: VisibleNode): Promise<FileStat> {
+    if (node.type === 'file') checkFileBytes(node.size, 'file size', this.maxFileBytes);
     const previousBytes = r.top?.type === 'file' ? r.top.size : 0;
     const bytes = node.type === 'file' ? node.size : 0;
     await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(node) }, conditions: this.unchanged(r) }], bytes - previousBytes);

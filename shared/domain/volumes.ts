@@ -4,6 +4,7 @@ import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import type { VolumeRecord } from './records.js';
 import { statsCreation, statsKeys, statsRemoval, statsTotals } from './stats.js';
+import { checkLabels } from './limits.js';
 import type { View } from './view.js';
 
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
@@ -44,7 +45,7 @@ export class VolumeService {
   newRecord(name: string | undefined, labels: Record<string, string> = {}): VolumeRecord {
     if (name !== undefined && !VOLUME_NAME.test(name)) throw new InvalidInputError(`invalid volume name ${JSON.stringify(name)}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*`);
     const uid = randomUUID().replace(/-/g, '');
-    return { name: name ?? `${uid}${uid}`.slice(0, 64), uid, anonymous: name === undefined, created: this.clock(), labels, refs: 0 };
+    return { name: name ?? `${uid}${uid}`.slice(0, 64), uid, anonymous: name === undefined, created: this.clock(), labels: checkLabels(labels), refs: 0 };
   }
 
   /** Creates a named volume; creating one that exists returns it unchanged, as Docker does. */
