@@ -63,6 +63,7 @@ export class ImageArchives {
         const ingested = image.layerMembers.map((member) => {
           const name = aliases.get(member) ?? member;
           const layer = layers.get(name);
+          if (!layer && json.has(name)) throw new InvalidInputError(`archive member ${member} is listed as a layer but is not a tar (it is empty or JSON)`);
           if (!layer) throw new InvalidInputError(`archive lists layer ${member} but does not contain it`);
           used.add(name);
           return layer;

@@ -36,7 +36,7 @@ export function checkMtime(value: number): number {
 
 /** A size or end offset of a file. Over the limit is 413: the request is well formed but too big. */
 export function checkFileBytes(value: number, what: string, maxFileBytes: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidInputError(`${what} must be a non-negative integer`);
+  if (!Number.isInteger(value) || value < 0) throw new InvalidInputError(`${what} must be a non-negative integer`);
   if (value > maxFileBytes) throw new TooLargeError(`${what} ${value} is over the largest file size, ${maxFileBytes} bytes`);
   return value;
 }

@@ -261,6 +261,8 @@ export class TreeWriter {
         await this.transact(r, [this.vacate(r, this.unchanged(r))], sizeDelta);
         return;
       }
+      // Checked before the freeze too, which copies up parents: a refused rmdir leaves no trace.
+      if (!options.recursive && !(await this.reader.isEmpty(r))) throw new FsError('ENOTEMPTY', `directory not empty: ${r.absolutePath}`);
       // A directory is frozen first, so nothing lands below it between the emptiness check,
       // the removal of the container's own entries and the final whiteout.
       const closed = await this.close(r);
