@@ -10,7 +10,7 @@ import {
   PreconditionFailedError,
   TransactionConditionError,
 } from '../errors.js';
-import { blobKeys, keys } from '../keys.js';
+import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { isWithin, joinPath, normalizePath, parentOf, rebase } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { itemId, MAX_TRANSACTION_OPS, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
@@ -73,14 +73,17 @@ export class TreeWriter {
   async writeFile(view: View, rawPath: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {
     const path = normalizePath(rawPath);
     // Cheap checks first, so a doomed write does not upload anything.
-    await this.prepare(view, path, true, options);
-    const target = await this.targetFor(view);
+    const first = await this.prepare(view, path, true, options);
+    // The object belongs to the namespace the node goes into (a volume's, below a mount), so
+    // that namespace's sweep sees the node that points at it.
+    const target = this.targetFor(first);
     const key = blobKeys.namespaceObject(view.tenant, target);
     // An upload finished elsewhere (a presigned PUT) is adopted by a server-side copy.
     const { size } = 'copyOf' in body ? await this.blobs.copy(body.copyOf, key) : await this.blobs.put(key, body);
     try {
       return await this.retry(view, path, true, async (r) => {
         this.checkPreconditions(r, options);
+        this.checkSameTarget(r, target);
         if (r.node?.type === 'dir') throw new FsError('EISDIR', `is a directory: ${r.absolutePath}`);
         const previous = r.node?.type === 'file' ? r.node : undefined;
         const node: FileNode = {
@@ -113,20 +116,22 @@ export class TreeWriter {
     if (position !== 'end' && (!Number.isSafeInteger(position) || position < 0)) throw new InvalidInputError('offset must be a non-negative integer');
     const first = await this.prepare(view, path, true, options);
     if (!first.node) throw new NotFoundError(`no such file: ${first.absolutePath}`);
-    const key = blobKeys.namespaceObject(view.tenant, await this.targetFor(view));
+    const target = this.targetFor(first);
+    const key = blobKeys.namespaceObject(view.tenant, target);
     const { size: length } = await this.blobs.put(key, body);
     try {
       // An append without preconditions only needs its turn: it keeps trying while others land.
       const unconditional = position === 'end' && options.ifMatch === undefined && options.ifNoneMatch === undefined;
       return await this.retry(view, path, true, async (r) => {
         this.checkPreconditions(r, options);
+        this.checkSameTarget(r, target);
         const file = this.requireFile(r);
         const at = position === 'end' ? file.size : position;
         const extents = length === 0 ? [...file.extents] : spliceExtents(file.extents, file.size, at, [key, 0, length]);
         // A write of nothing changes nothing, even past the end (as write(2) with 0 bytes).
         const size = length === 0 ? file.size : Math.max(file.size, at + length);
         const node: FileNode = { ...file, size, extents, etag: newEtag(), mtime: this.clock(), overLower: r.lower !== undefined || undefined };
-        return this.putNode(r, extents.length > MAX_EXTENTS ? await this.compact(view, node) : node);
+        return this.putNode(r, extents.length > MAX_EXTENTS ? await this.compact(r.view, node) : node);
       }, unconditional ? APPEND_ATTEMPTS : ATTEMPTS);
     } catch (error) {
       // Only when the change surely did not commit; an unknown outcome (a timeout) may have
@@ -389,9 +394,15 @@ export class TreeWriter {
     if (closing) throw new ConflictError(`${closing.path} is being removed or renamed; try again shortly`);
   }
 
-  private async targetFor(view: View) {
-    if (!view.top) throw new ForbiddenError('this tree is read-only');
-    return view.top;
+  /** The namespace a resolved write lands in. */
+  private targetFor(r: Resolved): NamespaceId {
+    if (!r.view.top) throw new ForbiddenError(`${r.absolutePath} is read-only`);
+    return r.view.top;
+  }
+
+  /** A retry that resolved into another namespace (a symlink changed meanwhile) would point across prefixes. */
+  private checkSameTarget(r: Resolved, target: NamespaceId): void {
+    if (r.view.top !== target) throw new ConflictError(`${r.absolutePath} moved to another tree during the write; try again`);
   }
 
   private checkPreconditions(r: Resolved, options: WritePreconditions) {

@@ -51,6 +51,16 @@ async function danglingExtents(): Promise<string[]> {
 }
 
 describe('faults', () => {
+  it('a file written into a volume through a container survives the container and the sweep', async () => {
+    const { id } = await engine.containers.create(T, { image: 'base:1', name: 'writer', mounts: [{ target: '/data', volume: 'kept' }] });
+    await engine.files.writeFile(T, { kind: 'container', ref: id }, '/data/state.json', Buffer.from('{"n":1}'));
+    await engine.files.writeRange(T, { kind: 'container', ref: id }, '/data/state.json', 'end', Buffer.from(' '));
+    await engine.containers.remove(T, id);
+    await engine.sweeper.sweep(T, { graceMs: 0 });
+    expect(await text((await engine.files.read(T, { kind: 'volume', name: 'kept' }, '/state.json')).body)).toBe('{"n":1} ');
+    expect((await engine.fsck.check(T, { graceMs: 0 })).problems).toEqual([]);
+  });
+
   it('a write whose metadata transaction fails keeps the old content; its object is an orphan the sweep reclaims', async () => {
     const c = { kind: 'container' as const, ref: (await engine.containers.create(T, { image: 'base:1' })).id };
     await engine.files.writeFile(T, c, '/etc/hosts', Buffer.from('acknowledged'));
