@@ -41,8 +41,12 @@ export async function ingestLayer(source: Readable | AsyncIterable<Buffer>, blob
   for (const stream of [tap, upload, parse]) stream.on('error', () => undefined);
 
   const failure = new AbortController();
+  // The first failure anywhere ends the input too: the loop below may be waiting for bytes
+  // that a failed source will never send.
   const fail = (error: unknown) => {
-    if (!failure.signal.aborted) failure.abort(error);
+    if (failure.signal.aborted) return;
+    failure.abort(error);
+    tap.destroy(asError(error));
   };
   const stored = blobs.put(blobKey, upload);
   const toc = tableOfContents(parse, limits).finally(() => parse.resume());
