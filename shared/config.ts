@@ -32,6 +32,8 @@ export interface LocalConfig extends Config {
   readonly publicUrl: string;
   /** Largest request body the local server takes inline; larger ones go through /v1/uploads. */
   readonly maxBodyBytes: number;
+  /** Each request's deadline on the local server. */
+  readonly requestTimeoutMs: number;
   /** Start DynamoDB Local unless an endpoint was given. */
   readonly startDynamoLocal: boolean;
 }
@@ -89,6 +91,7 @@ export function localConfig(env: Env = process.env): LocalConfig {
     tokensFile: env.STRATA_TOKENS_FILE || undefined,
     publicUrl: env.STRATA_PUBLIC_URL ?? '',
     maxBodyBytes: int(env, 'STRATA_MAX_BODY_BYTES', 64 * 1024 * 1024),
+    requestTimeoutMs: int(env, 'STRATA_REQUEST_TIMEOUT_MS', 15 * 60_000),
     startDynamoLocal: !env.STRATA_DYNAMO_ENDPOINT,
   };
 }

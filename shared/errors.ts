@@ -62,6 +62,12 @@ export class RangeNotSatisfiableError extends StrataError {
   readonly code = 'range_not_satisfiable';
 }
 
+/** 503: the request ran out of time before it finished; nothing it did was acknowledged. */
+export class DeadlineExceededError extends StrataError {
+  readonly status = 503;
+  readonly code = 'deadline_exceeded';
+}
+
 /** 400 with a filesystem flavour: ENOTDIR, EISDIR, ELOOP and the like, named in `code`. */
 export class FsError extends StrataError {
   readonly status: number;

@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { InvalidInputError, NotFoundError } from '../../shared/errors.js';
+import { DeadlineExceededError, InvalidInputError, NotFoundError } from '../../shared/errors.js';
 import type { Services } from '../composition.js';
 import { routes, type HandlerName } from '../routes.js';
 import { authenticate } from './middleware/authenticate.js';
@@ -57,7 +57,14 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
     return (await operation(request)) as unknown as HttpResponse;
   };
 
-  return middy<HttpEvent, HttpResponse, Error, Context & { tenant?: string; logger?: Logger }>()
+  // Answered a second before the function's own deadline (Lambda's, or the local server's), so
+  // a request that cannot finish still gets a JSON answer instead of a dropped connection.
+  return middy<HttpEvent, HttpResponse, Error, Context & { tenant?: string; logger?: Logger }>({
+    timeoutEarlyInMillis: DEADLINE_MARGIN_MS,
+    timeoutEarlyResponse: () => {
+      throw new DeadlineExceededError('the request did not finish within its deadline; a change it made may or may not have taken effect');
+    },
+  })
     .use(normalizeHeaders())
     .use(requestLogger({ logger }))
     .use(mapErrors())
@@ -65,6 +72,8 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
     .use(shapeResponse({ services }))
     .handler(dispatch) as unknown as LambdaHandler;
 }
+
+const DEADLINE_MARGIN_MS = 1000;
 
 function decodeParams(params: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {};

@@ -26,7 +26,7 @@ export async function runLocal(config: LocalConfig = localConfig()) {
   const { dynamo, documentClient, s3, effective } = storage;
   let baseUrl = config.publicUrl;
   const services = compose(effective, { dynamo: documentClient, s3, presigner: localPresigner(() => baseUrl, signingKey) });
-  const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: config.maxBodyBytes }).catch(async (error) => {
+  const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs }).catch(async (error) => {
     await dynamo?.stop();
     throw error;
   });

@@ -35,6 +35,8 @@ export interface LocalServerOptions {
   readonly signingKey: Buffer;
   /** Largest request body taken inline; larger ones go through /v1/uploads. */
   readonly maxBodyBytes: number;
+  /** Each request's deadline, as a Lambda function's timeout. @default 15 minutes (Lambda's maximum) */
+  readonly requestTimeoutMs?: number;
 }
 
 interface CompiledRoute {
@@ -99,7 +101,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
     const pathParameters: Record<string, string> = {};
     hit.c.names.forEach((name, i) => (pathParameters[name] = hit.m![i + 1]));
     const event = toEvent(req, url, method, `${hit.c.route.method} ${hit.c.route.path}`, pathParameters, body, tenantOf(req));
-    const response = await handlers.get(hit.c.route.handler)!(event, lambdaContext(hit.c.route.handler));
+    const response = await handlers.get(hit.c.route.handler)!(event, lambdaContext(hit.c.route.handler, options.requestTimeoutMs ?? 15 * 60_000));
     await respond(res, response, method === 'HEAD');
   }
 
@@ -200,8 +202,9 @@ function toEvent(req: IncomingMessage, url: URL, method: string, routeKey: strin
   } as unknown as HttpEvent;
 }
 
-function lambdaContext(name: string): Context {
-  return { awsRequestId: randomUUID(), functionName: `strata-${name}`, callbackWaitsForEmptyEventLoop: false } as unknown as Context;
+function lambdaContext(name: string, timeoutMs: number): Context {
+  const deadline = Date.now() + timeoutMs;
+  return { awsRequestId: randomUUID(), functionName: `strata-${name}`, callbackWaitsForEmptyEventLoop: false, getRemainingTimeInMillis: () => deadline - Date.now() } as unknown as Context;
 }
 
 async function respond(res: ServerResponse, response: HttpResponse, head: boolean) {
