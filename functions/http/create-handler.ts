@@ -46,8 +46,13 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
         if (!text.trim()) return {} as T;
         let parsed: unknown;
         try {
-          parsed = JSON.parse(text);
-        } catch {
+          // No key may reach an object's prototype, whichever field it is in.
+          parsed = JSON.parse(text, (key, value) => {
+            if (key === '__proto__') throw new InvalidInputError('the key "__proto__" is not allowed in a JSON body');
+            return value;
+          });
+        } catch (error) {
+          if (error instanceof InvalidInputError) throw error;
           throw new InvalidInputError('the body is not valid JSON');
         }
         if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidInputError('the body must be a JSON object');

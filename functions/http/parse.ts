@@ -27,22 +27,3 @@ export function mode(value: unknown): number | undefined {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0o7777) throw new InvalidInputError('mode must be an integer from 0 to 0o7777 (or an octal string like "0644")');
   return n;
 }
-
-export function requiredString(body: Record<string, unknown>, name: string): string {
-  const value = body[name];
-  if (typeof value !== 'string' || value === '') throw new InvalidInputError(`${name} is required and must be a string`);
-  return value;
-}
-
-export function optionalString(body: Record<string, unknown>, name: string): string | undefined {
-  const value = body[name];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw new InvalidInputError(`${name} must be a string`);
-  return value;
-}
-
-export function stringMap(value: unknown, name: string): Record<string, string> {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) throw new InvalidInputError(`${name} must be an object of strings`);
-  return value as Record<string, string>;
-}

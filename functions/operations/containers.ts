@@ -1,32 +1,15 @@
-import { InvalidInputError } from '../../shared/errors.js';
-import type { MountRequest } from '../../shared/domain/containers.js';
-import { flag, optionalString, requiredString, stringMap } from '../http/parse.js';
+import { flag } from '../http/parse.js';
+import { CommitRequest, CreateContainerRequest, parseWith } from '../http/schemas.js';
 import { json, noContent } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
 
 const KIND_NAMES = ['C', 'A', 'D'];
 
-function mounts(value: unknown): MountRequest[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new InvalidInputError('mounts must be an array of {target, volume?, readOnly?}');
-  return value.map((m, i) => {
-    if (typeof m !== 'object' || m === null) throw new InvalidInputError(`mounts[${i}] must be an object`);
-    const mount = m as Record<string, unknown>;
-    if (mount.readOnly !== undefined && typeof mount.readOnly !== 'boolean') throw new InvalidInputError(`mounts[${i}].readOnly must be a boolean`);
-    return { target: requiredString(mount, 'target'), volume: optionalString(mount, 'volume'), readOnly: mount.readOnly as boolean | undefined };
-  });
-}
-
 /** Containers: create, list (with sizes on request), inspect, remove, changes, commit, export. */
 export const containerOperations: Record<string, Operation> = {
   createContainer: async (request) => {
-    const body = request.json();
-    const summary = await request.services.engine.containers.create(request.tenant, {
-      image: requiredString(body, 'image'),
-      name: optionalString(body, 'name'),
-      mounts: mounts(body.mounts),
-      labels: stringMap(body.labels, 'labels'),
-    });
+    const body = parseWith(CreateContainerRequest, request.json());
+    const summary = await request.services.engine.containers.create(request.tenant, body);
     return json(201, summary, { location: `/v1/containers/${summary.id}` });
   },
 
@@ -45,12 +28,7 @@ export const containerOperations: Record<string, Operation> = {
   },
 
   commitContainer: async (request) => {
-    const body = request.json();
-    const image = await request.services.engine.commit(request.tenant, request.params.id, {
-      reference: optionalString(body, 'reference'),
-      author: optionalString(body, 'author'),
-      comment: optionalString(body, 'comment'),
-    });
+    const image = await request.services.engine.commit(request.tenant, request.params.id, parseWith(CommitRequest, request.json()));
     return json(201, image);
   },
 

@@ -3,7 +3,8 @@ import { FsError, InvalidInputError, NotFoundError, PreconditionFailedError } fr
 import type { TreeTarget } from '../../shared/domain/files.js';
 import type { FileStat } from '../../shared/domain/tree-read.js';
 import { blobKeys, keys } from '../../shared/keys.js';
-import { flag, mode, nonNegativeInt, optionalInt, requiredString } from '../http/parse.js';
+import { flag, mode, nonNegativeInt, optionalInt } from '../http/parse.js';
+import { AttributesRequest, FileActionRequest, parseWith } from '../http/schemas.js';
 import { json, noContent } from '../http/responses.js';
 import type { HttpResult, Operation, RequestContext } from '../http/types.js';
 
@@ -155,11 +156,11 @@ async function patch(request: RequestContext): Promise<HttpResult> {
   const target = targetOf(request);
   const path = pathOf(request);
   if ((headers['content-type'] ?? '').startsWith('application/json')) {
-    const body = request.json();
-    const size = optionalInt(body.size, 'size');
+    const body = parseWith(AttributesRequest, request.json());
+    const size = body.size;
     let stat: FileStat | undefined;
     if (size !== undefined) stat = await files.truncate(tenant, target, path, size, preconditions(request));
-    const attributes = { mode: mode(body.mode), uid: optionalInt(body.uid, 'uid'), gid: optionalInt(body.gid, 'gid'), mtime: optionalInt(body.mtime, 'mtime') };
+    const attributes = { mode: mode(body.mode), uid: body.uid, gid: body.gid, mtime: body.mtime };
     if (Object.values(attributes).some((v) => v !== undefined)) stat = await files.setAttributes(tenant, target, path, attributes, size === undefined ? preconditions(request) : {});
     if (!stat) throw new InvalidInputError('give at least one of size, mode, uid, gid, mtime');
     return json(200, stat, { etag: `"${stat.etag}"` });
@@ -182,19 +183,16 @@ async function post(request: RequestContext): Promise<HttpResult> {
   const files = services.engine.files;
   const target = targetOf(request);
   const path = pathOf(request);
-  const body = request.json();
-  const action = requiredString(body, 'action');
-  switch (action) {
+  const body = parseWith(FileActionRequest, request.json());
+  switch (body.action) {
     case 'rename':
-      return json(200, await files.rename(tenant, target, path, requiredString(body, 'to')));
+      return json(200, await files.rename(tenant, target, path, body.to));
     case 'link':
-      return json(201, await files.link(tenant, target, requiredString(body, 'target'), path));
+      return json(201, await files.link(tenant, target, body.target, path));
     case 'symlink':
-      return json(201, await files.symlink(tenant, target, path, requiredString(body, 'target')));
+      return json(201, await files.symlink(tenant, target, path, body.target));
     case 'mkdir':
       return json(201, await files.mkdir(tenant, target, path, { mode: mode(body.mode), parents: body.parents === true }));
-    default:
-      throw new InvalidInputError(`unknown action ${JSON.stringify(action)}: use rename, link, symlink or mkdir`);
   }
 }
 

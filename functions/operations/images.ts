@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { InvalidInputError } from '../../shared/errors.js';
-import { flag, requiredString } from '../http/parse.js';
+import { flag } from '../http/parse.js';
+import { parseWith, TagRequest } from '../http/schemas.js';
 import { json } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
 import { uploadedBlob } from './files.js';
@@ -22,7 +23,7 @@ export const imageOperations: Record<string, Operation> = {
   removeImage: async ({ tenant, services, params, query }) => json(200, await services.engine.images.remove(tenant, params.ref, { force: flag(query, 'force') })),
 
   tagImage: async (request) => {
-    const tag = await request.services.engine.images.tag(request.tenant, request.params.ref, requiredString(request.json(), 'tag'));
+    const tag = await request.services.engine.images.tag(request.tenant, request.params.ref, parseWith(TagRequest, request.json()).tag);
     return json(201, { tag });
   },
 

@@ -22,6 +22,11 @@ export const MAX_LABELS = 256;
 /** Keys that would reach an object's prototype in JavaScript and in some clients' JSON decoders. */
 const RESERVED_LABEL_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
+/** An empty key, or one that would reach an object's prototype. */
+export function isReservedLabelKey(key: string): boolean {
+  return key === '' || RESERVED_LABEL_KEYS.has(key);
+}
+
 export function checkId(value: number, name: 'uid' | 'gid'): number {
   if (!Number.isInteger(value) || value < 0 || value > MAX_ID) throw new InvalidInputError(`${name} must be an integer from 0 to ${MAX_ID}`);
   return value;
@@ -47,7 +52,7 @@ export function checkLabels(labels: Readonly<Record<string, unknown>>): Record<s
   if (entries.length > MAX_LABELS) throw new InvalidInputError(`at most ${MAX_LABELS} labels`);
   let bytes = 0;
   for (const [key, value] of entries) {
-    if (key === '' || RESERVED_LABEL_KEYS.has(key)) throw new InvalidInputError(`label key ${JSON.stringify(key)} is not allowed`);
+    if (isReservedLabelKey(key)) throw new InvalidInputError(`label key ${JSON.stringify(key)} is not allowed`);
     if (typeof value !== 'string') throw new InvalidInputError(`label ${JSON.stringify(key)} must be a string`);
     bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
   }

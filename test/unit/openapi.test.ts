@@ -1,16 +1,16 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { openApiDocument } from '../../functions/openapi.js';
 import { routes, type Route } from '../../functions/routes.js';
 
 /**
- * The hand-written OpenAPI document must describe exactly the route table: same paths and
+ * The OpenAPI document (written paths, generated request schemas) must describe exactly the route table: same paths and
  * methods, operationId = route.operation, errors as the Error schema, public routes unsecured,
  * and no dangling $ref.
  */
 
 type Json = Record<string, any>;
 
-const doc = JSON.parse(readFileSync(new URL('../../functions/openapi.json', import.meta.url), 'utf8')) as Json;
+const doc = openApiDocument() as Json;
 
 const METHODS = ['get', 'head', 'put', 'patch', 'post', 'delete', 'options', 'trace'] as const;
 const ERROR_REF = '#/components/schemas/Error';
@@ -56,6 +56,14 @@ function referencesError(response: Json): boolean {
 }
 
 describe('openapi.json', () => {
+  it('takes its request schemas from the validators, which refuse unknown fields', () => {
+    const schemas = doc.components.schemas as Json;
+    expect(schemas.CreateContainerRequest).toMatchObject({ type: 'object', required: ['image'], additionalProperties: false });
+    expect(schemas.CreateContainerRequest.properties.mounts.items).toMatchObject({ required: ['target'], additionalProperties: false });
+    expect(schemas.FileAttributes.properties.uid).toMatchObject({ type: 'integer', minimum: 0, maximum: 4294967294 });
+    expect(schemas.FileAction.oneOf ?? schemas.FileAction.anyOf).toHaveLength(4);
+  });
+
   it('is OpenAPI 3.1', () => {
     expect(doc.openapi).toMatch(/^3\.1/);
   });

@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { isReservedLabelKey, MAX_ID, MAX_LABELS, MAX_MTIME_MS, MIN_MTIME_MS } from '../../shared/domain/limits.js';
+import { InvalidInputError } from '../../shared/errors.js';
+
+/**
+ * One schema per JSON request body. Handlers parse with them (unknown fields are refused) and
+ * the OpenAPI document's request schemas are generated from them, so the two cannot drift.
+ * Ranges the domain owns (file sizes, label bytes) are checked again by the engine.
+ */
+
+const labelKey = z.string().refine((key) => !isReservedLabelKey(key), { error: (issue) => `label key ${JSON.stringify(issue.input)} is not allowed` });
+const labels = z
+  .record(labelKey, z.string({ error: 'labels must be an object of strings' }), { error: (issue) => (issue.code === 'invalid_type' ? 'labels must be an object of strings' : undefined) })
+  .refine((l) => Object.keys(l).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`);
+const id = (name: string) => z.number({ error: `${name} must be an integer from 0 to ${MAX_ID}` }).int(`${name} must be an integer from 0 to ${MAX_ID}`).min(0, `${name} must be an integer from 0 to ${MAX_ID}`).max(MAX_ID, `${name} must be an integer from 0 to ${MAX_ID}`);
+const modeMessage = 'mode must be an integer from 0 to 0o7777 (or an octal string like "0644")';
+const fileMode = z.union([z.number({ error: modeMessage }).int(modeMessage).min(0, modeMessage).max(0o7777, modeMessage), z.string({ error: modeMessage }).regex(/^0?[0-7]{1,4}$/, modeMessage)], { error: modeMessage });
+
+export const TagRequest = z.strictObject({ tag: z.string({ error: 'tag is required and must be a string' }).min(1, 'tag is required and must be a string') }).meta({ description: '`repo[:tag]`; `:latest` if no tag is given.' });
+
+export const MountRequest = z.strictObject({
+  target: z.string({ error: 'mounts[].target is required and must be a string' }).meta({ description: 'Absolute path in the container; not `/`.' }),
+  volume: z.string().optional().meta({ description: 'Volume name, created if missing. Omitted: a new anonymous volume.' }),
+  readOnly: z.boolean().optional(),
+});
+
+export const CreateContainerRequest = z.strictObject({
+  image: z.string({ error: 'image is required and must be a string' }).min(1, 'image is required and must be a string').meta({ description: 'Image ID, ID prefix or tag.' }),
+  name: z.string().optional().meta({ description: 'Unique per tenant; default `strata_` plus 12 hex digits of the ID.' }),
+  mounts: z.array(MountRequest).optional(),
+  labels: labels.optional(),
+});
+
+export const CommitRequest = z.strictObject({
+  reference: z.string().optional().meta({ description: '`repo[:tag]` to tag the new image with.' }),
+  author: z.string().optional(),
+  comment: z.string().optional(),
+});
+
+export const CreateVolumeRequest = z.strictObject({
+  name: z.string().optional().meta({ description: 'Omitted: an anonymous volume.' }),
+  labels: labels.optional(),
+});
+
+export const AttributesRequest = z
+  .strictObject({
+    size: z.number({ error: 'size must be a non-negative integer' }).int('size must be a non-negative integer').min(0, 'size must be a non-negative integer').optional().meta({ description: 'Truncate or extend (with a hole) to this size.' }),
+    mode: fileMode.optional(),
+    uid: id('uid').optional(),
+    gid: id('gid').optional(),
+    mtime: z.number({ error: 'mtime must be milliseconds since the epoch' }).int('mtime must be milliseconds since the epoch').min(MIN_MTIME_MS, `mtime must be from ${MIN_MTIME_MS} to ${MAX_MTIME_MS}`).max(MAX_MTIME_MS, `mtime must be from ${MIN_MTIME_MS} to ${MAX_MTIME_MS} (years 1 to 9999)`).optional(),
+  })
+  .refine((a) => Object.values(a).some((v) => v !== undefined), 'give at least one of size, mode, uid, gid, mtime');
+
+export const FileActionRequest = z.discriminatedUnion(
+  'action',
+  [
+    z.strictObject({ action: z.literal('rename'), to: z.string({ error: 'to is required and must be a string' }).min(1, 'to is required and must be a string') }),
+    z.strictObject({ action: z.literal('link'), target: z.string({ error: 'target is required and must be a string' }).min(1, 'target is required and must be a string') }),
+    z.strictObject({ action: z.literal('symlink'), target: z.string({ error: 'target is required and must be a string' }).min(1, 'target is required and must be a string') }),
+    z.strictObject({ action: z.literal('mkdir'), mode: fileMode.optional(), parents: z.boolean().optional() }),
+  ],
+  { error: 'action must be rename, link, symlink or mkdir' },
+);
+
+/** By the names the OpenAPI document refers to them. */
+export const requestSchemas = { TagRequest, MountRequest, CreateContainerRequest, CommitRequest, CreateVolumeRequest, FileAttributes: AttributesRequest, FileAction: FileActionRequest };
+
+/** Parses a body with its schema; the first problem becomes a 400 that names the field. */
+export function parseWith<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  let issue = result.error.issues[0]!;
+  // A record's bad key is reported inside an invalid_key issue.
+  if (issue.code === 'invalid_key' && issue.issues[0]) issue = { ...issue.issues[0], path: issue.path } as typeof issue;
+  const where = issue.path.length ? issue.path.join('.') : '';
+  if (issue.code === 'unrecognized_keys') throw new InvalidInputError(`unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(where ? `${where}.${k}` : k)).join(', ')}`);
+  throw new InvalidInputError(issue.message.includes(' ') ? issue.message : `${where || 'body'}: ${issue.message}`);
+}
+
+/** The JSON Schemas (2020-12, as OpenAPI 3.1 uses) of every request body. */
+export function requestJsonSchemas(): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(requestSchemas).map(([name, schema]) => {
+      const { $schema: _dialect, ...jsonSchema } = z.toJSONSchema(schema, { unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
+      return [name, jsonSchema];
+    }),
+  );
+}
