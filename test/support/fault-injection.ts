@@ -30,7 +30,11 @@ export class FaultPlan {
     if (position !== this.at) return call();
     if (this.mode === 'fail') throw new Error(`injected fault at call ${position} (${name})`);
     this.crashed = true;
-    if (this.mode === 'crash-after') await call().catch(() => undefined);
+    if (this.mode === 'crash-after') {
+      // The call took effect; its answer is lost with the process (a stream it opened is closed).
+      const result = await call().catch(() => undefined);
+      (result as { destroy?: () => void } | undefined)?.destroy?.();
+    }
     throw new Error(`injected crash at call ${position} (${name})`);
   }
 }
