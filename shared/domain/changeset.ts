@@ -66,13 +66,15 @@ export class Changeset {
   exportTar(view: View): Readable {
     const writer = new TarWriter();
     (async () => {
-      for await (const [path, node] of this.mergedBelow(view, '/', true)) await this.writeNode(writer, path, node);
+      // The flattened tree: whiteouts and opaque markers belong in a layer, never in an export.
+      for await (const [path, node] of this.mergedBelow(view, '/', true)) await this.writeNode(writer, path, node, { markers: false });
       await writer.finish();
     })().catch((error) => writer.stream.destroy(error));
     return writer.stream;
   }
 
-  private async writeNode(writer: TarWriter, path: string, node: Node): Promise<void> {
+  /** One entry; with `markers` (a commit's layer), opaque and renamed directories carry their opaque marker. */
+  private async writeNode(writer: TarWriter, path: string, node: Node, { markers = true } = {}): Promise<void> {
     const name = path.slice(1);
     if (node.type === 'whiteout') {
       const slash = name.lastIndexOf('/');
@@ -84,7 +86,7 @@ export class Changeset {
     switch (node.type) {
       case 'dir':
         await writer.entry({ path: `${name}/`, type: 'directory', ...meta, size: 0 });
-        if (node.opaque || node.redirect) await writer.entry({ path: `${name}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 0 });
+        if (markers && (node.opaque || node.redirect)) await writer.entry({ path: `${name}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 0 });
         return;
       case 'symlink':
         await writer.entry({ path: name, type: 'symlink', ...meta, size: 0, linkname: node.target });

@@ -144,6 +144,25 @@ describe('commit and export', () => {
     expect(await text((await engine.files.read(T, img, '/gen0')).body)).toBe('0');
   });
 
+  it('export never holds a whiteout or opaque marker: a renamed directory and one made again are plain directories', async () => {
+    const c = await container();
+    await engine.files.rename(T, c, '/bin', '/b2');
+    await engine.files.remove(T, c, '/d', { recursive: true });
+    await engine.files.mkdir(T, c, '/d');
+    await engine.files.remove(T, c, '/etc/passwd');
+    const names = await tarNames(await engine.export(T, c.ref));
+    expect(Object.keys(names).filter((n) => n.split('/').some((part) => part.startsWith('.wh.')))).toEqual([]);
+    expect(names['b2/sh']).toBe('sh');
+    expect(names['d/']).toBe('directory');
+    expect(Object.keys(names).filter((n) => n.startsWith('d/'))).toEqual(['d/']);
+    // A container of an image committed from it sees no marker as a file either.
+    const { id } = await engine.commit(T, c.ref);
+    const again = await engine.containers.create(T, { image: id });
+    expect((await engine.files.list(T, { kind: 'container', ref: again.id }, '/b2')).entries.map((e) => e.name)).toEqual(['sh']);
+    expect((await engine.files.list(T, { kind: 'container', ref: again.id }, '/d')).entries).toEqual([]);
+    expect(Object.keys(await tarNames(await engine.export(T, again.id))).filter((n) => n.includes('.wh.'))).toEqual([]);
+  });
+
   it('export writes the merged tree without volume contents', async () => {
     const c = await container(undefined, [{ target: '/data', volume: 'v1' }]);
     await write(c, '/data/in-volume', 'v');
