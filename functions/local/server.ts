@@ -96,7 +96,14 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
       req.resume();
       return send(res, 413, { message: `bodies over ${options.maxBodyBytes} bytes go through POST /v1/uploads`, code: 'too_large' });
     }
-    const body = await readBody(req, options.maxBodyBytes);
+    let body: Buffer | undefined;
+    try {
+      body = await readBody(req, options.maxBodyBytes);
+    } catch (error) {
+      // The client went away mid-body: nothing was started, nobody is left to answer.
+      if (req.destroyed || (error as NodeJS.ErrnoException).code === 'ECONNRESET') return res.destroy();
+      throw error;
+    }
     if (!body) return send(res, 413, { message: `bodies over ${options.maxBodyBytes} bytes go through POST /v1/uploads`, code: 'too_large' });
     const pathParameters: Record<string, string> = {};
     hit.c.names.forEach((name, i) => (pathParameters[name] = hit.m![i + 1]));

@@ -382,6 +382,22 @@ describe('values that used to be accepted and then break', () => {
     expect((await filesUnder(join(dir, 'blobs'))).includes(partial)).toBe(false);
   });
 
+  it('a client that disconnects half-way through a load body leaves nothing, and the server goes on', async () => {
+    const before = await snapshot();
+    const { request } = await import('node:http');
+    const { hostname, port } = new URL(url);
+    const archive = dockerArchive([layerTar(rawEntry({ name: 'big' }, Buffer.alloc(4 << 20, 5)))], ['gone:1']);
+    await new Promise<void>((resolve) => {
+      const req = request({ hostname, port, path: '/v1/images/load', method: 'POST', headers: { 'content-length': String(archive.length) } });
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      req.write(archive.subarray(0, 1 << 20), () => setTimeout(() => req.destroy(), 50));
+    });
+    // The server notices the reset on its side; wait until it answers other requests again.
+    for (let i = 0; i < 100 && (await call('GET', '/healthz')).status !== 200; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await snapshot()).toEqual(before);
+  });
+
   it('a blob key in a presigned URL does not name the tenant', async () => {
     const { blobKeys } = await import('../../shared/keys.js');
     expect(blobKeys.layer('acme-corp')).not.toContain('acme-corp');
