@@ -8,10 +8,10 @@ import { archiveMemberName, dockerArchiveMetadata, imagesFromArchive } from '../
 import { decompressing } from '../tar/decompress.js';
 import { readTar } from '../tar/tar-reader.js';
 import { TarWriter } from '../tar/tar-writer.js';
-import { MAX_TAGS_PER_IMAGE, type ImageStore } from './image-store.js';
+import { MAX_TAGS_PER_IMAGE, type ImageStore, type PreparedImage } from './image-store.js';
 import { ingestLayer, type IngestedLayer, type IngestLimits } from './layer-ingest.js';
 import type { ImageRecord, LayerRecord } from './records.js';
-import { looksLikeImageId, normalizeReference } from './refs.js';
+import { looksLikeImageId, normalizeReference, sha256Digest } from './refs.js';
 
 /** JSON members of an archive (manifests, configs) are small; anything larger is a layer. */
 const MAX_JSON_MEMBER = 8 << 20;
@@ -75,11 +75,17 @@ export class ImageArchives {
         if (tags.length > MAX_TAGS_PER_IMAGE) throw new InvalidInputError(`an image may have at most ${MAX_TAGS_PER_IMAGE} tags`);
         return { image, ingested, tags, merged: this.store.mergeLoaded(ingested) };
       });
-      const results: { id: string; tags: string[] }[] = [];
-      for (const { image, ingested, tags, merged } of planned) {
-        const id = await this.store.storeLoaded(tenant, image.config, ingested, image.repoTags, merged);
-        results.push({ id, tags });
+      // One image twice (under two manifests) is recorded once, with the tags of both.
+      const byConfig = new Map<string, (typeof planned)[number]>();
+      for (const plan of planned) {
+        const key = plan.image.config.toString('base64');
+        const seen = byConfig.get(key);
+        byConfig.set(key, seen ? { ...seen, tags: [...new Set([...seen.tags, ...plan.tags])] } : plan);
       }
+      const prepared: PreparedImage[] = [];
+      for (const { image, ingested, tags, merged } of byConfig.values()) prepared.push(await this.store.prepareLoaded(tenant, image.config, ingested, tags, merged));
+      await this.store.recordImages(tenant, prepared);
+      const results = planned.map(({ image, tags }) => ({ id: sha256Digest(image.config), tags }));
       await this.blobs.delete([...layers].filter(([name]) => !used.has(name)).map(([, l]) => l.blobKey));
       return results;
     } catch (error) {

@@ -1,7 +1,7 @@
-import { ConflictError, InvalidInputError, TransactionConditionError } from '../errors.js';
+import { ConflictError, InvalidInputError, StrataError, TransactionConditionError } from '../errors.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
-import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
+import { MAX_TRANSACTION_OPS, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import type { IngestedLayer } from './layer-ingest.js';
 import { applyLayer, layerNodes, LayerTree } from './layer-tree.js';
 import type { Node } from './nodes.js';
@@ -33,11 +33,11 @@ export class ImageStore {
   }
 
   /**
-   * Records the layers of a loaded image (deduplicated by DiffID), its merged chain index, then
-   * the image. `merged` is what mergeLoaded gave; it is rebuilt only when a layer was already
-   * stored under another blob key.
+   * Records the layers of a loaded image (deduplicated by DiffID) and its merged chain index,
+   * and returns the ops that record the image itself (see recordImages). `merged` is what
+   * mergeLoaded gave; it is rebuilt only when a layer was already stored under another blob key.
    */
-  async storeLoaded(tenant: string, config: Buffer, ingested: IngestedLayer[], repoTags: readonly string[], merged?: LayerTree): Promise<string> {
+  async prepareLoaded(tenant: string, config: Buffer, ingested: IngestedLayer[], repoTags: readonly string[], merged?: LayerTree): Promise<PreparedImage> {
     const now = this.clock();
     const blobKeyOf = new Map<string, string>();
     // Distinct layers are recorded side by side: a 127-layer image should not pay 127 round trips in a row.
@@ -54,7 +54,7 @@ export class ImageStore {
       const reusable = merged && ingested.every((l) => blobKeyOf.get(l.diffId) === l.blobKey);
       await this.writeChainIndex(tenant, chainId, reusable ? merged : mergeLayers(ingested, (l) => blobKeyOf.get(l.diffId)!));
     }
-    return this.putImage(tenant, config, { diffIds: ingested.map((l) => l.diffId), layerSizes: ingested.map((l) => l.contentBytes), stack: [`k:${chainId}`] }, repoTags);
+    return this.imageOps(tenant, config, { diffIds: ingested.map((l) => l.diffId), layerSizes: ingested.map((l) => l.contentBytes), stack: [`k:${chainId}`] }, repoTags);
   }
 
   /**
@@ -84,16 +84,42 @@ export class ImageStore {
   }
 
   /** Writes the config blob, then the image record and its tags in one transaction (last, so nothing points at a missing object). */
-  private async putImage(tenant: string, config: Buffer, shape: Pick<ImageRecord, 'diffIds' | 'layerSizes' | 'stack' | 'parent'>, repoTags: readonly string[]): Promise<string> {
+  private async putImage(tenant: string, config: Buffer, shape: ImageShape, repoTags: readonly string[]): Promise<string> {
+    const image = await this.imageOps(tenant, config, shape, repoTags);
+    await this.recordImages(tenant, [image]);
+    return image.id;
+  }
+
+  /**
+   * Records images in one transaction when they fit (so an archive's images appear together or
+   * not at all), else one by one. On a refused or failed transaction, config blobs written for
+   * them are removed.
+   */
+  async recordImages(tenant: string, images: readonly PreparedImage[]): Promise<void> {
+    const tenantOp: WriteOp = { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } };
+    // A tag named by two images goes to the last, as if they had been loaded one after another.
+    const owner = new Map(images.flatMap((i) => i.tags.map((tag) => [tag, i.id] as const)));
+    const opsOf = (image: PreparedImage): WriteOp[] => [image.recordOp, ...image.tags.filter((t) => owner.get(t) === image.id).map((tag): WriteOp => ({ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: image.id } } }))];
+    const total = images.reduce((n, i) => n + opsOf(i).length, 1);
+    const batches = total <= MAX_TRANSACTION_OPS ? [images] : images.map((i) => [i]);
+    for (const batch of batches) {
+      try {
+        await this.meta.transact([...batch.flatMap(opsOf), tenantOp]);
+      } catch (error) {
+        if (error instanceof StrataError) await this.blobs.delete(batch.flatMap((i) => (i.newConfigKey ? [i.newConfigKey] : []))).catch(() => undefined);
+        throw error;
+      }
+    }
+  }
+
+  /** The ops that record an image and its tags; a new image's config blob is written first. */
+  private async imageOps(tenant: string, config: Buffer, shape: ImageShape, repoTags: readonly string[]): Promise<PreparedImage> {
     const id = sha256Digest(config);
     const tags = [...new Set(repoTags.map(normalizeReference))];
-    const tagOps = tags.map((tag): WriteOp => ({ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: id } } }));
-    if (tagOps.length > MAX_TAGS_PER_IMAGE) throw new InvalidInputError(`an image may have at most ${MAX_TAGS_PER_IMAGE} tags`);
-    const tenantOp: WriteOp = { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } };
+    if (tags.length > MAX_TAGS_PER_IMAGE) throw new InvalidInputError(`an image may have at most ${MAX_TAGS_PER_IMAGE} tags`);
     if (await this.meta.get(keys.image(tenant, id))) {
       // The same image again: keep what is stored, only move the tags.
-      await this.meta.transact([{ op: 'check', key: keys.image(tenant, id), conditions: [{ kind: 'present' }] }, tenantOp, ...tagOps]);
-      return id;
+      return { id, tags, recordOp: { op: 'check', key: keys.image(tenant, id), conditions: [{ kind: 'present' }] } };
     }
     const configKey = blobKeys.config(tenant);
     await this.blobs.put(configKey, config);
@@ -105,8 +131,7 @@ export class ImageStore {
       size: shape.layerSizes.reduce((a, b) => a + b, 0),
       created: this.clock(),
     };
-    await this.meta.transact([{ op: 'update', key: keys.image(tenant, id), set: { ...record }, add: { containers: 0 } }, tenantOp, ...tagOps]);
-    return id;
+    return { id, tags, newConfigKey: configKey, recordOp: { op: 'update', key: keys.image(tenant, id), set: { ...record }, add: { containers: 0 } } };
   }
 
   /** Records a layer once per tenant; a second copy of the same DiffID is dropped. Returns the blob key in use. */
@@ -168,6 +193,16 @@ export class ImageStore {
     }
     return tree;
   }
+}
+
+type ImageShape = Pick<ImageRecord, 'diffIds' | 'layerSizes' | 'stack' | 'parent'>;
+
+/** An image ready to be recorded: the op for its record, its tags, and the config blob written for it if it is new. */
+export interface PreparedImage {
+  readonly id: string;
+  readonly tags: readonly string[];
+  readonly recordOp: WriteOp;
+  readonly newConfigKey?: string;
 }
 
 /** Tags are written in the image's transaction, which DynamoDB caps at 100 items. */

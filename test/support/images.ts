@@ -42,30 +42,51 @@ const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
  * bottom layer first. `compress` stores the layer blobs gzip-compressed.
  */
 export async function dockerArchive(layers: readonly (readonly LayerEntry[])[], options: { tags?: string[]; compress?: boolean } = {}): Promise<{ archive: Buffer; imageId: string; diffIds: string[] }> {
-  const tars = await Promise.all(layers.map(tarOf));
-  const diffIds = tars.map((t) => `sha256:${sha(t)}`);
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      config: { Env: ['PATH=/usr/bin:/bin'] },
-      rootfs: { type: 'layers', diff_ids: diffIds },
-      history: diffIds.map(() => ({ created_by: 'test' })),
-    }),
-  );
-  const configHex = sha(config);
+  const { archive, images } = await multiImageArchive([{ layers, tags: options.tags ?? [] }], options);
+  return { archive, ...images[0] };
+}
+
+/** A docker-archive of several images (one manifest entry each); a layer two images share is stored once. */
+export async function multiImageArchive(
+  specs: readonly { layers: readonly (readonly LayerEntry[])[]; tags: readonly string[] }[],
+  options: { compress?: boolean } = {},
+): Promise<{ archive: Buffer; images: { imageId: string; diffIds: string[] }[] }> {
   const writer = new TarWriter();
   const done = collect(writer.stream);
-  const layerNames: string[] = [];
-  for (let i = 0; i < tars.length; i++) {
-    const blob = options.compress ? gzipSync(tars[i]) : tars[i];
-    const name = `${sha(blob)}/layer.tar`;
-    layerNames.push(name);
-    await writer.entry({ path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: blob.length }, blob);
+  const written = new Set<string>();
+  const manifest: object[] = [];
+  const images: { imageId: string; diffIds: string[] }[] = [];
+  for (const spec of specs) {
+    const tars = await Promise.all(spec.layers.map(tarOf));
+    const diffIds = tars.map((t) => `sha256:${sha(t)}`);
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Env: ['PATH=/usr/bin:/bin'] },
+        rootfs: { type: 'layers', diff_ids: diffIds },
+        history: diffIds.map(() => ({ created_by: 'test' })),
+      }),
+    );
+    const configHex = sha(config);
+    const layerNames: string[] = [];
+    for (const tar of tars) {
+      const blob = options.compress ? gzipSync(tar) : tar;
+      const name = `${sha(blob)}/layer.tar`;
+      layerNames.push(name);
+      if (written.has(name)) continue;
+      written.add(name);
+      await writer.entry({ path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: blob.length }, blob);
+    }
+    if (!written.has(configHex)) {
+      written.add(configHex);
+      await writer.entry({ path: `${configHex}.json`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: config.length }, config);
+    }
+    manifest.push({ Config: `${configHex}.json`, RepoTags: spec.tags, Layers: layerNames });
+    images.push({ imageId: `sha256:${configHex}`, diffIds });
   }
-  await writer.entry({ path: `${configHex}.json`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: config.length }, config);
-  const manifest = Buffer.from(JSON.stringify([{ Config: `${configHex}.json`, RepoTags: options.tags ?? [], Layers: layerNames }]));
-  await writer.entry({ path: 'manifest.json', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: manifest.length }, manifest);
+  const bytes = Buffer.from(JSON.stringify(manifest));
+  await writer.entry({ path: 'manifest.json', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: bytes.length }, bytes);
   await writer.finish();
-  return { archive: await done, imageId: `sha256:${configHex}`, diffIds };
+  return { archive: await done, images };
 }

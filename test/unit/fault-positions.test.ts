@@ -7,7 +7,7 @@ import { MemoryMetadataStore } from '../../shared/adapters/memory-metadata-store
 import type { FsckProblem } from '../../shared/domain/fsck.js';
 import { Engine } from '../../shared/engine.js';
 import { FaultPlan, faultyStores, type FaultMode } from '../support/fault-injection.js';
-import { dockerArchive } from '../support/images.js';
+import { dockerArchive, multiImageArchive } from '../support/images.js';
 import { text } from '../support/engine.js';
 
 /**
@@ -75,7 +75,10 @@ async function earlierWritesIntact(engine: Engine) {
   expect(await read(engine, '/data/state')).toBe('volume');
 }
 
-const secondArchive = dockerArchive([[{ path: 'a', content: 'A' }], [{ path: 'b', content: 'B' }]], { tags: ['two:1'] });
+const secondArchive = multiImageArchive([
+  { layers: [[{ path: 'a', content: 'A' }], [{ path: 'b', content: 'B' }]], tags: ['two:1'] },
+  { layers: [[{ path: 'a', content: 'A' }], [{ path: 'c', content: 'C' }]], tags: ['three:1', 'base:1'] },
+]);
 
 const scenarios: Scenario[] = [
   {
@@ -136,10 +139,16 @@ const scenarios: Scenario[] = [
     },
   },
   {
-    name: 'load of a two-layer image',
+    name: 'load of an archive of two images that share a layer and take an existing tag',
     op: async (e) => e.images.load(T, [(await secondArchive).archive]),
     verify: async (e, ok) => {
-      if (ok) expect(await read(e, '/b', { kind: 'image', ref: 'two:1' } as never)).toBe('B');
+      const tags = (await e.images.list(T)).flatMap((i) => i.tags).sort();
+      const loaded = ['base:1', 'three:1', 'two:1'];
+      // Both images with all their tags, or neither (base:1 then still names the old image).
+      if (ok) expect(tags).toEqual(loaded);
+      else expect([loaded, ['base:1']]).toContainEqual(tags);
+      if (tags.length === 3) expect(await read(e, '/c', { kind: 'image', ref: 'base:1' } as never)).toBe('C');
+      else expect(await read(e, '/etc/hosts', { kind: 'image', ref: 'base:1' } as never)).toBe('original');
       await earlierWritesIntact(e);
     },
   },
