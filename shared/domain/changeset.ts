@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { FsError, NotFoundError } from '../errors.js';
 import { joinPath } from '../paths.js';
 import type { MetadataStore } from '../ports/metadata-store.js';
 import { TarWriter } from '../tar/tar-writer.js';
@@ -29,18 +30,63 @@ export class Changeset {
     private readonly reader: TreeReader,
   ) {}
 
-  /** `docker diff`: paths in order, parents of changes as changed, a deleted directory as one entry. */
+  /**
+   * `docker diff`: the difference between the container's merged view and its image's, read
+   * from the container's own namespace (plus one lookup in the image per deletion, opaque or
+   * renamed directory), in path order, parents of changes as changed, a deleted directory as
+   * one entry. A path is deleted only if the image had it; below a directory that hides what
+   * the image had there (made again, or renamed over), what the image had and the container
+   * no longer shows is deleted, and a path is changed or added by whether the image had it.
+   */
   async changes(view: View): Promise<Change[]> {
+    const image: View = { tenant: view.tenant, lowers: view.lowers, mounts: [], readOnly: true };
     const out: Change[] = [];
+    /** Directories that hide the image's contents: below them, overLower does not say what the image had. */
+    const hiding: string[] = [];
+    const kindOf = async (path: string, overLower: boolean | undefined) => {
+      if (!hiding.some((dir) => isBelow(path, dir))) return overLower ? ChangeKind.Modified : ChangeKind.Added;
+      return (await this.visible(image, path)) ? ChangeKind.Modified : ChangeKind.Added;
+    };
     for await (const { path, node } of this.topNodes(view, '/')) {
-      if (node.type === 'whiteout') out.push({ path, kind: ChangeKind.Deleted });
-      else if (node.type === 'dir' && node.redirect) {
-        out.push({ path, kind: node.overLower ? ChangeKind.Modified : ChangeKind.Added });
-        // A renamed directory's lower contents are new at this path.
-        for await (const [child] of this.mergedBelow(view, path)) out.push({ path: child, kind: ChangeKind.Added });
-      } else out.push({ path, kind: node.overLower ? ChangeKind.Modified : ChangeKind.Added });
+      if (node.type === 'whiteout') {
+        if (await this.visible(image, path)) out.push({ path, kind: ChangeKind.Deleted });
+        continue;
+      }
+      out.push({ path, kind: await kindOf(path, node.overLower) });
+      if (node.type !== 'dir' || !(node.opaque || node.redirect)) continue;
+      hiding.push(path);
+      // What the image had here and the container no longer shows.
+      for await (const lost of this.lostBelow(view, image, path)) out.push({ path: lost, kind: ChangeKind.Deleted });
+      // A renamed directory's lower contents are at this path now.
+      if (node.redirect) for await (const [child] of this.mergedBelow(view, path)) out.push({ path: child, kind: await kindOf(child, false) });
     }
     return dedupe(out);
+  }
+
+  private async visible(view: View, path: string): Promise<boolean> {
+    return (await this.lookup(view, path)) !== undefined;
+  }
+
+  /** The node at `path`, or undefined when it or a parent is missing or not a directory. */
+  private async lookup(view: View, path: string): Promise<Node | undefined> {
+    try {
+      return (await new Resolver(this.meta).resolve(view, path, { follow: false })).node;
+    } catch (error) {
+      if (error instanceof NotFoundError || (error instanceof FsError && error.code === 'ENOTDIR')) return undefined;
+      throw error;
+    }
+  }
+
+  /** Paths the image has below `dir` that the container does not show; a lost directory is one entry. */
+  private async *lostBelow(view: View, image: View, dir: string): AsyncGenerator<string> {
+    const inImage = await new Resolver(this.meta).resolve(image, dir, { follow: false });
+    if (inImage.node?.type !== 'dir') return;
+    for await (const [name, node] of this.reader.children(inImage, undefined)) {
+      const path = joinPath(dir, name);
+      const now = await this.lookup(view, path);
+      if (!now) yield path;
+      else if (node.type === 'dir' && now.type === 'dir') yield* this.lostBelow(view, image, path);
+    }
   }
 
   /**
@@ -126,6 +172,10 @@ export class Changeset {
       if (node.type === 'dir') yield* this.mergedBelow(view, path, skipMounts);
     }
   }
+}
+
+function isBelow(path: string, dir: string): boolean {
+  return path.startsWith(dir === '/' ? '/' : `${dir}/`) && path !== dir;
 }
 
 function dedupe(changes: Change[]): Change[] {

@@ -144,6 +144,51 @@ describe('commit and export', () => {
     expect(await text((await engine.files.read(T, img, '/gen0')).body)).toBe('0');
   });
 
+  it('changes never lists the deletion of a path the image did not have', async () => {
+    const c = await container();
+    await engine.files.rename(T, c, '/etc', '/e2');
+    await engine.files.remove(T, c, '/e2/hosts');
+    const changes = await engine.changes(T, c.ref);
+    expect(changes).not.toContainEqual({ path: '/e2/hosts', kind: 2 });
+    expect(changes).toEqual([
+      { path: '/e2', kind: 1 },
+      { path: '/e2/passwd', kind: 1 },
+      { path: '/etc', kind: 2 },
+    ]);
+  });
+
+  it('changes lists what a directory renamed over an image path hides', async () => {
+    const c = await container();
+    await engine.files.remove(T, c, '/bin/sh');
+    await engine.files.rename(T, c, '/f', '/bin');
+    const changes = await engine.changes(T, c.ref);
+    expect(changes).toContainEqual({ path: '/bin/sh', kind: 2 });
+    expect(changes).toContainEqual({ path: '/bin/y', kind: 1 });
+    expect(changes).toContainEqual({ path: '/f', kind: 2 });
+  });
+
+  it('changes lists what a directory removed and made again lost, a lost directory as one entry', async () => {
+    const c = await container();
+    await engine.files.remove(T, c, '/d', { recursive: true });
+    await engine.files.mkdir(T, c, '/d');
+    await write(c, '/d/new', 'n');
+    expect(await engine.changes(T, c.ref)).toEqual([
+      { path: '/d', kind: 0 },
+      { path: '/d/new', kind: 1 },
+      { path: '/d/sub', kind: 2 },
+    ]);
+  });
+
+  it('a refused rmdir leaves no trace in the tree, changes, sizes or a commit', async () => {
+    const c = await container();
+    const before = await engine.containers.inspect(T, c.ref);
+    await expect(engine.files.remove(T, c, '/d/sub')).rejects.toMatchObject({ status: 409, code: 'ENOTEMPTY' });
+    expect(await engine.changes(T, c.ref)).toEqual([]);
+    expect((await engine.containers.inspect(T, c.ref)).size).toBe(before.size);
+    const { id } = await engine.commit(T, c.ref);
+    expect(await tarNames(await engine.images.save(T, [id]))).toBeDefined();
+  });
+
   it('export never holds a whiteout or opaque marker: a renamed directory and one made again are plain directories', async () => {
     const c = await container();
     await engine.files.rename(T, c, '/bin', '/b2');
