@@ -5,7 +5,7 @@ import type { MetadataStore } from '../ports/metadata-store.js';
 import { TarWriter } from '../tar/tar-writer.js';
 import type { Node, VisibleNode } from './nodes.js';
 import { Resolver } from './resolver.js';
-import type { TreeReader } from './tree-read.js';
+import { HoleBudget, MAX_WRITTEN_HOLE_BYTES, type TreeReader } from './tree-read.js';
 import type { View } from './view.js';
 
 /** Docker's change kinds: 0 changed, 1 added, 2 deleted. */
@@ -96,11 +96,12 @@ export class Changeset {
    */
   commitTar(view: View): Readable {
     const writer = new TarWriter();
+    const holes = new HoleBudget(MAX_WRITTEN_HOLE_BYTES);
     (async () => {
       for await (const { path, node } of this.topNodes(view, '/', true)) {
-        await this.writeNode(writer, path, node);
+        await this.writeNode(writer, path, node, { holes });
         if (node.type === 'dir' && node.redirect) {
-          for await (const [child, childNode] of this.mergedBelow(view, path)) await this.writeNode(writer, child, childNode);
+          for await (const [child, childNode] of this.mergedBelow(view, path)) await this.writeNode(writer, child, childNode, { holes });
         }
       }
       await writer.finish();
@@ -111,16 +112,17 @@ export class Changeset {
   /** The merged file tree (what `docker export` writes), without volume contents. */
   exportTar(view: View): Readable {
     const writer = new TarWriter();
+    const holes = new HoleBudget(MAX_WRITTEN_HOLE_BYTES);
     (async () => {
       // The flattened tree: whiteouts and opaque markers belong in a layer, never in an export.
-      for await (const [path, node] of this.mergedBelow(view, '/', true)) await this.writeNode(writer, path, node, { markers: false });
+      for await (const [path, node] of this.mergedBelow(view, '/', true)) await this.writeNode(writer, path, node, { markers: false, holes });
       await writer.finish();
     })().catch((error) => writer.stream.destroy(error));
     return writer.stream;
   }
 
   /** One entry; with `markers` (a commit's layer), opaque and renamed directories carry their opaque marker. */
-  private async writeNode(writer: TarWriter, path: string, node: Node, { markers = true } = {}): Promise<void> {
+  private async writeNode(writer: TarWriter, path: string, node: Node, { markers = true, holes }: { markers?: boolean; holes: HoleBudget }): Promise<void> {
     const name = path.slice(1);
     if (node.type === 'whiteout') {
       const slash = name.lastIndexOf('/');
@@ -138,6 +140,7 @@ export class Changeset {
         await writer.entry({ path: name, type: 'symlink', ...meta, size: 0, linkname: node.target });
         return;
       case 'file':
+        holes.spend(node.extents);
         await writer.entry({ path: name, type: 'file', ...meta, size: node.size }, this.reader.extentStream(node.extents) as AsyncIterable<Buffer>);
         return;
     }

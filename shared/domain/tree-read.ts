@@ -10,6 +10,24 @@ import { Resolver, type Resolved } from './resolver.js';
 
 /** Zeros a copy-out for a 303 may write; past this a sparse file is read in smaller ranges. */
 export const MAX_COPIED_HOLE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * How many bytes of holes one export or commit may write out as zeros. A hole costs nothing to
+ * keep, so without a bound one PATCH of a size and one export would fill the disk.
+ */
+export class HoleBudget {
+  constructor(private remaining: number) {}
+
+  /** Spends the holes of a file's extents before any of its bytes are written. */
+  spend(extents: readonly Extent[]): void {
+    const bytes = extents.reduce((sum, [key, , length]) => sum + (key === ZERO_BLOB ? length : 0), 0);
+    this.remaining -= bytes;
+    if (this.remaining < 0) throw new TooLargeError('the tree holds more holes (bytes never written) than one export or commit writes out as zeros; remove or shrink the sparse files first');
+  }
+}
+
+/** Zeros one export or commit may write. */
+export const MAX_WRITTEN_HOLE_BYTES = 1024 ** 3;
 import type { View } from './view.js';
 
 export interface FileStat {

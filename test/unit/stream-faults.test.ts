@@ -125,3 +125,19 @@ describe('a source that fails part-way', () => {
     expect((await engine.fsck.check(T, { graceMs: 0 })).problems).toEqual([]);
   });
 });
+
+describe('holes', () => {
+  it('an export or commit of a tree with more than 1 GiB of holes is refused before writing them, leaving nothing', async () => {
+    const box = { kind: 'container' as const, ref: 'box' };
+    await engine.files.writeFile(T, box, '/sparse', Buffer.from('start'));
+    await engine.files.truncate(T, box, '/sparse', 2 * 1024 ** 3);
+    expect(await drain(engine.export(T, 'box'))).toMatch(/^failed: the tree holds more holes/);
+    const images = await engine.images.list(T);
+    await expect(engine.commit(T, 'box')).rejects.toMatchObject({ status: 413 });
+    expect(await engine.images.list(T)).toEqual(images);
+    expect((await engine.fsck.check(T, { graceMs: 0 })).problems).toEqual([]);
+    // A small sparse file still exports, its hole as zeros.
+    await engine.files.truncate(T, box, '/sparse', 100_000);
+    expect(await drain(engine.export(T, 'box'))).toBe('done');
+  });
+});
