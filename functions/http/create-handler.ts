@@ -9,6 +9,7 @@ import { mapErrors } from './middleware/map-errors.js';
 import { normalizeHeaders } from './middleware/normalize-headers.js';
 import { requestLogger } from './middleware/request-logger.js';
 import { shapeResponse } from './middleware/shape-response.js';
+import { checkQuery } from './schemas.js';
 import type { HttpEvent, HttpResponse, LambdaHandler, Operation, RequestContext } from './types.js';
 
 /**
@@ -19,6 +20,7 @@ import type { HttpEvent, HttpResponse, LambdaHandler, Operation, RequestContext 
 export function createHandler(name: HandlerName, operations: Readonly<Record<string, Operation>>, services: () => Services): LambdaHandler {
   const own = routes.filter((r) => r.handler === name);
   const byRouteKey = new Map(own.map((r) => [`${r.method} ${r.path}`, operations[r.operation]]));
+  const operationNames = new Map(own.map((r) => [`${r.method} ${r.path}`, r.operation]));
   for (const r of own) if (!operations[r.operation]) throw new Error(`handler ${name} lacks operation ${r.operation}`);
   const publicRoutes = new Set(routes.filter((r) => r.public).map((r) => `${r.method} ${r.path}`));
   const logger = new Logger({ serviceName: 'strata' });
@@ -32,11 +34,13 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
     const operation = byRouteKey.get(event.routeKey);
     if (!operation) throw new NotFoundError(`no route ${event.routeKey}`);
     let raw: Buffer | undefined;
+    const query = Object.fromEntries(Object.entries(event.queryStringParameters ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>;
+    checkQuery(operationNames.get(event.routeKey)!, query);
     const request: RequestContext = {
       event,
       tenant: context.tenant ?? '',
       params: decodeParams(event.pathParameters ?? {}),
-      query: Object.fromEntries(Object.entries(event.queryStringParameters ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>,
+      query,
       headers: event.headers as Record<string, string>,
       services: services(),
       logger: context.logger ?? logger,

@@ -87,3 +87,51 @@ export function requestJsonSchemas(): Record<string, unknown> {
     }),
   );
 }
+
+// ---- query parameters ------------------------------------------------------------------------
+
+const flagParam = z.string().regex(/^(|1|0|true|false|yes|no)$/i, 'must be true or false').optional();
+const cursor = z.string().optional();
+const limit = z.string().regex(/^\d+$/, 'limit must be a non-negative integer').optional();
+const upload = z.string().optional();
+const listing = { cursor, limit };
+const fileRead = { stat: flagParam, follow: flagParam, ...listing };
+
+/**
+ * The query parameters each operation takes; any other is refused (400). The OpenAPI test checks
+ * that the document lists exactly these for each operation.
+ */
+export const querySchemas: Readonly<Record<string, z.ZodObject>> = Object.fromEntries(
+  Object.entries({
+    listContainers: { size: flagParam },
+    removeContainer: { volumes: flagParam, v: flagParam },
+    removeImage: { force: flagParam },
+    loadImage: { upload },
+    removeVolume: { force: flagParam },
+    pruneVolumes: { all: flagParam },
+    imageFsRoot: listing,
+    containerFsRoot: listing,
+    volumeFsRoot: listing,
+    imageFsGet: fileRead,
+    containerFsGet: fileRead,
+    volumeFsGet: fileRead,
+    containerFsPut: { type: z.enum(['file', 'dir', 'symlink'], { error: 'type must be file, dir or symlink' }).optional(), mode: z.string().optional(), parents: flagParam, target: z.string().optional(), upload },
+    volumeFsPut: { type: z.enum(['file', 'dir', 'symlink'], { error: 'type must be file, dir or symlink' }).optional(), mode: z.string().optional(), parents: flagParam, target: z.string().optional(), upload },
+    containerFsPatch: { offset: z.string().optional(), append: flagParam, upload },
+    volumeFsPatch: { offset: z.string().optional(), append: flagParam, upload },
+    containerFsDelete: { recursive: flagParam },
+    volumeFsDelete: { recursive: flagParam },
+  }).map(([operation, shape]) => [operation, z.strictObject(shape)]),
+);
+
+const noQuery = z.strictObject({});
+
+/** Refuses query parameters the operation does not take, naming them. Values are parsed by the operation. */
+export function checkQuery(operation: string, query: Readonly<Record<string, string>>): void {
+  const result = (querySchemas[operation] ?? noQuery).safeParse(query);
+  if (result.success) return;
+  const issue = result.error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') throw new InvalidInputError(`unknown query parameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`);
+  const name = String(issue.path[0] ?? 'query');
+  throw new InvalidInputError(issue.message.startsWith(name) ? issue.message : `${name} ${issue.message}`);
+}

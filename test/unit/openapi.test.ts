@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { querySchemas } from '../../functions/http/schemas.js';
 import { openApiDocument } from '../../functions/openapi.js';
 import { routes, type Route } from '../../functions/routes.js';
 
@@ -56,6 +57,17 @@ function referencesError(response: Json): boolean {
 }
 
 describe('openapi.json', () => {
+  it('lists for each operation exactly the query parameters its validator takes', () => {
+    const pathItems = doc.paths as Json;
+    for (const route of routes) {
+      const item = pathItems[openapiPath(route)];
+      const parameters = [...(item.parameters ?? []), ...(item[route.method.toLowerCase()].parameters ?? [])].map(deref);
+      const documented = parameters.filter((p) => p.in === 'query').map((p) => p.name).sort();
+      const validated = Object.keys(querySchemas[route.operation]?.shape ?? {}).sort();
+      expect(documented, `${route.method} ${route.path}`).toEqual(validated);
+    }
+  });
+
   it('takes its request schemas from the validators, which refuse unknown fields', () => {
     const schemas = doc.components.schemas as Json;
     expect(schemas.CreateContainerRequest).toMatchObject({ type: 'object', required: ['image'], additionalProperties: false });
