@@ -12,7 +12,10 @@ const labelKey = z.string().refine((key) => !isReservedLabelKey(key), { error: (
 const labels = z
   .record(labelKey, z.string({ error: 'labels must be an object of strings' }), { error: (issue) => (issue.code === 'invalid_type' ? 'labels must be an object of strings' : undefined) })
   .refine((l) => Object.keys(l).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`);
-const id = (name: string) => z.number({ error: `${name} must be an integer from 0 to ${MAX_ID}` }).int(`${name} must be an integer from 0 to ${MAX_ID}`).min(0, `${name} must be an integer from 0 to ${MAX_ID}`).max(MAX_ID, `${name} must be an integer from 0 to ${MAX_ID}`);
+const id = (name: string) => {
+  const message = `${name} must be an integer from 0 to ${MAX_ID}`;
+  return z.number({ error: message }).int(message).min(0, message).max(MAX_ID, message);
+};
 const modeMessage = 'mode must be an integer from 0 to 0o7777 (or an octal string like "0644")';
 const fileMode = z.union([z.number({ error: modeMessage }).int(modeMessage).min(0, modeMessage).max(0o7777, modeMessage), z.string({ error: modeMessage }).regex(/^0?[0-7]{1,4}$/, modeMessage)], { error: modeMessage });
 
@@ -96,6 +99,8 @@ const limit = z.string().regex(/^\d+$/, 'limit must be a non-negative integer').
 const upload = z.string().optional();
 const listing = { cursor, limit };
 const fileRead = { stat: flagParam, follow: flagParam, ...listing };
+const fileWrite = { type: z.enum(['file', 'dir', 'symlink'], { error: 'type must be file, dir or symlink' }).optional(), mode: z.string().optional(), parents: flagParam, target: z.string().optional(), upload };
+const filePatch = { offset: z.string().optional(), append: flagParam, upload };
 
 /**
  * The query parameters each operation takes; any other is refused (400). The OpenAPI test checks
@@ -115,10 +120,10 @@ export const querySchemas: Readonly<Record<string, z.ZodObject>> = Object.fromEn
     imageFsGet: fileRead,
     containerFsGet: fileRead,
     volumeFsGet: fileRead,
-    containerFsPut: { type: z.enum(['file', 'dir', 'symlink'], { error: 'type must be file, dir or symlink' }).optional(), mode: z.string().optional(), parents: flagParam, target: z.string().optional(), upload },
-    volumeFsPut: { type: z.enum(['file', 'dir', 'symlink'], { error: 'type must be file, dir or symlink' }).optional(), mode: z.string().optional(), parents: flagParam, target: z.string().optional(), upload },
-    containerFsPatch: { offset: z.string().optional(), append: flagParam, upload },
-    volumeFsPatch: { offset: z.string().optional(), append: flagParam, upload },
+    containerFsPut: fileWrite,
+    volumeFsPut: fileWrite,
+    containerFsPatch: filePatch,
+    volumeFsPatch: filePatch,
     containerFsDelete: { recursive: flagParam },
     volumeFsDelete: { recursive: flagParam },
   }).map(([operation, shape]) => [operation, z.strictObject(shape)]),

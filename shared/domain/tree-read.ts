@@ -20,10 +20,14 @@ export class HoleBudget {
 
   /** Spends the holes of a file's extents before any of its bytes are written. */
   spend(extents: readonly Extent[]): void {
-    const bytes = extents.reduce((sum, [key, , length]) => sum + (key === ZERO_BLOB ? length : 0), 0);
-    this.remaining -= bytes;
+    this.remaining -= holeBytes(extents);
     if (this.remaining < 0) throw new TooLargeError('the tree holds more holes (bytes never written) than one export or commit writes out as zeros; remove or shrink the sparse files first');
   }
+}
+
+/** Bytes of a file's extents that are holes (never written, read as zeros). */
+function holeBytes(extents: readonly Extent[]): number {
+  return extents.reduce((sum, [key, , length]) => sum + (key === ZERO_BLOB ? length : 0), 0);
 }
 
 /** Zeros one export or commit may write. */
@@ -113,7 +117,7 @@ export class TreeReader {
    */
   async copyOut(extents: readonly Extent[], target: string): Promise<void> {
     // Holes are free to keep and dear to write out: a copy must not turn one PATCH into a full disk.
-    const holes = extents.reduce((sum, [key, , length]) => sum + (key === ZERO_BLOB ? length : 0), 0);
+    const holes = holeBytes(extents);
     if (holes > MAX_COPIED_HOLE_BYTES) {
       throw new TooLargeError(`the range holds ${holes} bytes of holes (zeros never written); read it in Range requests of at most the inline limit, which stream the zeros`);
     }
