@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Two projects: `unit` runs the pure core over in-process adapters; `integration` needs the real
- * services (DynamoDB Local, Ceph RGW, the docker CLI), which its global setup starts once.
+ * Three projects: `unit` runs the pure core over in-process adapters; `differential` compares it
+ * with independent implementations; `integration` needs the real services (DynamoDB Local,
+ * Ceph RGW, the docker CLI), which its global setup starts once.
  */
 export default defineConfig({
   test: {
@@ -11,6 +12,8 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      // Strata against independent implementations (kernel overlayfs, umoci); needs root.
+      { extends: true, test: { name: 'differential', include: ['test/differential/**/*.test.ts'] } },
       {
         extends: true,
         test: {

@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream';
 import { FsError, NotFoundError } from '../errors.js';
-import { joinPath } from '../paths.js';
+import { joinPath, parentOf } from '../paths.js';
 import type { MetadataStore } from '../ports/metadata-store.js';
 import { TarWriter } from '../tar/tar-writer.js';
 import type { Node, VisibleNode } from './nodes.js';
-import { Resolver } from './resolver.js';
+import { Resolver, type Resolved } from './resolver.js';
 import { HoleBudget, MAX_WRITTEN_HOLE_BYTES, type TreeReader } from './tree-read.js';
 import type { View } from './view.js';
 
@@ -40,7 +40,7 @@ export class Changeset {
    */
   async changes(view: View): Promise<Change[]> {
     const image: View = { tenant: view.tenant, lowers: view.lowers, mounts: [], readOnly: true };
-    const out: Change[] = [];
+    const out: { path: string; kind: ChangeKind; node?: VisibleNode }[] = [];
     /** Directories that hide the image's contents: below them, overLower does not say what the image had. */
     const hiding: string[] = [];
     const kindOf = async (path: string, overLower: boolean | undefined) => {
@@ -52,15 +52,34 @@ export class Changeset {
         if (await this.visible(image, path)) out.push({ path, kind: ChangeKind.Deleted });
         continue;
       }
-      out.push({ path, kind: await kindOf(path, node.overLower) });
+      out.push({ path, kind: await kindOf(path, node.overLower), node });
       if (node.type !== 'dir' || !(node.opaque || node.redirect)) continue;
       hiding.push(path);
       // What the image had here and the container no longer shows.
       for await (const lost of this.lostBelow(view, image, path)) out.push({ path: lost, kind: ChangeKind.Deleted });
       // A renamed directory's lower contents are at this path now.
-      if (node.redirect) for await (const [child] of this.mergedBelow(view, path)) out.push({ path: child, kind: await kindOf(child, false) });
+      if (node.redirect) for await (const [child, childNode] of this.mergedBelow(view, path)) out.push({ path: child, kind: await kindOf(child, false), node: childNode });
     }
-    return dedupe(out);
+    return this.withoutUnchanged(image, dedupe(out));
+  }
+
+  /**
+   * Drops what Docker would not call changed: a copied-up path whose type, mode and owner (and,
+   * for a non-directory, size and mtime) equal the image's, unless it is a directory with a change below.
+   */
+  private async withoutUnchanged(image: View, changes: { path: string; kind: ChangeKind; node?: VisibleNode }[]): Promise<Change[]> {
+    const kept: Change[] = [];
+    const changedBelow = new Set<string>();
+    for (const change of [...changes].reverse()) {
+      const { path, kind, node } = change;
+      if (kind === ChangeKind.Modified && node && !changedBelow.has(path)) {
+        const old = await this.lookup(image, path);
+        if (old && old.type !== 'whiteout' && sameStat(old, node)) continue;
+      }
+      kept.push({ path, kind });
+      for (let p = parentOf(path); p !== '/'; p = parentOf(p)) changedBelow.add(p);
+    }
+    return kept.reverse();
   }
 
   private async visible(view: View, path: string): Promise<boolean> {
@@ -69,8 +88,13 @@ export class Changeset {
 
   /** The node at `path`, or undefined when it or a parent is missing or not a directory. */
   private async lookup(view: View, path: string): Promise<Node | undefined> {
+    return (await this.resolveOrMissing(view, path))?.node;
+  }
+
+  /** Resolves `path` without following it; undefined when a parent is missing or not a directory. */
+  private async resolveOrMissing(view: View, path: string): Promise<Resolved | undefined> {
     try {
-      return (await new Resolver(this.meta).resolve(view, path, { follow: false })).node;
+      return await new Resolver(this.meta).resolve(view, path, { follow: false });
     } catch (error) {
       if (error instanceof NotFoundError || (error instanceof FsError && error.code === 'ENOTDIR')) return undefined;
       throw error;
@@ -79,8 +103,8 @@ export class Changeset {
 
   /** Paths the image has below `dir` that the container does not show; a lost directory is one entry. */
   private async *lostBelow(view: View, image: View, dir: string): AsyncGenerator<string> {
-    const inImage = await new Resolver(this.meta).resolve(image, dir, { follow: false });
-    if (inImage.node?.type !== 'dir') return;
+    const inImage = await this.resolveOrMissing(image, dir);
+    if (inImage?.node?.type !== 'dir') return;
     for await (const [name, node] of this.reader.children(inImage, undefined)) {
       const path = joinPath(dir, name);
       const now = await this.lookup(view, path);
@@ -181,7 +205,17 @@ function isBelow(path: string, dir: string): boolean {
   return path.startsWith(dir === '/' ? '/' : `${dir}/`) && path !== dir;
 }
 
-function dedupe(changes: Change[]): Change[] {
+/** moby's statDifferent: directories' sizes and mtimes say nothing. */
+function sameStat(a: VisibleNode, b: VisibleNode): boolean {
+  if (a.type !== b.type || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) return false;
+  return a.type === 'dir' || (sizeOf(a) === sizeOf(b) && a.mtime === b.mtime);
+}
+
+function sizeOf(node: VisibleNode): number {
+  return node.type === 'file' ? node.size : node.type === 'symlink' ? Buffer.byteLength(node.target) : 0;
+}
+
+function dedupe<C extends Change>(changes: C[]): C[] {
   const seen = new Set<string>();
   return changes.filter((c) => (seen.has(c.path) ? false : (seen.add(c.path), true))).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

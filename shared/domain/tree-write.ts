@@ -122,17 +122,20 @@ export class TreeWriter {
     try {
       // An append without preconditions only needs its turn: it keeps trying while others land.
       const unconditional = position === 'end' && options.ifMatch === undefined && options.ifNoneMatch === undefined;
-      return await this.retry(view, path, true, async (r) => {
+      const stat = await this.retry(view, path, true, async (r) => {
         this.checkPreconditions(r, options);
         this.checkSameTarget(r, target);
         const file = this.requireFile(r);
+        // A write of nothing changes nothing, not even the mtime (as write(2) with 0 bytes).
+        if (length === 0) return statOf(r.absolutePath, file);
         const at = position === 'end' ? file.size : position;
-        const extents = length === 0 ? [...file.extents] : spliceExtents(file.extents, file.size, at, [key, 0, length]);
-        // A write of nothing changes nothing, even past the end (as write(2) with 0 bytes).
-        const size = length === 0 ? file.size : Math.max(file.size, at + length);
+        const extents = spliceExtents(file.extents, file.size, at, [key, 0, length]);
+        const size = Math.max(file.size, at + length);
         const node: FileNode = { ...file, size, extents, etag: newEtag(), mtime: this.clock(), overLower: r.lower !== undefined || undefined };
         return this.putNode(r, extents.length > MAX_EXTENTS ? await this.compact(r.view, node) : node);
       }, unconditional ? APPEND_ATTEMPTS : ATTEMPTS);
+      if (length === 0) await this.blobs.delete([key]).catch(() => undefined);
+      return stat;
     } catch (error) {
       // Only when the change surely did not commit; an unknown outcome (a timeout) may have
       // committed, so its object is left for the sweep.
@@ -297,7 +300,6 @@ export class TreeWriter {
     const from = normalizePath(rawFrom);
     const to = normalizePath(rawTo);
     if (from === '/' || to === '/') throw new InvalidInputError('the root directory cannot be renamed');
-    if (isWithin(to, from) && to !== from) throw new FsError('EINVAL', `cannot move ${from} into itself`);
     let moved: { view: View; from: string; vacated: boolean } | undefined;
     const stat = await this.retry(view, to, false, async (target) => {
       const resolver = new Resolver(this.meta);
@@ -306,8 +308,10 @@ export class TreeWriter {
       if (source.view.top !== target.view.top) throw new InvalidInputError('cannot rename across a volume mount');
       if (source.mount && source.path === '/') throw new ConflictError(`${from} is a volume mount point`);
       if (source.absolutePath === target.absolutePath) return statOf(target.absolutePath, source.node);
-      // Checked again on resolved paths: through a symlink, `to` may still lie inside `from`.
+      // On resolved paths, after both exist (as rename(2) answers ENOENT first): through a symlink, `to` may lie inside `from`.
       if (isWithin(target.path, source.path)) throw new FsError('EINVAL', `cannot move ${from} into itself`);
+      // A target above the source is never empty: it holds the source (rename(2) checks this before types).
+      if (isWithin(source.path, target.path)) throw new FsError('ENOTEMPTY', `directory not empty: ${to}`);
       const node = source.node;
       if (target.node) {
         if (node.type === 'dir' && target.node.type !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${to}`);
@@ -368,6 +372,10 @@ export class TreeWriter {
       }
       moved = { view: closedSource.view, from: source.path, vacated: source.lower !== undefined };
       return statOf(target.absolutePath, placed);
+    }).catch(async (error: unknown) => {
+      // rename(2) resolves both parents before anything else, `from`'s first: its error wins.
+      if (error instanceof NotFoundError || error instanceof FsError) throw (await this.parentError(view, [parentOf(from), parentOf(to)])) ?? error;
+      throw error;
     });
     // The old entries are hidden now; they go only while their old path is still vacated.
     if (moved) {
@@ -378,6 +386,21 @@ export class TreeWriter {
   }
 
   // --- helpers -------------------------------------------------------------------------------
+
+  /** The first of `dirs` that is missing or not a directory, as the error resolving through it gives. */
+  private async parentError(view: View, dirs: readonly string[]): Promise<StrataError | undefined> {
+    for (const dir of dirs) {
+      try {
+        const r = await new Resolver(this.meta).resolve(view, dir, { follow: true });
+        if (!r.node) return new NotFoundError(`no such file or directory: ${dir}`);
+        if (r.node.type !== 'dir') return new FsError('ENOTDIR', `not a directory: ${dir}`);
+      } catch (error) {
+        if (error instanceof StrataError) return error;
+        throw error;
+      }
+    }
+    return undefined;
+  }
 
   /** Resolves for a change and refuses read-only views and mounts before any byte moves. */
   private async prepare(view: View, path: string, follow: boolean, options: WritePreconditions): Promise<Resolved> {

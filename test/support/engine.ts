@@ -17,7 +17,7 @@ export async function localEngine(): Promise<{ engine: Engine; meta: MetadataSto
 }
 
 /** Loads an image built from layer entry lists and returns its ID. */
-export async function loadImage(engine: Engine, tenant: string, layers: readonly (readonly LayerEntry[])[], tags: string[] = []): Promise<string> {
+export async function loadImage(engine: Engine, tenant: string, layers: readonly (readonly LayerEntry[] | Buffer)[], tags: string[] = []): Promise<string> {
   const { archive } = await dockerArchive(layers, { tags });
   const [image] = await engine.images.load(tenant, [archive]);
   return image.id;

@@ -41,14 +41,14 @@ const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
  * A docker-archive tar (what `docker save` writes) of one image built from layer entry lists,
  * bottom layer first. `compress` stores the layer blobs gzip-compressed.
  */
-export async function dockerArchive(layers: readonly (readonly LayerEntry[])[], options: { tags?: string[]; compress?: boolean } = {}): Promise<{ archive: Buffer; imageId: string; diffIds: string[] }> {
+export async function dockerArchive(layers: readonly (readonly LayerEntry[] | Buffer)[], options: { tags?: string[]; compress?: boolean } = {}): Promise<{ archive: Buffer; imageId: string; diffIds: string[] }> {
   const { archive, images } = await multiImageArchive([{ layers, tags: options.tags ?? [] }], options);
   return { archive, ...images[0] };
 }
 
 /** A docker-archive of several images (one manifest entry each); a layer two images share is stored once. */
 export async function multiImageArchive(
-  specs: readonly { layers: readonly (readonly LayerEntry[])[]; tags: readonly string[] }[],
+  specs: readonly { layers: readonly (readonly LayerEntry[] | Buffer)[]; tags: readonly string[] }[],
   options: { compress?: boolean } = {},
 ): Promise<{ archive: Buffer; images: { imageId: string; diffIds: string[] }[] }> {
   const writer = new TarWriter();
@@ -57,7 +57,8 @@ export async function multiImageArchive(
   const manifest: object[] = [];
   const images: { imageId: string; diffIds: string[] }[] = [];
   for (const spec of specs) {
-    const tars = await Promise.all(spec.layers.map(tarOf));
+    // A Buffer is a layer tar some real tool wrote; entry lists are written here.
+    const tars = await Promise.all(spec.layers.map((layer) => (Buffer.isBuffer(layer) ? layer : tarOf(layer))));
     const diffIds = tars.map((t) => `sha256:${sha(t)}`);
     const config = Buffer.from(
       JSON.stringify({

@@ -1,0 +1,158 @@
+"""Kernel overlayfs as a test oracle.
+
+Run as root inside a private mount namespace (`unshare -m python3 overlay-oracle.py LOWERS`).
+Mounts an overlay of LOWERS (colon-separated, top first) with redirect_dir=on,index=on over a
+tmpfs upper, chroots into it so that no symlink can reach the host, then applies one file
+operation per JSON line on stdin and answers one JSON line each: {"ok": ...} or {"errno": "ENOENT"}.
+"""
+import base64
+import errno
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+
+
+def mount(lowers):
+    root = '/run/strata-oracle'
+    os.makedirs(root, exist_ok=True)
+    subprocess.run(['mount', '--make-rprivate', '/'], check=True)
+    subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', root], check=True)
+    for name in ('upper', 'work', 'merged'):
+        os.mkdir(os.path.join(root, name))
+    options = f'lowerdir={lowers},upperdir={root}/upper,workdir={root}/work,redirect_dir=on,index=on'
+    subprocess.run(['mount', '-t', 'overlay', 'overlay', '-o', options, f'{root}/merged'], check=True)
+    os.chroot(f'{root}/merged')
+    os.chdir('/')
+    os.umask(0)
+
+
+def kind(mode):
+    if stat.S_ISDIR(mode):
+        return 'dir'
+    if stat.S_ISLNK(mode):
+        return 'symlink'
+    if stat.S_ISREG(mode):
+        return 'file'
+    return 'other'
+
+
+def describe(path, st):
+    entry = {
+        'path': path,
+        'type': kind(st.st_mode),
+        'mode': stat.S_IMODE(st.st_mode),
+        'uid': st.st_uid,
+        'gid': st.st_gid,
+        'mtimeNs': str(st.st_mtime_ns),
+        'ino': st.st_ino,
+        'nlink': st.st_nlink,
+    }
+    if entry['type'] == 'file':
+        entry['size'] = st.st_size
+        with open(path, 'rb') as f:
+            entry['content'] = base64.b64encode(f.read()).decode()
+    elif entry['type'] == 'symlink':
+        entry['target'] = os.readlink(path)
+    return entry
+
+
+def tree():
+    out = []
+
+    def walk(directory):
+        for name in sorted(os.listdir(directory)):
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            out.append(describe(path, st))
+            if stat.S_ISDIR(st.st_mode):
+                walk(path)
+
+    walk('/')
+    return out
+
+
+def write(path, data, flags):
+    fd = os.open(path, flags, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def remove(path, recursive):
+    if stat.S_ISDIR(os.lstat(path).st_mode):
+        if recursive:
+            shutil.rmtree(path)
+        else:
+            os.rmdir(path)
+    else:
+        os.unlink(path)
+
+
+def read(path):
+    with open(path, 'rb') as f:
+        return base64.b64encode(f.read()).decode()
+
+
+def apply(op):
+    name = op['op']
+    path = op.get('path')
+    data = base64.b64decode(op.get('data', ''))
+    if name == 'write':
+        write(path, data, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    elif name == 'pwrite':
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, op['offset'])
+        finally:
+            os.close(fd)
+    elif name == 'append':
+        write(path, data, os.O_WRONLY | os.O_APPEND)
+    elif name == 'truncate':
+        os.truncate(path, op['size'])
+    elif name == 'remove':
+        remove(path, op.get('recursive', False))
+    elif name == 'mkdir':
+        os.mkdir(path, 0o755)
+    elif name == 'rename':
+        os.rename(op['from'], op['to'])
+    elif name == 'symlink':
+        os.symlink(op['target'], path)
+    elif name == 'link':
+        os.link(op['existing'], path, follow_symlinks=False)
+    elif name == 'chmod':
+        os.chmod(path, op['mode'])
+    elif name == 'chown':
+        os.chown(path, op['uid'], op['gid'])
+    elif name == 'utimes':
+        ns = op['mtime'] * 1_000_000
+        os.utime(path, ns=(ns, ns))
+        return str(os.stat(path).st_mtime_ns)
+    elif name == 'read':
+        return read(path)
+    elif name == 'stat':
+        return describe(path, os.stat(path))
+    elif name == 'tree':
+        return tree()
+    else:
+        raise ValueError(f'unknown operation {name}')
+    return True
+
+
+def main():
+    mount(sys.argv[1])
+    print(json.dumps({'ok': 'ready'}), flush=True)
+    for line in sys.stdin:
+        try:
+            answer = {'ok': apply(json.loads(line))}
+        except OSError as e:
+            answer = {'errno': errno.errorcode.get(e.errno, str(e.errno))}
+        print(json.dumps(answer), flush=True)
+
+
+main()

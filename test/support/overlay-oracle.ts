@@ -1,0 +1,99 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface, type Interface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { FsOp, OpResult, TreeEntry } from './fs-ops.js';
+
+const SCRIPT = fileURLToPath(new URL('./overlay-oracle.py', import.meta.url));
+
+interface KernelEntry {
+  path: string;
+  type: TreeEntry['type'] | 'other';
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeNs: string;
+  size?: number;
+  content?: string;
+  target?: string;
+  ino: number;
+  nlink: number;
+}
+
+/**
+ * A real kernel overlay mount (redirect_dir=on, index=on) over the given lower directories,
+ * driven through a root helper in its own mount namespace. Needs root.
+ */
+export class OverlayOracle {
+  private readonly pending: ((line: string) => void)[] = [];
+  private readonly lines: Interface;
+  private stderr = '';
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    this.lines = createInterface({ input: child.stdout });
+    this.lines.on('line', (line) => this.pending.shift()?.(line));
+    child.stderr.on('data', (chunk) => (this.stderr += chunk));
+  }
+
+  /** `lowers` top first, as overlayfs's lowerdir option takes them. */
+  static async start(lowers: readonly string[]): Promise<OverlayOracle> {
+    if (process.getuid?.() !== 0) throw new Error('the overlayfs oracle needs root (CI runs as root)');
+    const oracle = new OverlayOracle(spawn('unshare', ['-m', 'python3', SCRIPT, lowers.join(':')]));
+    const ready = await oracle.next();
+    if (!('ok' in ready)) throw new Error(`overlay mount failed: ${oracle.stderr}`);
+    return oracle;
+  }
+
+  async apply(op: FsOp): Promise<OpResult> {
+    const answer = await this.call({ ...op, ...('data' in op ? { data: Buffer.from(op.data, 'latin1').toString('base64') } : {}) });
+    if ('errno' in answer) return { errno: answer.errno };
+    if (op.op === 'read') return { ok: Buffer.from(answer.ok as string, 'base64').toString('latin1') };
+    if (op.op === 'stat') return { ok: statResult(answer.ok as KernelEntry) };
+    if (op.op === 'utimes') return { ok: Number(BigInt(answer.ok as string) / 1_000_000n) };
+    return { ok: true };
+  }
+
+  /** The merged tree, parents first, in name order. */
+  async tree(): Promise<TreeEntry[]> {
+    const answer = await this.call({ op: 'tree' });
+    if (!('ok' in answer)) throw new Error(`tree walk failed: ${answer.errno}`);
+    return (answer.ok as KernelEntry[]).map((e) => ({
+      path: e.path,
+      type: e.type === 'other' ? 'file' : e.type,
+      mode: e.mode,
+      uid: e.uid,
+      gid: e.gid,
+      mtimeMs: Number(BigInt(e.mtimeNs) / 1_000_000n),
+      exactMs: BigInt(e.mtimeNs) % 1_000_000n === 0n,
+      ...(e.type === 'file' ? { size: e.size, content: Buffer.from(e.content ?? '', 'base64').toString('latin1') } : {}),
+      ...(e.type === 'symlink' ? { target: e.target } : {}),
+      ...(e.type !== 'dir' ? { inode: String(e.ino), nlink: e.nlink } : {}),
+    }));
+  }
+
+  async close(): Promise<void> {
+    this.child.stdin.end();
+    if (this.child.exitCode === null) await new Promise((resolve) => this.child.once('exit', resolve));
+    this.lines.close();
+  }
+
+  private async call(request: object): Promise<{ ok: unknown } | { errno: string }> {
+    const answer = this.next();
+    this.child.stdin.write(`${JSON.stringify(request)}\n`);
+    return answer;
+  }
+
+  private next(): Promise<{ ok: unknown } | { errno: string }> {
+    return new Promise((resolve, reject) => {
+      const onExit = () => reject(new Error(`overlay oracle exited: ${this.stderr}`));
+      this.child.once('exit', onExit);
+      this.pending.push((line) => {
+        this.child.off('exit', onExit);
+        resolve(JSON.parse(line));
+      });
+    });
+  }
+}
+
+function statResult(e: KernelEntry) {
+  return { type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.type === 'file' ? e.size : undefined };
+}
