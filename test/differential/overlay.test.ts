@@ -74,6 +74,7 @@ beforeAll(async () => {
   await loadImage(engine, T, [baseTar, topTar], ['fuzz:base']);
 });
 afterAll(async () => {
+  await OverlayOracle.shutdown();
   await cleanup?.();
   if (work) await rm(work, { recursive: true, force: true });
 });

@@ -1,9 +1,10 @@
 """Kernel overlayfs as a test oracle.
 
-Run as root inside a private mount namespace (`unshare -m python3 overlay-oracle.py LOWERS`).
-Mounts an overlay of LOWERS (colon-separated, top first) with redirect_dir=on,index=on over a
-tmpfs upper, chroots into it so that no symlink can reach the host, then applies one file
-operation per JSON line on stdin and answers one JSON line each: {"ok": ...} or {"errno": "ENOENT"}.
+Run as root inside a private mount namespace (`unshare -m python3 overlay-oracle.py`). For each
+sequence it mounts an overlay of the given lowers (colon-separated, top first) with
+redirect_dir=on,index=on over a tmpfs upper, and a child chrooted into it (so that no symlink can
+reach the host) applies one file operation per JSON line on stdin, answering one JSON line each:
+{"ok": ...} or {"errno": "ENOENT"}.
 """
 import base64
 import errno
@@ -15,18 +16,20 @@ import subprocess
 import sys
 
 
+ROOT = '/run/strata-oracle'
+
+
 def mount(lowers):
-    root = '/run/strata-oracle'
-    os.makedirs(root, exist_ok=True)
-    subprocess.run(['mount', '--make-rprivate', '/'], check=True)
-    subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', root], check=True)
+    """A fresh overlay of `lowers` at ROOT/merged, over an empty tmpfs upper."""
+    if os.path.ismount(f'{ROOT}/merged'):
+        subprocess.run(['umount', f'{ROOT}/merged'], check=True)
+    if os.path.ismount(ROOT):
+        subprocess.run(['umount', ROOT], check=True)
+    subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', ROOT], check=True)
     for name in ('upper', 'work', 'merged'):
-        os.mkdir(os.path.join(root, name))
-    options = f'lowerdir={lowers},upperdir={root}/upper,workdir={root}/work,redirect_dir=on,index=on'
-    subprocess.run(['mount', '-t', 'overlay', 'overlay', '-o', options, f'{root}/merged'], check=True)
-    os.chroot(f'{root}/merged')
-    os.chdir('/')
-    os.umask(0)
+        os.mkdir(os.path.join(ROOT, name))
+    options = f'lowerdir={lowers},upperdir={ROOT}/upper,workdir={ROOT}/work,redirect_dir=on,index=on'
+    subprocess.run(['mount', '-t', 'overlay', 'overlay', '-o', options, f'{ROOT}/merged'], check=True)
 
 
 def kind(mode):
@@ -144,15 +147,48 @@ def apply(op):
     return True
 
 
-def main():
-    mount(sys.argv[1])
-    print(json.dumps({'ok': 'ready'}), flush=True)
-    for line in sys.stdin:
+def reply(answer):
+    sys.stdout.write(json.dumps(answer) + '\n')
+    sys.stdout.flush()
+
+
+def serve():
+    """One sequence, chrooted in the mount, until {"op": "end"}."""
+    os.chroot(f'{ROOT}/merged')
+    os.chdir('/')
+    reply({'ok': 'ready'})
+    for line in iter(sys.stdin.readline, ''):
+        op = json.loads(line)
+        if op['op'] == 'end':
+            reply({'ok': True})
+            return
         try:
-            answer = {'ok': apply(json.loads(line))}
+            reply({'ok': apply(op)})
         except OSError as e:
-            answer = {'errno': errno.errorcode.get(e.errno, str(e.errno))}
-        print(json.dumps(answer), flush=True)
+            reply({'errno': errno.errorcode.get(e.errno, str(e.errno))})
+        except Exception as e:  # a bug here must answer, not leave the caller waiting
+            reply({'errno': f'ORACLE: {e!r}'})
+
+
+def main():
+    # Each {"op": "start", "lowers": ...} gets a fresh mount and a chrooted child that serves
+    # the sequence: one process and namespace for a whole run instead of one per sequence.
+    subprocess.run(['mount', '--make-rprivate', '/'], check=True)
+    os.makedirs(ROOT, exist_ok=True)
+    os.umask(0)
+    for line in iter(sys.stdin.readline, ''):
+        op = json.loads(line)
+        if op['op'] != 'start':
+            reply({'errno': 'EPROTO'})
+            continue
+        mount(op['lowers'])
+        child = os.fork()
+        if child == 0:
+            try:
+                serve()
+            finally:
+                os._exit(0)
+        os.waitpid(child, 0)
 
 
 main()

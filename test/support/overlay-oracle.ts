@@ -19,28 +19,60 @@ interface KernelEntry {
   nlink: number;
 }
 
-/**
- * A real kernel overlay mount (redirect_dir=on, index=on) over the given lower directories,
- * driven through a root helper in its own mount namespace. Needs root.
- */
-export class OverlayOracle {
+/** The root helper: one process and mount namespace for a whole test file. */
+class OracleProcess {
   private readonly pending: ((line: string) => void)[] = [];
   private readonly lines: Interface;
   private stderr = '';
 
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+  constructor(private readonly child: ChildProcessWithoutNullStreams) {
     this.lines = createInterface({ input: child.stdout });
     this.lines.on('line', (line) => this.pending.shift()?.(line));
     child.stderr.on('data', (chunk) => (this.stderr += chunk));
   }
 
+  call(request: object): Promise<{ ok: unknown } | { errno: string }> {
+    const answer = new Promise<{ ok: unknown } | { errno: string }>((resolve, reject) => {
+      const onExit = () => reject(new Error(`overlay oracle exited: ${this.stderr}`));
+      this.child.once('exit', onExit);
+      this.pending.push((line) => {
+        this.child.off('exit', onExit);
+        resolve(JSON.parse(line));
+      });
+    });
+    this.child.stdin.write(`${JSON.stringify(request)}\n`);
+    return answer;
+  }
+
+  async stop(): Promise<void> {
+    this.child.stdin.end();
+    if (this.child.exitCode === null) await new Promise((resolve) => this.child.once('exit', resolve));
+    this.lines.close();
+  }
+}
+
+/**
+ * A real kernel overlay mount (redirect_dir=on, index=on) over the given lower directories,
+ * fresh for each sequence, driven through a root helper in its own mount namespace. Needs root.
+ */
+export class OverlayOracle {
+  private static helper?: OracleProcess;
+
+  private constructor(private readonly helper: OracleProcess) {}
+
   /** `lowers` top first, as overlayfs's lowerdir option takes them. */
   static async start(lowers: readonly string[]): Promise<OverlayOracle> {
     if (process.getuid?.() !== 0) throw new Error('the overlayfs oracle needs root (CI runs as root)');
-    const oracle = new OverlayOracle(spawn('unshare', ['-m', 'python3', SCRIPT, lowers.join(':')]));
-    const ready = await oracle.next();
-    if (!('ok' in ready)) throw new Error(`overlay mount failed: ${oracle.stderr}`);
-    return oracle;
+    OverlayOracle.helper ??= new OracleProcess(spawn('unshare', ['-m', 'python3', SCRIPT]));
+    const ready = await OverlayOracle.helper.call({ op: 'start', lowers: lowers.join(':') });
+    if (!('ok' in ready)) throw new Error(`overlay mount failed: ${ready.errno}`);
+    return new OverlayOracle(OverlayOracle.helper);
+  }
+
+  /** Ends the helper; call once after the last sequence. */
+  static async shutdown(): Promise<void> {
+    await OverlayOracle.helper?.stop();
+    OverlayOracle.helper = undefined;
   }
 
   async apply(op: FsOp): Promise<OpResult> {
@@ -70,27 +102,13 @@ export class OverlayOracle {
     }));
   }
 
+  /** Ends this sequence; the mount is replaced by the next one's. */
   async close(): Promise<void> {
-    this.child.stdin.end();
-    if (this.child.exitCode === null) await new Promise((resolve) => this.child.once('exit', resolve));
-    this.lines.close();
+    await this.call({ op: 'end' });
   }
 
-  private async call(request: object): Promise<{ ok: unknown } | { errno: string }> {
-    const answer = this.next();
-    this.child.stdin.write(`${JSON.stringify(request)}\n`);
-    return answer;
-  }
-
-  private next(): Promise<{ ok: unknown } | { errno: string }> {
-    return new Promise((resolve, reject) => {
-      const onExit = () => reject(new Error(`overlay oracle exited: ${this.stderr}`));
-      this.child.once('exit', onExit);
-      this.pending.push((line) => {
-        this.child.off('exit', onExit);
-        resolve(JSON.parse(line));
-      });
-    });
+  private call(request: object): Promise<{ ok: unknown } | { errno: string }> {
+    return this.helper.call(request);
   }
 }
 
