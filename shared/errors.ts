@@ -72,7 +72,7 @@ export class DeadlineExceededError extends StrataError {
 export class FsError extends StrataError {
   readonly status: number;
   readonly code: string;
-  constructor(code: 'ENOTDIR' | 'EISDIR' | 'ELOOP' | 'ENOTEMPTY' | 'EEXIST' | 'EINVAL', message: string) {
+  constructor(code: 'ENOTDIR' | 'EISDIR' | 'ELOOP' | 'ENOTEMPTY' | 'EEXIST' | 'EINVAL' | 'EPERM', message: string) {
     super(message);
     this.code = code;
     this.status = code === 'ENOTEMPTY' || code === 'EEXIST' ? 409 : 400;

@@ -43,6 +43,9 @@ export const keys = {
   pack(tenant: string, ns: NamespaceId, dir: string): ItemKey {
     return { pk: `${tenant}#p#${ns}#${partitionPath(dir)}`, sk: 'p' };
   },
+  /** The inode items of a container's or volume's hard-linked files, one partition per namespace. */
+  inode: (tenant: string, ns: NamespaceId, id: string): ItemKey => ({ pk: keys.inodes(tenant, ns), sk: id }),
+  inodes: (tenant: string, ns: NamespaceId) => `${tenant}#i#${ns}`,
   image: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#images`, sk: id }),
   images: (tenant: string) => `${tenant}#images`,
   tag: (tenant: string, ref: string): ItemKey => ({ pk: `${tenant}#tags`, sk: ref }),

@@ -4,7 +4,7 @@ import { joinPath, parentOf } from '../paths.js';
 import type { MetadataStore } from '../ports/metadata-store.js';
 import { TarWriter } from '../tar/tar-writer.js';
 import type { Node, VisibleNode } from './nodes.js';
-import { Resolver, type Resolved } from './resolver.js';
+import { Resolver, throughInode, type Resolved } from './resolver.js';
 import { HoleBudget, MAX_WRITTEN_HOLE_BYTES, type TreeReader } from './tree-read.js';
 import type { View } from './view.js';
 
@@ -47,11 +47,12 @@ export class Changeset {
       if (!hiding.some((dir) => isBelow(path, dir))) return overLower ? ChangeKind.Modified : ChangeKind.Added;
       return (await this.visible(image, path)) ? ChangeKind.Modified : ChangeKind.Added;
     };
-    for await (const { path, node } of this.topNodes(view, '/')) {
-      if (node.type === 'whiteout') {
+    for await (const { path, node: raw } of this.topNodes(view, '/')) {
+      if (raw.type === 'whiteout') {
         if (await this.visible(image, path)) out.push({ path, kind: ChangeKind.Deleted });
         continue;
       }
+      const node = await this.throughInode(view, raw);
       out.push({ path, kind: await kindOf(path, node.overLower), node });
       if (node.type !== 'dir' || !(node.opaque || node.redirect)) continue;
       hiding.push(path);
@@ -121,11 +122,13 @@ export class Changeset {
   commitTar(view: View): Readable {
     const writer = new TarWriter();
     const holes = new HoleBudget(MAX_WRITTEN_HOLE_BYTES);
+    const links = new Map<string, string>();
     (async () => {
-      for await (const { path, node } of this.topNodes(view, '/', true)) {
-        await this.writeNode(writer, path, node, { holes });
+      for await (const { path, node: raw } of this.topNodes(view, '/', true)) {
+        const node = raw.type === 'whiteout' ? raw : await this.throughInode(view, raw);
+        await this.writeNode(writer, path, node, { holes, links });
         if (node.type === 'dir' && node.redirect) {
-          for await (const [child, childNode] of this.mergedBelow(view, path)) await this.writeNode(writer, child, childNode, { holes });
+          for await (const [child, childNode] of this.mergedBelow(view, path)) await this.writeNode(writer, child, childNode, { holes, links });
         }
       }
       await writer.finish();
@@ -139,14 +142,24 @@ export class Changeset {
     const holes = new HoleBudget(MAX_WRITTEN_HOLE_BYTES);
     (async () => {
       // The flattened tree: whiteouts and opaque markers belong in a layer, never in an export.
-      for await (const [path, node] of this.mergedBelow(view, '/', true)) await this.writeNode(writer, path, node, { markers: false, holes });
+      const links = new Map<string, string>();
+      for await (const [path, node] of this.mergedBelow(view, '/', true)) await this.writeNode(writer, path, node, { markers: false, holes, links });
       await writer.finish();
     })().catch((error) => writer.stream.destroy(error));
     return writer.stream;
   }
 
-  /** One entry; with `markers` (a commit's layer), opaque and renamed directories carry their opaque marker. */
-  private async writeNode(writer: TarWriter, path: string, node: Node, { markers = true, holes }: { markers?: boolean; holes: HoleBudget }): Promise<void> {
+  /** A container's or volume's name of a hard-linked file, as the file its inode holds. */
+  private async throughInode(view: View, node: VisibleNode): Promise<VisibleNode> {
+    return node.type === 'file' && node.linkName ? throughInode(this.meta, view.tenant, view.top!, node) : node;
+  }
+
+  /**
+   * One entry; with `markers` (a commit's layer), opaque and renamed directories carry their
+   * opaque marker. The second and later names of a hard-linked file (`links`: inode to the first
+   * name written) are tar hard links to the first.
+   */
+  private async writeNode(writer: TarWriter, path: string, node: Node, { markers = true, holes, links }: { markers?: boolean; holes: HoleBudget; links: Map<string, string> }): Promise<void> {
     const name = path.slice(1);
     if (node.type === 'whiteout') {
       const slash = name.lastIndexOf('/');
@@ -163,10 +176,17 @@ export class Changeset {
       case 'symlink':
         await writer.entry({ path: name, type: 'symlink', ...meta, size: 0, linkname: node.target });
         return;
-      case 'file':
+      case 'file': {
+        const first = node.inode && links.get(node.inode);
+        if (first) {
+          await writer.entry({ path: name, type: 'hardlink', ...meta, size: 0, linkname: first });
+          return;
+        }
+        if (node.inode) links.set(node.inode, name);
         holes.spend(node.extents);
         await writer.entry({ path: name, type: 'file', ...meta, size: node.size }, this.reader.extentStream(node.extents) as AsyncIterable<Buffer>);
         return;
+      }
     }
   }
 

@@ -2,8 +2,8 @@ import { blobCreatedAt, blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { queryAll, type MetadataStore } from '../ports/metadata-store.js';
 import { containerNamespace } from './containers.js';
-import { keysUnder, namespaceNodes, packedNodes } from './namespace-walk.js';
-import { nodeFromAttrs, ZERO_BLOB, type Node } from './nodes.js';
+import { keysUnder, namespaceInodes, namespaceNodes, packedNodes } from './namespace-walk.js';
+import { nodeFromAttrs, ZERO_BLOB, type Extent, type Node } from './nodes.js';
 import type { ContainerRecord, ImageRecord, LayerRecord, VolumeRecord } from './records.js';
 import { statsKeys, statsTotals } from './stats.js';
 import { volumeNamespace } from './volumes.js';
@@ -106,12 +106,24 @@ export class Fsck {
       const before = statsTotals(tenant, ns, await this.meta.getMany(statsKeys(tenant, ns)));
       if (!before.present) dangling(`${owner} has no size counters`);
       let counted = 0;
+      /** Names per inode, to find names whose inode item is missing (a hard link pointing nowhere). */
+      const names = new Map<string, string>();
       for await (const [key, attrs] of namespaceNodes(this.meta, tenant, ns)) {
         items++;
         const node = nodeFromAttrs(attrs);
         referExtents(node, `${owner} node ${key.pk}/${key.sk}`);
         if (node.type === 'file') counted += node.size;
+        if (node.type === 'file' && node.linkName) names.set(node.inode!, `${key.pk}/${key.sk}`);
       }
+      const inodes = new Set<string>();
+      for await (const [key, attrs] of namespaceInodes(this.meta, tenant, ns)) {
+        items++;
+        inodes.add(key.sk);
+        const extents = (attrs.x as Extent[]) ?? [];
+        for (const [blob] of extents) refer(blob, `${owner} inode ${key.sk}`);
+        counted += attrs.s as number;
+      }
+      for (const [inode, name] of names) if (!inodes.has(inode)) dangling(`${owner} name ${name} links to missing inode ${inode}`);
       if (!before.present || counted === before.size) continue;
       const after = statsTotals(tenant, ns, await this.meta.getMany(statsKeys(tenant, ns)));
       if (after.gen !== before.gen) continue; // it changed while it was counted: not a finding

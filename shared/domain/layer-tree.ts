@@ -97,6 +97,9 @@ export function comparePaths(a: string, b: string): number {
  */
 export function layerNodes(toc: readonly TocEntry[], blobKey: string, etagPrefix: string, lowerFile: (path: string) => VisibleNode | undefined): LayerTree {
   const tree = new LayerTree();
+  /** Hard links within the layer: each name's first name, and each first name's names. */
+  const linkRoot = new Map<string, string>();
+  const groups = new Map<string, string[]>();
   for (const e of toc) {
     if (e.path === '/') continue;
     if (e.kind === 'opaque') {
@@ -132,12 +135,29 @@ export function layerNodes(toc: readonly TocEntry[], blobKey: string, etagPrefix
         break;
       case 'hardlink': {
         const own = tree.get(e.linkname!);
-        const target = own && own.type !== 'whiteout' ? own : lowerFile(e.linkname!);
+        if (own && own.type !== 'whiteout') {
+          if (own.type !== 'file') throw new InvalidInputError(`hard link ${e.path} points to ${e.linkname}, which is not a file`);
+          const root = linkRoot.get(e.linkname!) ?? e.linkname!;
+          linkRoot.set(e.path, root);
+          groups.set(root, [...(groups.get(root) ?? [root]), e.path]);
+          tree.set(e.path, own);
+          break;
+        }
+        // A link into a lower layer gets a copy: layers are applied one by one, and overlayfs
+        // cannot link across them either.
+        const target = lowerFile(e.linkname!);
         if (!target || target.type !== 'file') throw new InvalidInputError(`hard link ${e.path} points to ${e.linkname}, which is not a file in this or a lower layer`);
-        tree.set(e.path, { ...target });
+        const { inode: _i, nlink: _n, names: _m, ...copy } = target;
+        tree.set(e.path, copy);
         break;
       }
     }
+  }
+  // Names of one file in this layer: each a copy of it that knows the file's identity and names.
+  for (const [root, names] of groups) {
+    const file = tree.get(root);
+    if (file?.type !== 'file') continue;
+    for (const name of names) tree.set(name, { ...file, inode: file.etag, nlink: names.length, names });
   }
   return tree;
 }

@@ -19,6 +19,11 @@ export async function* namespaceNodes(meta: MetadataStore, tenant: string, ns: N
   }
 }
 
+/** The inode items of hard-linked files in an unpacked namespace, with their attributes. */
+export async function* namespaceInodes(meta: MetadataStore, tenant: string, ns: NamespaceId): AsyncGenerator<[ItemKey, Record<string, unknown>]> {
+  for (const item of await queryAll(meta, keys.inodes(tenant, ns))) yield [{ pk: item.pk, sk: item.sk }, item.attrs];
+}
+
 /** Every item of a packed index (an image's): each directory's pack, and the child items of split ones. */
 export async function* packItems(meta: MetadataStore, tenant: string, ns: NamespaceId): AsyncGenerator<ItemKey> {
   for await (const { key } of packedNodes(meta, tenant, ns)) yield key;
@@ -43,7 +48,10 @@ export async function* packedNodes(meta: MetadataStore, tenant: string, ns: Name
 /** Item keys of any namespace, packed or not. */
 export async function* namespaceItems(meta: MetadataStore, tenant: string, ns: NamespaceId): AsyncGenerator<ItemKey> {
   if (isPacked(ns)) yield* packItems(meta, tenant, ns);
-  else for await (const [key] of namespaceNodes(meta, tenant, ns)) yield key;
+  else {
+    for await (const [key] of namespaceNodes(meta, tenant, ns)) yield key;
+    for await (const [key] of namespaceInodes(meta, tenant, ns)) yield key;
+  }
 }
 
 export async function* keysUnder(blobs: BlobStore, prefix: string): AsyncGenerator<string> {

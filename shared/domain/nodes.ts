@@ -33,6 +33,24 @@ export interface FileNode extends NodeBase {
   readonly type: 'file';
   readonly size: number;
   readonly extents: readonly Extent[];
+  /**
+   * Set on every name of a hard-linked file: the file's identity. In a container or volume a
+   * name holds only this (`linkName`), and the content and metadata live in the namespace's
+   * inode item, which every name shares. In an image layer each name carries a copy of the
+   * (immutable) file and the layer's `names` for it, so reads stay one round trip.
+   */
+  readonly inode?: string;
+  /** The number of names (stat's st_nlink); 1 when absent. */
+  readonly nlink?: number;
+  /** Image layers only: every path of the layer that names this inode. */
+  readonly names?: readonly string[];
+  /** A name in a container or volume: content and metadata are in the inode item. */
+  readonly linkName?: true;
+  /**
+   * Read through an inode item: how many names the namespace holds. It can be below `nlink`:
+   * like overlayfs, a link copied up from an image still counts the image's hidden names.
+   */
+  readonly ownNames?: number;
 }
 
 export interface DirNode extends NodeBase {
@@ -74,7 +92,9 @@ export function nodeToAttrs(node: Node): Record<string, unknown> {
     case 'whiteout':
       return { t: 'w', lo: node.overLower || undefined };
     case 'file':
-      return { t: 'f', ...metaAttrs(node), s: node.size, x: node.extents.map((e) => [...e]) };
+      // The name's own etag is what a change conditions on when it moves or removes the name.
+      if (node.linkName) return { t: 'f', i: node.inode, e: node.etag, lo: node.overLower || undefined };
+      return { t: 'f', ...metaAttrs(node), s: node.size, x: node.extents.map((e) => [...e]), i: node.inode, nl: node.nlink, nm: node.names && [...node.names] };
     case 'dir':
       return { t: 'd', ...metaAttrs(node), o: node.opaque || undefined, r: node.redirect, cl: node.closing };
     case 'symlink':
@@ -99,7 +119,16 @@ export function nodeFromAttrs(a: Record<string, unknown>): Node {
     case 'w':
       return { type: 'whiteout', overLower: meta.overLower };
     case 'f':
-      return { type: 'file', ...meta, size: a.s as number, extents: (a.x as Extent[]) ?? [] };
+      if (a.s === undefined) return nameNode(a.i as string, meta.overLower, meta.etag);
+      return {
+        type: 'file',
+        ...meta,
+        size: a.s as number,
+        extents: (a.x as Extent[]) ?? [],
+        inode: a.i as string | undefined,
+        nlink: a.nl as number | undefined,
+        names: a.nm as string[] | undefined,
+      };
     case 'd':
       return { type: 'dir', ...meta, opaque: (a.o as boolean | undefined) || undefined, redirect: a.r as string | undefined, closing: a.cl as number | undefined };
     case 'l':
@@ -107,6 +136,34 @@ export function nodeFromAttrs(a: Record<string, unknown>): Node {
     default:
       throw new Error(`unknown node type ${String(a.t)}`);
   }
+}
+
+/** A name of a hard-linked file in a container or volume; what it reads is its inode item's. */
+export function nameNode(inode: string, overLower: boolean | undefined, etag = newEtag()): FileNode {
+  return { type: 'file', inode, linkName: true, overLower: overLower || undefined, size: 0, extents: [], mode: 0, uid: 0, gid: 0, mtime: 0, etag };
+}
+
+/** The shared part of a hard-linked file in a container or volume: its content, metadata and name count. */
+export function inodeToAttrs(file: FileNode, nlink: number, ownNames: number): Record<string, unknown> {
+  return { m: file.mode, u: file.uid, g: file.gid, mt: file.mtime, e: file.etag, s: file.size, x: file.extents.map((e) => [...e]), nl: nlink, nn: ownNames };
+}
+
+/** A name read through its inode item: the file as every name shows it. */
+export function fileThroughInode(name: FileNode, attrs: Record<string, unknown>): FileNode {
+  return {
+    type: 'file',
+    mode: attrs.m as number,
+    uid: attrs.u as number,
+    gid: attrs.g as number,
+    mtime: attrs.mt as number,
+    etag: attrs.e as string,
+    size: attrs.s as number,
+    extents: (attrs.x as Extent[]) ?? [],
+    inode: name.inode,
+    nlink: attrs.nl as number,
+    ownNames: attrs.nn as number,
+    overLower: name.overLower,
+  };
 }
 
 /** Cuts a file's extent list to `size`, padding with zeros when it grows. */

@@ -2,7 +2,7 @@ import { FsError, NotFoundError } from '../errors.js';
 import { isPacked, keys, type NamespaceId } from '../keys.js';
 import { baseName, components, isWithin, joinPath, parentOf, prefixes, rebase, symlinkDestination } from '../paths.js';
 import { itemId, type ItemKey, type MetadataStore } from '../ports/metadata-store.js';
-import { nodeFromAttrs, rootNode, DEFAULT_DIR_META, type DirNode, type Node, type VisibleNode } from './nodes.js';
+import { fileThroughInode, nodeFromAttrs, rootNode, DEFAULT_DIR_META, type DirNode, type FileNode, type Node, type VisibleNode } from './nodes.js';
 import { packFromAttrs, type Pack } from './packs.js';
 import type { Mount, View } from './view.js';
 
@@ -88,7 +88,9 @@ export class Resolver {
         absolute = outcome.restart;
         continue;
       }
-      return { ...outcome, view: sub, mount, absolutePath: base === '/' ? outcome.path : rebase(outcome.path, '/', base) };
+      // A hard link's name costs one more round trip, for the inode item all its names share.
+      const node = outcome.node?.type === 'file' && outcome.node.linkName ? await throughInode(this.meta, view.tenant, sub.top!, outcome.node) : outcome.node;
+      return { ...outcome, node, view: sub, mount, absolutePath: base === '/' ? outcome.path : rebase(outcome.path, '/', base) };
     }
   }
 
@@ -228,6 +230,13 @@ export class Resolver {
     const attrs = await this.item(keys.node(tenant, ns, path));
     return attrs ? nodeFromAttrs(attrs) : undefined;
   }
+}
+
+/** A container's or volume's name of a hard-linked file, read as the file through its inode item. */
+export async function throughInode(meta: MetadataStore, tenant: string, ns: NamespaceId, name: FileNode): Promise<FileNode> {
+  const item = await meta.get(keys.inode(tenant, ns, name.inode!));
+  if (!item) throw new Error(`hard link ${name.inode} in ${ns} has no inode item`);
+  return fileThroughInode(name, item.attrs);
 }
 
 /** The item a lookup of `path` reads first: its parent's pack in an index, its own item elsewhere. */

@@ -1,10 +1,10 @@
 import { blobCreatedAt, blobKeys, keys, type NamespaceId } from '../keys.js';
-import { keysUnder, namespaceItems, namespaceNodes } from './namespace-walk.js';
+import { keysUnder, namespaceInodes, namespaceItems, namespaceNodes } from './namespace-walk.js';
 import { statsKeys, statsTotals } from './stats.js';
 import { TransactionConditionError } from '../errors.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { queryAll, type MetadataStore } from '../ports/metadata-store.js';
-import { nodeFromAttrs } from './nodes.js';
+import { nodeFromAttrs, type Extent } from './nodes.js';
 import type { ContainerRecord, GarbageRecord, ImageRecord, LayerRecord, VolumeRecord } from './records.js';
 import { volumeNamespace } from './volumes.js';
 import { containerNamespace } from './containers.js';
@@ -113,6 +113,7 @@ export class Sweeper {
       const node = nodeFromAttrs(attrs);
       if (node.type === 'file') for (const [key] of node.extents) out.add(key);
     }
+    for await (const [, attrs] of namespaceInodes(this.meta, tenant, ns)) for (const [key] of (attrs.x as Extent[]) ?? []) out.add(key);
     const after = statsTotals(tenant, ns, await this.meta.getMany(statsKeys(tenant, ns)));
     return before.present && after.present && before.gen === after.gen ? out : undefined;
   }

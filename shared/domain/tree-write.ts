@@ -16,6 +16,8 @@ import type { BlobStore } from '../ports/blob-store.js';
 import { itemId, MAX_TRANSACTION_OPS, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import { statsChange } from './stats.js';
 import {
+  inodeToAttrs,
+  nameNode,
   newEtag,
   nodeToAttrs,
   spliceExtents,
@@ -97,7 +99,7 @@ export class TreeWriter {
           size,
           extents: size > 0 ? [[key, 0, size]] : [],
         };
-        return this.putNode(r, node);
+        return this.putFile(r, node);
       });
     } catch (error) {
       // Only when the change surely did not commit; an unknown outcome (a timeout) may have
@@ -132,7 +134,7 @@ export class TreeWriter {
         const extents = spliceExtents(file.extents, file.size, at, [key, 0, length]);
         const size = Math.max(file.size, at + length);
         const node: FileNode = { ...file, size, extents, etag: newEtag(), mtime: this.clock(), overLower: r.lower !== undefined || undefined };
-        return this.putNode(r, extents.length > MAX_EXTENTS ? await this.compact(r.view, node) : node);
+        return this.putFile(r, extents.length > MAX_EXTENTS ? await this.compact(r.view, node) : node);
       }, unconditional ? APPEND_ATTEMPTS : ATTEMPTS);
       if (length === 0) await this.blobs.delete([key]).catch(() => undefined);
       return stat;
@@ -158,7 +160,7 @@ export class TreeWriter {
         mtime: this.clock(),
         overLower: r.lower !== undefined || undefined,
       };
-      return this.putNode(r, node);
+      return this.putFile(r, node);
     });
   }
 
@@ -211,8 +213,9 @@ export class TreeWriter {
   }
 
   /**
-   * Hard link. The new name gets the file's content and metadata as they are now; the two names
-   * are not kept linked afterwards (as overlayfs without index=on breaks links on copy-up).
+   * Hard link: both names then share one file, its content and metadata (as overlayfs with
+   * index=on keeps them). A symlink is linked as a copy of itself (a symlink never changes, so
+   * only its nlink tells them apart); a directory cannot be linked (EPERM).
    */
   async link(view: View, rawExisting: string, rawPath: string): Promise<FileStat> {
     const existing = normalizePath(rawExisting);
@@ -220,10 +223,41 @@ export class TreeWriter {
     return this.retry(view, path, false, async (r) => {
       const source = await new Resolver(this.meta).resolve(view, existing, { follow: false });
       if (!source.node) throw new NotFoundError(`no such file or directory: ${existing}`);
-      if (source.node.type !== 'file') throw new FsError('EINVAL', `only files can be hard-linked: ${existing}`);
-      if (source.view.top !== r.view.top) throw new InvalidInputError('cannot hard-link across a volume mount');
       if (r.node) throw new FsError('EEXIST', `already exists: ${r.absolutePath}`);
-      return this.putNode(r, { ...source.node, etag: newEtag(), overLower: r.lower !== undefined || undefined });
+      if (source.node.type === 'dir') throw new FsError('EPERM', `directories cannot be hard-linked: ${existing}`);
+      if (source.view.top !== r.view.top) throw new InvalidInputError('cannot hard-link across a volume mount');
+      const tenant = view.tenant;
+      const ns = r.view.top!;
+      if (source.node.type === 'symlink') return this.putNode(r, { ...source.node, etag: newEtag(), overLower: r.lower !== undefined || undefined });
+      const file = source.node;
+      const name = (at: Resolved, inode: string): WriteOp => ({
+        op: 'put',
+        item: { ...keys.node(tenant, ns, at.path), attrs: nodeToAttrs(nameNode(inode, at.lower !== undefined)) },
+        conditions: this.unchanged(at),
+      });
+      if (file.inode) {
+        const change = await this.inodeChange(source, { ...file, etag: newEtag() }, { add: 1, dropSelf: false });
+        await this.transact(r, [...change.ops, name(r, file.inode)], change.sizeDelta, [source, ...change.others]);
+        return statOf(r.absolutePath, { ...file, nlink: change.nlink });
+      }
+      // A file's first link: its content moves into an inode item that both names then share.
+      const inode = newInodeId();
+      const shared: FileNode = { ...file, etag: newEtag() };
+      const ops: WriteOp[] = [
+        { op: 'put', item: { ...keys.inode(tenant, ns, inode), attrs: inodeToAttrs(shared, 2, 2) }, conditions: [{ kind: 'absent' }] },
+        name(source, inode),
+        name(r, inode),
+      ];
+      const ownBytes = source.top?.type === 'file' ? source.top.size : 0;
+      await this.transact(r, ops, file.size - ownBytes, [source]);
+      return statOf(r.absolutePath, { ...shared, inode, nlink: 2 });
+    }).catch(async (error: unknown) => {
+      // link(2) looks the existing name up before the new one: its error wins.
+      if (error instanceof NotFoundError || error instanceof FsError) {
+        const source = await this.resolveIfThere(view, existing);
+        if (!source?.node) throw (await this.parentError(view, [parentOf(existing)])) ?? new NotFoundError(`no such file or directory: ${existing}`);
+      }
+      throw error;
     });
   }
 
@@ -238,6 +272,15 @@ export class TreeWriter {
       if (!r.node) throw new NotFoundError(`no such file or directory: ${r.absolutePath}`);
       if (r.path === '/') throw new InvalidInputError('the root directory keeps its attributes');
       if (this.isClosing(r.top)) throw new ConflictError(`${r.absolutePath} is being removed or renamed; try again shortly`);
+      const changes = {
+        mode: attributes.mode ?? r.node.mode,
+        uid: attributes.uid ?? r.node.uid,
+        gid: attributes.gid ?? r.node.gid,
+        mtime: attributes.mtime ?? r.node.mtime,
+        etag: newEtag(),
+      };
+      // A hard link's names share their metadata: it changes in the inode.
+      if (r.node.type === 'file' && r.node.inode) return this.putFile(r, { ...r.node, ...changes });
       const base: VisibleNode = r.top?.type === r.node.type ? (r.top as VisibleNode) : stripDirLinks(r.node);
       const node = {
         ...base,
@@ -266,7 +309,9 @@ export class TreeWriter {
       if (r.mount && r.path === '/') throw new ConflictError(`${r.absolutePath} is a volume mount point`);
       if (r.node.type !== 'dir') {
         const sizeDelta = r.top?.type === 'file' ? -r.top.size : 0;
-        await this.transact(r, [this.vacate(r, this.unchanged(r))], sizeDelta);
+        // A hard link's other names keep the file; the last one takes it along.
+        const unlinked = r.node.type === 'file' && r.node.inode ? await this.inodeChange(r, { ...r.node, etag: newEtag() }, { add: 0, dropSelf: true }) : { ops: [], sizeDelta: 0, others: [] };
+        await this.transact(r, [this.vacate(r, this.unchanged(r)), ...unlinked.ops], sizeDelta + unlinked.sizeDelta, unlinked.others);
         return;
       }
       // Checked before the freeze too, which copies up parents: a refused rmdir leaves no trace.
@@ -278,9 +323,10 @@ export class TreeWriter {
         if (!options.recursive && !(await this.reader.isEmpty(closed))) throw new FsError('ENOTEMPTY', `directory not empty: ${r.absolutePath}`);
         // The container's own files go while frozen; its whiteouts stay until the directory is
         // gone, so a failure here can never bring deleted lower files back.
-        await this.dropTopSubtree(closed.view, closed.path, { countBytes: true, guard: this.unchanged(closed), only: (node) => node.type !== 'whiteout' });
+        const names = await this.dropTopSubtree(closed.view, closed.path, { countBytes: true, guard: this.unchanged(closed), only: (node) => node.type !== 'whiteout' });
         await this.transact(closed, [this.vacate(closed, this.unchanged(closed))], 0);
         vacated = closed;
+        await this.unlinkNames(closed.view, names);
       } catch (error) {
         await this.reopen(closed);
         throw error;
@@ -318,8 +364,12 @@ export class TreeWriter {
         if (node.type !== 'dir' && target.node.type === 'dir') throw new FsError('EISDIR', `is a directory: ${to}`);
         if (target.node.type === 'dir' && !(await this.reader.isEmpty(target))) throw new FsError('ENOTEMPTY', `directory not empty: ${to}`);
       }
+      // Two names of one file: rename(2) does nothing and succeeds.
+      if (node.type === 'file' && node.inode && target.node?.type === 'file' && target.node.inode === node.inode) return statOf(target.absolutePath, target.node);
       let placed: VisibleNode;
-      if (node.type === 'dir') {
+      if (node.type === 'file' && node.inode) {
+        placed = nameNode(node.inode, target.lower !== undefined);
+      } else if (node.type === 'dir') {
         const hasLowerContent = source.children.lowerPath !== null && source.children.activeLowers.length > 0;
         placed = {
           ...stripDirLinks(node),
@@ -333,15 +383,22 @@ export class TreeWriter {
       }
       const tenant = view.tenant;
       const ns = target.view.top!;
-      const movedBytes = node.type === 'file' ? node.size : 0;
+      const movedBytes = node.type === 'file' && !node.inode ? node.size : 0;
       const sizeDelta = movedBytes - (source.top?.type === 'file' ? source.top.size : 0) - (target.top?.type === 'file' ? target.top.size : 0);
       if (node.type !== 'dir') {
+        const none = { ops: [] as WriteOp[], sizeDelta: 0, others: [] as Resolved[], nlink: 0 };
+        // A linked name moves alone (an image's link is copied up with its other names first);
+        // a linked name replaced at the target is one name fewer for its file.
+        const moving = node.type === 'file' && node.inode ? await this.inodeChange(source, { ...node, etag: newEtag() }, { add: 1, dropSelf: true }) : none;
+        const replaced = target.node?.type === 'file' && target.node.inode ? await this.inodeChange(target, { ...target.node, etag: newEtag() }, { add: 0, dropSelf: true }) : none;
         const ops: WriteOp[] = [
           { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: this.unchanged(target) },
           this.vacate(source, this.unchanged(source)),
+          ...moving.ops,
+          ...replaced.ops,
         ];
-        await this.transact(target, ops, sizeDelta, [source]);
-        return statOf(target.absolutePath, placed);
+        await this.transact(target, ops, sizeDelta + moving.sizeDelta + replaced.sizeDelta, [source, ...moving.others, ...replaced.others]);
+        return statOf(target.absolutePath, node.type === 'file' && node.inode ? { ...node, nlink: moving.nlink } : placed);
       }
       // Both directories are frozen while the container's own entries are copied, so the copy is
       // complete and nothing is written below either of them until the rename commits.
@@ -464,6 +521,82 @@ export class TreeWriter {
     }
   }
 
+  /** Writes a file's new state: its own node, or for a hard-linked file the inode its names share. */
+  private async putFile(r: Resolved, next: FileNode): Promise<FileStat> {
+    if (r.node?.type !== 'file' || !r.node.inode) return this.putNode(r, next);
+    checkFileBytes(next.size, 'file size', this.maxFileBytes);
+    const change = await this.inodeChange(r, next, { add: 0, dropSelf: false });
+    await this.transact(r, change.ops, change.sizeDelta, change.others);
+    return statOf(r.absolutePath, { ...next, inode: r.node.inode, nlink: change.nlink });
+  }
+
+  /**
+   * The ops that give the hard-linked file resolved at `r` the state `next` and a new name count
+   * (`add` more; `dropSelf`: without the name at `r`), with their byte delta. A link of an image
+   * is copied up on its first change, with every name the image gives it that still shows it
+   * (overlayfs index=on), so that a write through one name is seen through all.
+   */
+  private async inodeChange(r: Resolved, next: FileNode, options: { add: number; dropSelf: boolean }): Promise<{ ops: WriteOp[]; sizeDelta: number; others: Resolved[]; nlink: number }> {
+    const file = r.node as FileNode;
+    const tenant = r.view.tenant;
+    const ns = r.view.top!;
+    const key = keys.inode(tenant, ns, file.inode!);
+    const delta = options.add - (options.dropSelf ? 1 : 0);
+    const nlink = Math.max((file.nlink ?? 1) + delta, 0);
+    if (r.top?.type === 'file' && r.top.linkName) {
+      const ownNames = (file.ownNames ?? 1) + delta;
+      const conditions: Condition[] = [{ kind: 'equals', field: 'e', value: file.etag }];
+      if (ownNames <= 0) return { ops: [{ op: 'delete', key, conditions }], sizeDelta: -file.size, others: [], nlink: 0 };
+      return { ops: [{ op: 'put', item: { ...key, attrs: inodeToAttrs(next, nlink, ownNames) }, conditions }], sizeDelta: next.size - file.size, others: [], nlink };
+    }
+    const names: Resolved[] = options.dropSelf ? [] : [r];
+    for (const name of file.names ?? []) {
+      if (name === r.path) continue;
+      const at = await this.resolveIfThere(r.view, name);
+      if (at && !at.top && at.node?.type === 'file' && at.node.inode === file.inode) names.push(at);
+    }
+    const ownNames = names.length + options.add;
+    if (ownNames <= 0) return { ops: [], sizeDelta: 0, others: [], nlink };
+    const ops: WriteOp[] = [
+      { op: 'put', item: { ...key, attrs: inodeToAttrs(next, nlink, ownNames) }, conditions: [{ kind: 'absent' }] },
+      ...names.map((at): WriteOp => ({ op: 'put', item: { ...keys.node(tenant, ns, at.path), attrs: nodeToAttrs(nameNode(file.inode!, true)) }, conditions: this.unchanged(at) })),
+    ];
+    return { ops, sizeDelta: next.size, others: names.filter((at) => at !== r), nlink };
+  }
+
+  /** `path` resolved without following it, or undefined when it or a parent is not there. */
+  private async resolveIfThere(view: View, path: string): Promise<Resolved | undefined> {
+    try {
+      return await new Resolver(this.meta).resolve(view, path, { follow: false });
+    } catch (error) {
+      if (error instanceof NotFoundError || error instanceof FsError) return undefined;
+      throw error;
+    }
+  }
+
+  /** After names were dropped with their directory: each file has that many names fewer, and goes with its last. */
+  private async unlinkNames(view: View, names: ReadonlyMap<string, number>): Promise<void> {
+    const tenant = view.tenant;
+    const ns = view.top!;
+    for (const [inode, dropped] of names) {
+      for (let attempt = 1; ; attempt++) {
+        const item = await this.meta.get(keys.inode(tenant, ns, inode));
+        if (!item) break;
+        const ownNames = (item.attrs.nn as number) - dropped;
+        const nlink = Math.max((item.attrs.nl as number) - dropped, 0);
+        const conditions: Condition[] = [{ kind: 'equals', field: 'e', value: item.attrs.e as string }];
+        const key = keys.inode(tenant, ns, inode);
+        const op: WriteOp = ownNames <= 0 ? { op: 'delete', key, conditions } : { op: 'put', item: { ...key, attrs: { ...item.attrs, nl: nlink, nn: ownNames, e: newEtag() } }, conditions };
+        try {
+          await this.meta.transact([op, statsChange(tenant, ns, ownNames <= 0 ? -(item.attrs.s as number) : 0)]);
+          break;
+        } catch (error) {
+          if (!(error instanceof TransactionConditionError) || attempt >= ATTEMPTS) throw error;
+        }
+      }
+    }
+  }
+
   private async putNode(r: Resolved, node: VisibleNode): Promise<FileStat> {
     if (node.type === 'file') checkFileBytes(node.size, 'file size', this.maxFileBytes);
     const previousBytes = r.top?.type === 'file' ? r.top.size : 0;
@@ -530,13 +663,16 @@ export class TreeWriter {
    * (frozen, or vacated), so nothing written below a new directory of that name is ever lost.
    * `countBytes` takes their bytes off the size counter in the same transactions.
    */
-  private async dropTopSubtree(view: View, dir: string, options: { countBytes: boolean; guard: Condition[]; only?: (node: Node) => boolean }): Promise<void> {
+  private async dropTopSubtree(view: View, dir: string, options: { countBytes: boolean; guard: Condition[]; only?: (node: Node) => boolean }): Promise<Map<string, number>> {
     const tenant = view.tenant;
     const ns = view.top!;
     const doomed: { key: ItemKey; bytes: number }[] = [];
+    /** Hard-link names dropped, by inode. */
+    const names = new Map<string, number>();
     for await (const [path, node] of this.topSubtree(view, dir)) {
       if (options.only && !options.only(node)) continue;
       doomed.push({ key: keys.node(tenant, ns, path), bytes: node.type === 'file' ? node.size : 0 });
+      if (node.type === 'file' && node.linkName) names.set(node.inode!, (names.get(node.inode!) ?? 0) + 1);
     }
     const chunk = MAX_TRANSACTION_OPS - 2;
     for (let i = 0; i < doomed.length; i += chunk) {
@@ -549,6 +685,7 @@ export class TreeWriter {
         statsChange(tenant, ns, -bytes),
       ]);
     }
+    return names;
   }
 
   /**
@@ -624,6 +761,10 @@ export class TreeWriter {
       }
     }
   }
+}
+
+function newInodeId(): string {
+  return `i${newEtag()}`;
 }
 
 function ancestorsOf(path: string): string[] {

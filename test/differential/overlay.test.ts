@@ -44,6 +44,9 @@ const base: DirEntry[] = [
   { path: 'links/todir', symlink: '/opt/dir' },
   { path: 'empty', dir: true },
   { path: 'owned', content: 'o', mode: 0o640, uid: 1000, gid: 1000 },
+  { path: 'etc/sub/linked', hardlink: 'etc/hello.txt' },
+  { path: 'data/nested/twin', hardlink: 'data/nested/c' },
+  { path: 'dots/twin', hardlink: 'data/nested/c' },
 ];
 const top: DirEntry[] = [
   { path: 'etc/hello.txt', content: 'hello v2\n' },
@@ -56,7 +59,7 @@ const top: DirEntry[] = [
 
 const words: Vocabulary = {
   dirs: ['/', '/etc', '/etc/sub', '/bin', '/data', '/data/nested', '/opt', '/opt/dir', '/opt/dir/sub1', '/opt/dir/sub2', '/with space', '/ünï', '/dots', '/links', '/links/rel', '/links/todir', '/empty', '/new2', '/fresh', '/fresh/inner'],
-  names: ['hello.txt', 'passwd', 'sub', 'deep.txt', 'sh', 'ls', 'a', 'b', 'c', 'nested', 'x', 'y', 'sub1', 'sub2', 'dir', 'file one', 'ß.txt', '..hidden', '.x', 'a.b.c', 'abs', 'rel', 'dangling', 'loop', 'up', 'todir', 'new', 'file', 'fresh', 'inner', 'n 2', 'ünï', '...'],
+  names: ['linked', 'twin', 'hello.txt', 'passwd', 'sub', 'deep.txt', 'sh', 'ls', 'a', 'b', 'c', 'nested', 'x', 'y', 'sub1', 'sub2', 'dir', 'file one', 'ß.txt', '..hidden', '.x', 'a.b.c', 'abs', 'rel', 'dangling', 'loop', 'up', 'todir', 'new', 'file', 'fresh', 'inner', 'n 2', 'ünï', '...'],
   targets: ['/etc', '../etc', 'hello.txt', '/data/a', 'nowhere', '/fresh', '.', '..', 'loop', '../../..', '/links/loop', 'sub1'],
 };
 
@@ -142,6 +145,10 @@ const found: Record<string, AbstractOp[]> = {
     { op: 'remove', path: '/ünï/new', recursive: false },
   ],
   'docker diff lists no file whose chmod left its mode as it was': [{ op: 'chmod', path: '/etc/sub/deep.txt', mode: 0o644 }],
+  'the root directory reads as 0755 through a symlink to it': [
+    { op: 'symlink', path: '/etc/up', target: '..' },
+    { op: 'stat', path: '/etc/up' },
+  ],
   'docker diff works for a lower directory renamed below a new one': [
     { op: 'mkdir', path: '/fresh' },
     { op: 'rename', from: '/opt/dir/sub1', to: '/fresh/inner' },

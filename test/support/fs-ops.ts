@@ -33,6 +33,9 @@ export interface TreeEntry {
   size?: number;
   content?: string;
   target?: string;
+  /** Files: the number of names, and an identity the names share (each side's own). */
+  nlink?: number;
+  inode?: string;
 }
 
 export interface Change {
@@ -74,6 +77,7 @@ export function opArbitrary(words: Vocabulary): fc.Arbitrary<AbstractOp> {
     weighted(3, fc.record({ op: fc.constant('mkdir' as const), path })),
     weighted(4, fc.record({ op: fc.constant('rename' as const), from: path, to: path })),
     weighted(1, fc.record({ op: fc.constant('symlink' as const), path, target: fc.constantFrom(...words.targets) })),
+    weighted(2, fc.record({ op: fc.constant('link' as const), existing: path, path })),
     weighted(1, fc.record({ op: fc.constant('chmod' as const), path, mode: fc.constantFrom(0o644, 0o600, 0o755, 0o700, 0o444, 0o777, 0o1777) })),
     weighted(1, fc.record({ op: fc.constant('chown' as const), path, uid: fc.constantFrom(0, 1000, 65534), gid: fc.constantFrom(0, 1000, 65534) })),
     weighted(1, fc.record({ op: fc.constant('utimes' as const), path, mtime: fc.integer({ min: 1_000_000_000_000, max: 2_000_000_000_000 }) })),
@@ -183,7 +187,7 @@ export async function applyToStrata(engine: Engine, tenant: string, tree: TreeTa
       }
       case 'stat': {
         const s = await files.stat(tenant, tree, op.path);
-        return { ok: { type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, size: s.type === 'file' ? s.size : undefined } };
+        return { ok: { type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, size: s.type === 'file' ? s.size : undefined, nlink: s.nlink } };
       }
     }
   } catch (error) {
@@ -214,6 +218,10 @@ export async function strataTree(engine: Engine, tenant: string, tree: TreeTarge
         entry.content = (await bytes((await engine.files.read(tenant, tree, path)).body)).toString('latin1');
       }
       if (e.type === 'symlink') entry.target = e.target;
+      if (e.type === 'file') {
+        entry.nlink = e.nlink;
+        entry.inode = e.inode ?? path;
+      }
       out.push(entry);
       if (e.type === 'dir') await walk(path);
     }
@@ -267,9 +275,25 @@ export function dockerChanges(before: readonly TreeEntry[], after: readonly Tree
 
 const sizeOf = (e: TreeEntry) => (e.type === 'symlink' ? Buffer.byteLength(e.target ?? '') : (e.size ?? 0));
 
-/** The fields both sides must agree on (mtimes are each side's own clock). */
+/**
+ * The fields both sides must agree on (mtimes are each side's own clock); a hard-linked file's
+ * identity as the first of the names that share it.
+ */
 export function comparable(entries: readonly TreeEntry[]): object[] {
-  return entries.map(({ path, type, mode, uid, gid, size, content, target }) => ({ path, type, mode, uid, gid, size, content, target }));
+  const first = new Map<string, string>();
+  for (const e of entries) if (e.inode !== undefined && !first.has(e.inode)) first.set(e.inode, e.path);
+  return entries.map(({ path, type, mode, uid, gid, size, content, target, nlink, inode }) => ({
+    path,
+    type,
+    mode,
+    uid,
+    gid,
+    size,
+    content,
+    target,
+    nlink,
+    linkedTo: inode === undefined || first.get(inode) === path ? undefined : first.get(inode),
+  }));
 }
 
 async function bytes(stream: AsyncIterable<Buffer | Uint8Array>): Promise<Buffer> {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, chown, lutimes, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, lutimes, mkdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /** One path of a layer, written to disk both as a tar source and as an overlayfs lower. */
@@ -7,6 +7,7 @@ export type DirEntry =
   | { path: string; content: string; mode?: number; uid?: number; gid?: number }
   | { path: string; dir: true; mode?: number }
   | { path: string; symlink: string }
+  | { path: string; hardlink: string }
   | { path: string; whiteout: true }
   | { path: string; opaque: true };
 
@@ -33,6 +34,8 @@ export async function writeLayer(entries: readonly DirEntry[], tarDir: string, k
         await chmod(path, entry.mode ?? 0o755);
       } else if ('symlink' in entry) {
         await symlink(entry.symlink, path);
+      } else if ('hardlink' in entry) {
+        await link(join(root, entry.hardlink), path);
       } else if ('whiteout' in entry) {
         if (forKernel) execFileSync('mknod', [path, 'c', '0', '0']);
         else await writeFile(join(dirname(path), `.wh.${entry.path.split('/').pop()}`), '');

@@ -28,6 +28,8 @@ def mount(lowers):
     subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', ROOT], check=True)
     for name in ('upper', 'work', 'merged'):
         os.mkdir(os.path.join(ROOT, name))
+    # The merged root shows the upper root's mode: 0755, as Docker makes it.
+    os.chmod(f'{ROOT}/upper', 0o755)
     options = f'lowerdir={lowers},upperdir={ROOT}/upper,workdir={ROOT}/work,redirect_dir=on,index=on'
     subprocess.run(['mount', '-t', 'overlay', 'overlay', '-o', options, f'{ROOT}/merged'], check=True)
 

@@ -95,10 +95,9 @@ export class OverlayOracle {
       uid: e.uid,
       gid: e.gid,
       mtimeMs: Number(BigInt(e.mtimeNs) / 1_000_000n),
-      exactMs: BigInt(e.mtimeNs) % 1_000_000n === 0n,
       ...(e.type === 'file' ? { size: e.size, content: Buffer.from(e.content ?? '', 'base64').toString('latin1') } : {}),
       ...(e.type === 'symlink' ? { target: e.target } : {}),
-      ...(e.type !== 'dir' ? { inode: String(e.ino), nlink: e.nlink } : {}),
+      ...(e.type === 'file' ? { inode: String(e.ino), nlink: e.nlink } : {}),
     }));
   }
 
@@ -113,5 +112,5 @@ export class OverlayOracle {
 }
 
 function statResult(e: KernelEntry) {
-  return { type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.type === 'file' ? e.size : undefined };
+  return { type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.type === 'file' ? e.size : undefined, nlink: e.type === 'file' ? e.nlink : undefined };
 }
