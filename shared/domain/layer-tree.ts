@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../errors.js';
 import { baseName, joinPath, parentOf, prefixes } from '../paths.js';
-import { DEFAULT_DIR_META, type DirNode, type Node, type VisibleNode } from './nodes.js';
+import { DEFAULT_DIR_META, type DirNode, type FileNode, type Node, type VisibleNode } from './nodes.js';
 
 /** One entry of a layer's table of contents: what the tar says, and where a file's bytes lie in it. */
 export interface TocEntry {
@@ -100,6 +100,7 @@ export function layerNodes(toc: readonly TocEntry[], blobKey: string, etagPrefix
   /** Hard links within the layer: each name's first name, and each first name's names. */
   const linkRoot = new Map<string, string>();
   const groups = new Map<string, string[]>();
+  const lowerTargets = new Map<string, FileNode>();
   for (const e of toc) {
     if (e.path === '/') continue;
     if (e.kind === 'opaque') {
@@ -135,29 +136,34 @@ export function layerNodes(toc: readonly TocEntry[], blobKey: string, etagPrefix
         break;
       case 'hardlink': {
         const own = tree.get(e.linkname!);
-        if (own && own.type !== 'whiteout') {
-          if (own.type !== 'file') throw new InvalidInputError(`hard link ${e.path} points to ${e.linkname}, which is not a file`);
-          const root = linkRoot.get(e.linkname!) ?? e.linkname!;
-          linkRoot.set(e.path, root);
-          groups.set(root, [...(groups.get(root) ?? [root]), e.path]);
-          tree.set(e.path, own);
-          break;
+        if (own && own.type !== 'whiteout' && own.type !== 'file') throw new InvalidInputError(`hard link ${e.path} points to ${e.linkname}, which is not a file`);
+        const root = linkRoot.get(e.linkname!) ?? e.linkname!;
+        let names = groups.get(root);
+        if (!names) {
+          // A link into a lower layer joins the lower file's names (as unpacking into one tree does).
+          const target = own?.type === 'file' ? own : lowerFile(root);
+          if (!target || target.type !== 'file') throw new InvalidInputError(`hard link ${e.path} points to ${e.linkname}, which is not a file in this or a lower layer`);
+          if (own?.type !== 'file') lowerTargets.set(root, target);
+          names = own?.type === 'file' || !target.names ? [root] : target.names.filter((n) => lowerFile(n)?.type === 'file' && (lowerFile(n) as FileNode).inode === target.inode);
+          groups.set(root, names);
         }
-        // A link into a lower layer gets a copy: layers are applied one by one, and overlayfs
-        // cannot link across them either.
-        const target = lowerFile(e.linkname!);
-        if (!target || target.type !== 'file') throw new InvalidInputError(`hard link ${e.path} points to ${e.linkname}, which is not a file in this or a lower layer`);
-        const { inode: _i, nlink: _n, names: _m, ...copy } = target;
-        tree.set(e.path, copy);
+        names.push(e.path);
+        linkRoot.set(e.path, root);
+        tree.set(e.path, { type: 'file', ...meta, size: 0, extents: [] });
         break;
       }
     }
   }
-  // Names of one file in this layer: each a copy of it that knows the file's identity and names.
+  // Names of one file: each a copy of it that knows the file's identity and names. Lower names
+  // are written into this layer too, so the merged tree shows them linked.
   for (const [root, names] of groups) {
-    const file = tree.get(root);
+    const file = lowerTargets.get(root) ?? tree.get(root);
     if (file?.type !== 'file') continue;
-    for (const name of names) tree.set(name, { ...file, inode: file.etag, nlink: names.length, names });
+    const linked: FileNode = { ...file, inode: file.inode ?? file.etag, nlink: names.length, names };
+    for (const name of names) {
+      tree.ensureParents(name);
+      tree.set(name, linked);
+    }
   }
   return tree;
 }
