@@ -95,7 +95,7 @@ export class Changeset {
   /** Resolves `path` without following it; undefined when a parent is missing or not a directory. */
   private async resolveOrMissing(view: View, path: string): Promise<Resolved | undefined> {
     try {
-      return await new Resolver(this.meta).resolve(view, path, { follow: false });
+      return await new Resolver(this.meta).resolve(view, path, { follow: false, physical: true });
     } catch (error) {
       if (error instanceof NotFoundError || (error instanceof FsError && error.code === 'ENOTDIR')) return undefined;
       throw error;

@@ -72,7 +72,12 @@ export class Resolver {
     return found === undefined ? undefined : found !== null;
   }
 
-  async resolve(view: View, rawPath: string, options: { follow: boolean; extra?: readonly ItemKey[] }): Promise<Resolved> {
+  /**
+   * `follow`: whether a symlink at the last component is followed (those before it always are,
+   * unless `physical`: then a symlink before the last component ends the walk with ENOTDIR, as a
+   * walk of the tree that never follows links sees it).
+   */
+  async resolve(view: View, rawPath: string, options: { follow: boolean; physical?: boolean; extra?: readonly ItemKey[] }): Promise<Resolved> {
     let absolute = rawPath;
     let extra = options.extra ?? [];
     for (let hops = 0; ; ) {
@@ -82,7 +87,7 @@ export class Resolver {
       const path = mount ? rebase(absolute, mount.target, '/') : absolute;
       await this.prefetch(sub, path, extra);
       extra = [];
-      const outcome = await this.walk(sub, path, base, view, options.follow);
+      const outcome = await this.walk(sub, path, base, view, options.follow, options.physical ?? false);
       if ('restart' in outcome) {
         if (++hops > MAX_SYMLINK_HOPS) throw new FsError('ELOOP', `too many levels of symbolic links resolving ${rawPath}`);
         absolute = outcome.restart;
@@ -112,6 +117,7 @@ export class Resolver {
     base: string,
     outer: View,
     follow: boolean,
+    physical: boolean,
   ): Promise<Omit<Resolved, 'view' | 'mount' | 'absolutePath'> | { restart: string }> {
     const parts = components(path);
     let state: WalkState = { path: '/', lowerPath: '/', activeLowers: view.lowers };
@@ -145,6 +151,7 @@ export class Resolver {
         synthetic = true;
       }
 
+      if (node?.type === 'symlink' && !last && physical) throw new FsError('ENOTDIR', `not a directory: ${rebase(childPath, '/', base)}`);
       if (node?.type === 'symlink' && (!last || follow)) {
         const linkAbsolute = base === '/' ? childPath : rebase(childPath, '/', base);
         const rest = parts.slice(i + 1).join('/');

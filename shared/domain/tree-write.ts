@@ -552,7 +552,7 @@ export class TreeWriter {
     const names: Resolved[] = options.dropSelf ? [] : [r];
     for (const name of file.names ?? []) {
       if (name === r.path) continue;
-      const at = await this.resolveIfThere(r.view, name);
+      const at = await this.resolveIfThere(r.view, name, true);
       if (at && !at.top && at.node?.type === 'file' && at.node.inode === file.inode) names.push(at);
     }
     const ownNames = names.length + options.add;
@@ -564,10 +564,10 @@ export class TreeWriter {
     return { ops, sizeDelta: next.size, others: names.filter((at) => at !== r), nlink };
   }
 
-  /** `path` resolved without following it, or undefined when it or a parent is not there. */
-  private async resolveIfThere(view: View, path: string): Promise<Resolved | undefined> {
+  /** `path` resolved without following any symlink on it, or undefined when it or a parent is not there. */
+  private async resolveIfThere(view: View, path: string, physical = false): Promise<Resolved | undefined> {
     try {
-      return await new Resolver(this.meta).resolve(view, path, { follow: false });
+      return await new Resolver(this.meta).resolve(view, path, { follow: false, physical });
     } catch (error) {
       if (error instanceof NotFoundError || error instanceof FsError) return undefined;
       throw error;
