@@ -129,7 +129,12 @@ def apply(op):
     elif name == 'symlink':
         os.symlink(op['target'], path)
     elif name == 'link':
-        os.link(op['existing'], path, follow_symlinks=False)
+        # Strata's decision: a symlink is linked as a copy of itself (see the README).
+        existing = op['existing']
+        if os.path.islink(existing):
+            os.symlink(os.readlink(existing), path)
+        else:
+            os.link(existing, path, follow_symlinks=False)
     elif name == 'chmod':
         os.chmod(path, op['mode'])
     elif name == 'chown':
