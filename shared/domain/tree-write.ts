@@ -228,7 +228,8 @@ export class TreeWriter {
       if (source.view.top !== r.view.top) throw new InvalidInputError('cannot hard-link across a volume mount');
       const tenant = view.tenant;
       const ns = r.view.top!;
-      if (source.node.type === 'symlink') return this.putNode(r, { ...source.node, etag: newEtag(), overLower: r.lower !== undefined || undefined });
+      // A new symlink with the same target and owner (and so a new mtime).
+      if (source.node.type === 'symlink') return this.putNode(r, { ...source.node, mtime: this.clock(), etag: newEtag(), overLower: r.lower !== undefined || undefined });
       const file = source.node;
       const name = (at: Resolved, inode: string): WriteOp => ({
         op: 'put',
