@@ -1,10 +1,9 @@
 import type { Readable } from 'node:stream';
-import { FsError, NotFoundError } from '../errors.js';
 import { joinPath, parentOf } from '../paths.js';
 import type { MetadataStore } from '../ports/metadata-store.js';
 import { TarWriter } from '../tar/tar-writer.js';
 import type { Node, VisibleNode } from './nodes.js';
-import { Resolver, throughInode, type Resolved } from './resolver.js';
+import { resolveIfPresent, Resolver, throughInode } from './resolver.js';
 import { HoleBudget, MAX_WRITTEN_HOLE_BYTES, type TreeReader } from './tree-read.js';
 import type { View } from './view.js';
 
@@ -89,22 +88,12 @@ export class Changeset {
 
   /** The node at `path`, or undefined when it or a parent is missing or not a directory. */
   private async lookup(view: View, path: string): Promise<Node | undefined> {
-    return (await this.resolveOrMissing(view, path))?.node;
-  }
-
-  /** Resolves `path` without following it; undefined when a parent is missing or not a directory. */
-  private async resolveOrMissing(view: View, path: string): Promise<Resolved | undefined> {
-    try {
-      return await new Resolver(this.meta).resolve(view, path, { follow: false, physical: true });
-    } catch (error) {
-      if (error instanceof NotFoundError || (error instanceof FsError && error.code === 'ENOTDIR')) return undefined;
-      throw error;
-    }
+    return (await resolveIfPresent(this.meta, view, path, { physical: true }))?.node;
   }
 
   /** Paths the image has below `dir` that the container does not show; a lost directory is one entry. */
   private async *lostBelow(view: View, image: View, dir: string): AsyncGenerator<string> {
-    const inImage = await this.resolveOrMissing(image, dir);
+    const inImage = await resolveIfPresent(this.meta, image, dir, { physical: true });
     if (inImage?.node?.type !== 'dir') return;
     for await (const [name, node] of this.reader.children(inImage, undefined)) {
       const path = joinPath(dir, name);

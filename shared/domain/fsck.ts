@@ -106,7 +106,7 @@ export class Fsck {
       const before = statsTotals(tenant, ns, await this.meta.getMany(statsKeys(tenant, ns)));
       if (!before.present) dangling(`${owner} has no size counters`);
       let counted = 0;
-      /** Names per inode, to find names whose inode item is missing (a hard link pointing nowhere). */
+      /** One name per inode, to report names whose inode item is missing (a hard link pointing nowhere). */
       const names = new Map<string, string>();
       for await (const [key, attrs] of namespaceNodes(this.meta, tenant, ns)) {
         items++;

@@ -239,6 +239,19 @@ export class Resolver {
   }
 }
 
+/**
+ * `path` resolved without following a symlink at its end (nor any, with `physical`), or
+ * undefined when it or a parent is not there or not a directory.
+ */
+export async function resolveIfPresent(meta: MetadataStore, view: View, path: string, options: { physical?: boolean } = {}): Promise<Resolved | undefined> {
+  try {
+    return await new Resolver(meta).resolve(view, path, { follow: false, physical: options.physical });
+  } catch (error) {
+    if (error instanceof NotFoundError || error instanceof FsError) return undefined;
+    throw error;
+  }
+}
+
 /** A container's or volume's name of a hard-linked file, read as the file through its inode item. */
 export async function throughInode(meta: MetadataStore, tenant: string, ns: NamespaceId, name: FileNode): Promise<FileNode> {
   const item = await meta.get(keys.inode(tenant, ns, name.inode!));

@@ -28,7 +28,7 @@ import {
   type Node,
   type VisibleNode,
 } from './nodes.js';
-import { Resolver, type Resolved } from './resolver.js';
+import { resolveIfPresent, Resolver, type Resolved } from './resolver.js';
 import { statOf, TreeReader, type FileStat } from './tree-read.js';
 import { checkFileBytes, DEFAULT_MAX_FILE_BYTES } from './limits.js';
 import type { View } from './view.js';
@@ -255,7 +255,7 @@ export class TreeWriter {
     }).catch(async (error: unknown) => {
       // link(2) looks the existing name up before the new one: its error wins.
       if (error instanceof NotFoundError || error instanceof FsError) {
-        const source = await this.resolveIfThere(view, existing);
+        const source = await resolveIfPresent(this.meta, view, existing);
         if (!source?.node) throw (await this.parentError(view, [parentOf(existing)])) ?? new NotFoundError(`no such file or directory: ${existing}`);
       }
       throw error;
@@ -283,15 +283,7 @@ export class TreeWriter {
       // A hard link's names share their metadata: it changes in the inode.
       if (r.node.type === 'file' && r.node.inode) return this.putFile(r, { ...r.node, ...changes });
       const base: VisibleNode = r.top?.type === r.node.type ? (r.top as VisibleNode) : stripDirLinks(r.node);
-      const node = {
-        ...base,
-        mode: attributes.mode ?? r.node.mode,
-        uid: attributes.uid ?? r.node.uid,
-        gid: attributes.gid ?? r.node.gid,
-        mtime: attributes.mtime ?? r.node.mtime,
-        etag: newEtag(),
-        overLower: r.lower !== undefined || undefined,
-      } as VisibleNode;
+      const node = { ...base, ...changes, overLower: r.lower !== undefined || undefined } as VisibleNode;
       return this.putNode(r, node);
     });
   }
@@ -311,7 +303,7 @@ export class TreeWriter {
       if (r.node.type !== 'dir') {
         const sizeDelta = r.top?.type === 'file' ? -r.top.size : 0;
         // A hard link's other names keep the file; the last one takes it along.
-        const unlinked = r.node.type === 'file' && r.node.inode ? await this.inodeChange(r, { ...r.node, etag: newEtag() }, { add: 0, dropSelf: true }) : { ops: [], sizeDelta: 0, others: [] };
+        const unlinked = r.node.type === 'file' && r.node.inode ? await this.inodeChange(r, { ...r.node, etag: newEtag() }, { add: 0, dropSelf: true }) : NO_INODE_CHANGE;
         await this.transact(r, [this.vacate(r, this.unchanged(r)), ...unlinked.ops], sizeDelta + unlinked.sizeDelta, unlinked.others);
         return;
       }
@@ -387,11 +379,10 @@ export class TreeWriter {
       const movedBytes = node.type === 'file' && !node.inode ? node.size : 0;
       const sizeDelta = movedBytes - (source.top?.type === 'file' ? source.top.size : 0) - (target.top?.type === 'file' ? target.top.size : 0);
       if (node.type !== 'dir') {
-        const none = { ops: [] as WriteOp[], sizeDelta: 0, others: [] as Resolved[], nlink: 0 };
         // A linked name moves alone (an image's link is copied up with its other names first);
         // a linked name replaced at the target is one name fewer for its file.
-        const moving = node.type === 'file' && node.inode ? await this.inodeChange(source, { ...node, etag: newEtag() }, { add: 1, dropSelf: true }) : none;
-        const replaced = target.node?.type === 'file' && target.node.inode ? await this.inodeChange(target, { ...target.node, etag: newEtag() }, { add: 0, dropSelf: true }) : none;
+        const moving = node.type === 'file' && node.inode ? await this.inodeChange(source, { ...node, etag: newEtag() }, { add: 1, dropSelf: true }) : NO_INODE_CHANGE;
+        const replaced = target.node?.type === 'file' && target.node.inode ? await this.inodeChange(target, { ...target.node, etag: newEtag() }, { add: 0, dropSelf: true }) : NO_INODE_CHANGE;
         const ops: WriteOp[] = [
           { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: this.unchanged(target) },
           this.vacate(source, this.unchanged(source)),
@@ -553,7 +544,7 @@ export class TreeWriter {
     const names: Resolved[] = options.dropSelf ? [] : [r];
     for (const name of file.names ?? []) {
       if (name === r.path) continue;
-      const at = await this.resolveIfThere(r.view, name, true);
+      const at = await resolveIfPresent(this.meta, r.view, name, { physical: true });
       if (at && !at.top && at.node?.type === 'file' && at.node.inode === file.inode) names.push(at);
     }
     const ownNames = names.length + options.add;
@@ -563,16 +554,6 @@ export class TreeWriter {
       ...names.map((at): WriteOp => ({ op: 'put', item: { ...keys.node(tenant, ns, at.path), attrs: nodeToAttrs(nameNode(file.inode!, true)) }, conditions: this.unchanged(at) })),
     ];
     return { ops, sizeDelta: next.size, others: names.filter((at) => at !== r), nlink };
-  }
-
-  /** `path` resolved without following any symlink on it, or undefined when it or a parent is not there. */
-  private async resolveIfThere(view: View, path: string, physical = false): Promise<Resolved | undefined> {
-    try {
-      return await new Resolver(this.meta).resolve(view, path, { follow: false, physical });
-    } catch (error) {
-      if (error instanceof NotFoundError || error instanceof FsError) return undefined;
-      throw error;
-    }
   }
 
   /** After names were dropped with their directory: each file has that many names fewer, and goes with its last. */
@@ -763,6 +744,9 @@ export class TreeWriter {
     }
   }
 }
+
+/** What a change to a file that is not hard-linked does to inodes: nothing. */
+const NO_INODE_CHANGE: { ops: WriteOp[]; sizeDelta: number; others: Resolved[]; nlink: number } = { ops: [], sizeDelta: 0, others: [], nlink: 0 };
 
 function newInodeId(): string {
   return `i${newEtag()}`;
