@@ -5,9 +5,10 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../shared/engine.js';
 import { localEngine, loadImage } from '../support/engine.js';
-import { applyToStrata, comparable, dockerChanges, KnownPaths, opArbitrary, strataTree, type AbstractOp, type FsOp, type OpResult, type Vocabulary } from '../support/fs-ops.js';
-import { writeLayer, type DirEntry } from '../support/layer-dirs.js';
-import { OverlayOracle } from '../support/overlay-oracle.js';
+import { applyToStrata, comparable, decidedDifference, dockerChanges, KnownPaths, opArbitrary, rootAsStrataKeepsIt, strataTree, type AbstractOp, type FsOp } from '../support/fs-ops.js';
+import { base, top, words } from '../support/fuzz-image.js';
+import { writeLayer } from '../support/layer-dirs.js';
+import { KernelOracle } from '../support/kernel-oracle.js';
 
 /**
  * Random sequences of file operations on a Strata container and on a real kernel overlay mount
@@ -19,49 +20,6 @@ const RUNS = Number(process.env.STRATA_FUZZ_RUNS ?? 200);
 const SEED = Number(process.env.STRATA_FUZZ_SEED ?? Math.floor(Date.now() / 86_400_000));
 const OPS = 100;
 const T = 'fuzz';
-
-const base: DirEntry[] = [
-  { path: 'etc/hello.txt', content: 'hello\n' },
-  { path: 'etc/passwd', content: 'root:x:0:0\n', mode: 0o600 },
-  { path: 'etc/sub/deep.txt', content: 'deep' },
-  { path: 'bin/sh', content: '#!sh', mode: 0o755 },
-  { path: 'bin/ls', symlink: 'sh' },
-  { path: 'data/a', content: 'A' },
-  { path: 'data/b', content: 'BB' },
-  { path: 'data/nested/c', content: 'CCC' },
-  { path: 'opt/dir/sub1/x', content: 'x' },
-  { path: 'opt/dir/sub2/y', content: 'y' },
-  { path: 'with space/file one', content: '1 1' },
-  { path: 'ünï/ß.txt', content: 'ß' },
-  { path: 'dots/..hidden', content: 'h' },
-  { path: 'dots/.x', content: '.' },
-  { path: 'dots/a.b.c', content: 'abc' },
-  { path: 'links/abs', symlink: '/etc/hello.txt' },
-  { path: 'links/rel', symlink: '../etc' },
-  { path: 'links/dangling', symlink: '/nowhere/x' },
-  { path: 'links/loop', symlink: 'loop' },
-  { path: 'links/up', symlink: '../../../etc' },
-  { path: 'links/todir', symlink: '/opt/dir' },
-  { path: 'empty', dir: true },
-  { path: 'owned', content: 'o', mode: 0o640, uid: 1000, gid: 1000 },
-  { path: 'etc/sub/linked', hardlink: 'etc/hello.txt' },
-  { path: 'data/nested/twin', hardlink: 'data/nested/c' },
-  { path: 'dots/twin', hardlink: 'data/nested/c' },
-];
-const top: DirEntry[] = [
-  { path: 'etc/hello.txt', content: 'hello v2\n' },
-  { path: 'etc/passwd', whiteout: true },
-  { path: 'data', opaque: true },
-  { path: 'data/new', content: 'N' },
-  { path: 'opt/dir/sub2', whiteout: true },
-  { path: 'new2/file', content: 'F' },
-];
-
-const words: Vocabulary = {
-  dirs: ['/', '/etc', '/etc/sub', '/bin', '/data', '/data/nested', '/opt', '/opt/dir', '/opt/dir/sub1', '/opt/dir/sub2', '/with space', '/ünï', '/dots', '/links', '/links/rel', '/links/todir', '/empty', '/new2', '/fresh', '/fresh/inner'],
-  names: ['linked', 'twin', 'hello.txt', 'passwd', 'sub', 'deep.txt', 'sh', 'ls', 'a', 'b', 'c', 'nested', 'x', 'y', 'sub1', 'sub2', 'dir', 'file one', 'ß.txt', '..hidden', '.x', 'a.b.c', 'abs', 'rel', 'dangling', 'loop', 'up', 'todir', 'new', 'file', 'fresh', 'inner', 'n 2', 'ünï', '...'],
-  targets: ['/etc', '../etc', 'hello.txt', '/data/a', 'nowhere', '/fresh', '.', '..', 'loop', '../../..', '/links/loop', 'sub1'],
-};
 
 let engine: Engine;
 let cleanup: () => Promise<void>;
@@ -77,25 +35,10 @@ beforeAll(async () => {
   await loadImage(engine, T, [baseTar, topTar], ['fuzz:base']);
 });
 afterAll(async () => {
-  await OverlayOracle.shutdown();
+  await KernelOracle.shutdown();
   await cleanup?.();
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-/**
- * Where Strata decides differently from overlayfs, on purpose (the README's semantics section
- * lists each): the root directory keeps its attributes (chmod, chown and utimes of `/`, also
- * through a symlink, are refused with 400, where the kernel changes them). A symlink linked is
- * a copy of itself: the oracle applies such a link as a new symlink with the same target.
- */
-function decidedDifference(expected: OpResult, actual: OpResult): boolean {
-  return 'ok' in expected && 'errno' in actual && actual.errno === 'invalid_input: the root directory keeps its attributes';
-}
-
-const rootAsStrataKeepsIt: FsOp[] = [
-  { op: 'chmod', path: '/', mode: 0o755 },
-  { op: 'chown', path: '/', uid: 0, gid: 0 },
-];
 
 /** Operations compared, by name and outcome: shows that sequences reach past the errors. */
 const tally = new Map<string, { ok: number; refused: number }>();
@@ -104,7 +47,7 @@ const tally = new Map<string, { ok: number; refused: number }>();
 async function agree(abstractOps: readonly AbstractOp[]): Promise<void> {
   const { id } = await engine.containers.create(T, { image: 'fuzz:base' });
   const container = { kind: 'container' as const, ref: id };
-  const kernel = await OverlayOracle.start(lowers);
+  const kernel = await KernelOracle.overlay(lowers);
   try {
     const before = await kernel.tree();
     const known = new KnownPaths(before.map((e) => e.path));
@@ -182,7 +125,7 @@ describe('Strata against kernel overlayfs (redirect_dir=on, index=on)', () => {
   for (const [name, ops] of Object.entries(found)) it(name, () => agree(ops));
 
   it('the image reads the same on both sides', async () => {
-    const kernel = await OverlayOracle.start(lowers);
+    const kernel = await KernelOracle.overlay(lowers);
     try {
       const { id } = await engine.containers.create(T, { image: 'fuzz:base' });
       expect(comparable(await strataTree(engine, T, { kind: 'container', ref: id }))).toEqual(comparable(await kernel.tree()));

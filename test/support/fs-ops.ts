@@ -141,6 +141,21 @@ export class KnownPaths {
   }
 }
 
+/**
+ * Where Strata decides differently from overlayfs, on purpose (the README's semantics section
+ * lists each): the root directory keeps its attributes (chmod, chown and utimes of `/`, also
+ * through a symlink, are refused with 400, where the kernel changes them). A symlink linked is
+ * a copy of itself: the oracle applies such a link as a new symlink with the same target.
+ */
+export function decidedDifference(expected: OpResult, actual: OpResult): boolean {
+  return 'ok' in expected && 'errno' in actual && actual.errno === 'invalid_input: the root directory keeps its attributes';
+}
+
+export const rootAsStrataKeepsIt: FsOp[] = [
+  { op: 'chmod', path: '/', mode: 0o755 },
+  { op: 'chown', path: '/', uid: 0, gid: 0 },
+];
+
 /** Applies one operation to a Strata tree, with the kernel's errno names for its refusals. */
 export async function applyToStrata(engine: Engine, tenant: string, tree: TreeTarget, op: FsOp): Promise<OpResult> {
   const files = engine.files;

@@ -3,7 +3,7 @@ import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { FsOp, OpResult, TreeEntry } from './fs-ops.js';
 
-const SCRIPT = fileURLToPath(new URL('./overlay-oracle.py', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('./kernel-oracle.py', import.meta.url));
 
 interface KernelEntry {
   path: string;
@@ -33,7 +33,7 @@ class OracleProcess {
 
   call(request: object): Promise<{ ok: unknown } | { errno: string }> {
     const answer = new Promise<{ ok: unknown } | { errno: string }>((resolve, reject) => {
-      const onExit = () => reject(new Error(`overlay oracle exited: ${this.stderr}`));
+      const onExit = () => reject(new Error(`kernel oracle exited: ${this.stderr}`));
       this.child.once('exit', onExit);
       this.pending.push((line) => {
         this.child.off('exit', onExit);
@@ -52,27 +52,37 @@ class OracleProcess {
 }
 
 /**
- * A real kernel overlay mount (redirect_dir=on, index=on) over the given lower directories,
- * fresh for each sequence, driven through a root helper in its own mount namespace. Needs root.
+ * File operations applied by the kernel, chrooted, through a root helper in its own mount
+ * namespace: on a real overlay mount (redirect_dir=on, index=on) fresh for each sequence, or on a
+ * directory as it is. Needs root.
  */
-export class OverlayOracle {
+export class KernelOracle {
   private static helper?: OracleProcess;
 
   private constructor(private readonly helper: OracleProcess) {}
 
-  /** `lowers` top first, as overlayfs's lowerdir option takes them. */
-  static async start(lowers: readonly string[]): Promise<OverlayOracle> {
-    if (process.getuid?.() !== 0) throw new Error('the overlayfs oracle needs root (CI runs as root)');
-    OverlayOracle.helper ??= new OracleProcess(spawn('unshare', ['-m', 'python3', SCRIPT]));
-    const ready = await OverlayOracle.helper.call({ op: 'start', lowers: lowers.join(':') });
-    if (!('ok' in ready)) throw new Error(`overlay mount failed: ${ready.errno}`);
-    return new OverlayOracle(OverlayOracle.helper);
+  /** A fresh overlay of `lowers`, top first, as overlayfs's lowerdir option takes them. */
+  static overlay(lowers: readonly string[]): Promise<KernelOracle> {
+    return KernelOracle.start({ lowers: lowers.join(':') });
+  }
+
+  /** A directory as it is: a Docker container's layer, an unpacked archive. */
+  static directory(root: string): Promise<KernelOracle> {
+    return KernelOracle.start({ root });
+  }
+
+  private static async start(what: { lowers: string } | { root: string }): Promise<KernelOracle> {
+    if (process.getuid?.() !== 0) throw new Error('the kernel oracle needs root (CI runs as root)');
+    KernelOracle.helper ??= new OracleProcess(spawn('unshare', ['-m', 'python3', SCRIPT]));
+    const ready = await KernelOracle.helper.call({ op: 'start', ...what });
+    if (!('ok' in ready)) throw new Error(`kernel oracle failed to start: ${ready.errno}`);
+    return new KernelOracle(KernelOracle.helper);
   }
 
   /** Ends the helper; call once after the last sequence. */
   static async shutdown(): Promise<void> {
-    await OverlayOracle.helper?.stop();
-    OverlayOracle.helper = undefined;
+    await KernelOracle.helper?.stop();
+    KernelOracle.helper = undefined;
   }
 
   async apply(op: FsOp): Promise<OpResult> {
@@ -84,7 +94,7 @@ export class OverlayOracle {
     return { ok: true };
   }
 
-  /** The merged tree, parents first, in name order. */
+  /** The whole tree, parents first, in name order. */
   async tree(): Promise<TreeEntry[]> {
     const answer = await this.call({ op: 'tree' });
     if (!('ok' in answer)) throw new Error(`tree walk failed: ${answer.errno}`);

@@ -1,10 +1,11 @@
-"""Kernel overlayfs as a test oracle.
+"""The kernel as a test oracle: an overlayfs mount, or a plain directory.
 
-Run as root inside a private mount namespace (`unshare -m python3 overlay-oracle.py`). For each
-sequence it mounts an overlay of the given lowers (colon-separated, top first) with
-redirect_dir=on,index=on over a tmpfs upper, and a child chrooted into it (so that no symlink can
-reach the host) applies one file operation per JSON line on stdin, answering one JSON line each:
-{"ok": ...} or {"errno": "ENOENT"}.
+Run as root inside a private mount namespace (`unshare -m python3 kernel-oracle.py`). For each
+sequence it either mounts an overlay of the given lowers (colon-separated, top first) with
+redirect_dir=on,index=on over a tmpfs upper, or takes a directory as it is (a Docker container's
+layer, an unpacked tar). A child chrooted into it (so that no symlink can reach the host) applies
+one file operation per JSON line on stdin, answering one JSON line each: {"ok": ...} or
+{"errno": "ENOENT"}.
 """
 import base64
 import errno
@@ -159,9 +160,9 @@ def reply(answer):
     sys.stdout.flush()
 
 
-def serve():
-    """One sequence, chrooted in the mount, until {"op": "end"}."""
-    os.chroot(f'{ROOT}/merged')
+def serve(root):
+    """One sequence, chrooted in `root`, until {"op": "end"}."""
+    os.chroot(root)
     os.chdir('/')
     reply({'ok': 'ready'})
     for line in iter(sys.stdin.readline, ''):
@@ -178,8 +179,9 @@ def serve():
 
 
 def main():
-    # Each {"op": "start", "lowers": ...} gets a fresh mount and a chrooted child that serves
-    # the sequence: one process and namespace for a whole run instead of one per sequence.
+    # Each {"op": "start", "lowers": ...} gets a fresh mount ({"op": "start", "root": ...} a
+    # directory as it is) and a chrooted child that serves the sequence: one process and
+    # namespace for a whole run instead of one per sequence.
     subprocess.run(['mount', '--make-rprivate', '/'], check=True)
     os.makedirs(ROOT, exist_ok=True)
     os.umask(0)
@@ -188,11 +190,15 @@ def main():
         if op['op'] != 'start':
             reply({'errno': 'EPROTO'})
             continue
-        mount(op['lowers'])
+        if 'root' in op:
+            root = op['root']
+        else:
+            mount(op['lowers'])
+            root = f'{ROOT}/merged'
         child = os.fork()
         if child == 0:
             try:
-                serve()
+                serve(root)
             finally:
                 os._exit(0)
         os.waitpid(child, 0)
