@@ -92,7 +92,7 @@ export class TreeWriter {
           type: 'file',
           mode: options.mode ?? previous?.mode ?? 0o644,
           uid: options.uid ?? previous?.uid ?? 0,
-          gid: options.gid ?? previous?.gid ?? 0,
+          gid: options.gid ?? previous?.gid ?? groupFor(r),
           mtime: options.mtime ?? this.clock(),
           etag: newEtag(),
           overLower: r.lower !== undefined || undefined,
@@ -183,9 +183,9 @@ export class TreeWriter {
       // A directory made where a lower one was deleted must not show the old contents: opaque.
       const node: DirNode = {
         type: 'dir',
-        mode: options.mode ?? 0o755,
+        mode: (options.mode ?? 0o755) | (setgidParent(r) ? 0o2000 : 0),
         uid: options.uid ?? 0,
-        gid: options.gid ?? 0,
+        gid: options.gid ?? groupFor(r),
         mtime: options.mtime ?? this.clock(),
         etag: newEtag(),
         opaque: r.lower !== undefined || undefined,
@@ -204,7 +204,7 @@ export class TreeWriter {
         target,
         mode: 0o777,
         uid: options.uid ?? 0,
-        gid: options.gid ?? 0,
+        gid: options.gid ?? groupFor(r),
         mtime: options.mtime ?? this.clock(),
         etag: newEtag(),
         overLower: r.lower !== undefined || undefined,
@@ -274,7 +274,7 @@ export class TreeWriter {
       if (r.path === '/') throw new InvalidInputError('the root directory keeps its attributes');
       if (this.isClosing(r.top)) throw new ConflictError(`${r.absolutePath} is being removed or renamed; try again shortly`);
       const changes = {
-        mode: attributes.mode ?? r.node.mode,
+        mode: attributes.mode ?? (attributes.uid !== undefined || attributes.gid !== undefined ? modeAfterChown(r.node) : r.node.mode),
         uid: attributes.uid ?? r.node.uid,
         gid: attributes.gid ?? r.node.gid,
         mtime: attributes.mtime ?? r.node.mtime,
@@ -763,4 +763,25 @@ function stripDirLinks<T extends VisibleNode>(node: T): T {
   if (node.type !== 'dir') return node;
   const { opaque: _o, redirect: _r, closing: _c, ...rest } = node as DirNode;
   return rest as T;
+}
+
+/**
+ * A change of owner drops setuid, and setgid where it means "run as the group" (group exec set),
+ * from anything but a directory, as chown(2) does on Linux; a mode given with it is kept as given.
+ */
+function modeAfterChown(node: VisibleNode): number {
+  if (node.type === 'dir') return node.mode;
+  const setgid = (node.mode & 0o2000) !== 0 && (node.mode & 0o010) !== 0;
+  return node.mode & ~0o4000 & ~(setgid ? 0o2000 : 0);
+}
+
+/** Whether the directory a new entry goes into has setgid: then the entry takes its group. */
+function setgidParent(r: Resolved): DirNode | undefined {
+  const parent = r.ancestors.at(-1)?.node;
+  return parent && (parent.mode & 0o2000) !== 0 ? parent : undefined;
+}
+
+/** A new entry's group: the creator's (root) unless its directory has setgid, as on Linux. */
+function groupFor(r: Resolved): number {
+  return setgidParent(r)?.gid ?? 0;
 }

@@ -78,7 +78,7 @@ export function opArbitrary(words: Vocabulary): fc.Arbitrary<AbstractOp> {
     weighted(4, fc.record({ op: fc.constant('rename' as const), from: path, to: path })),
     weighted(1, fc.record({ op: fc.constant('symlink' as const), path, target: fc.constantFrom(...words.targets) })),
     weighted(2, fc.record({ op: fc.constant('link' as const), existing: path, path })),
-    weighted(1, fc.record({ op: fc.constant('chmod' as const), path, mode: fc.constantFrom(0o644, 0o600, 0o755, 0o700, 0o444, 0o777, 0o1777) })),
+    weighted(1, fc.record({ op: fc.constant('chmod' as const), path, mode: fc.constantFrom(0o644, 0o600, 0o755, 0o700, 0o444, 0o777, 0o1777, 0o4755, 0o2755, 0o2745, 0o6711) })),
     weighted(1, fc.record({ op: fc.constant('chown' as const), path, uid: fc.constantFrom(0, 1000, 65534), gid: fc.constantFrom(0, 1000, 65534) })),
     weighted(1, fc.record({ op: fc.constant('utimes' as const), path, mtime: fc.integer({ min: 1_000_000_000_000, max: 2_000_000_000_000 }) })),
     weighted(1, fc.record({ op: fc.constant('read' as const), path })),
