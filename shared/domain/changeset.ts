@@ -3,7 +3,7 @@ import { joinPath, parentOf } from '../paths.js';
 import type { MetadataStore } from '../ports/metadata-store.js';
 import { TarWriter } from '../tar/tar-writer.js';
 import type { Node, VisibleNode } from './nodes.js';
-import { resolveIfPresent, Resolver, throughInode } from './resolver.js';
+import { resolveIfPresent, Resolver, seenFrom } from './resolver.js';
 import { HoleBudget, MAX_WRITTEN_HOLE_BYTES, type TreeReader } from './tree-read.js';
 import type { View } from './view.js';
 
@@ -139,8 +139,8 @@ export class Changeset {
   }
 
   /** A container's or volume's name of a hard-linked file, as the file its inode holds. */
-  private async throughInode(view: View, node: VisibleNode): Promise<VisibleNode> {
-    return node.type === 'file' && node.linkName ? throughInode(this.meta, view.tenant, view.top!, node) : node;
+  private throughInode(view: View, node: VisibleNode): Promise<VisibleNode> {
+    return seenFrom(this.meta, view.tenant, view.top, node);
   }
 
   /**

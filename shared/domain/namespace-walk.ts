@@ -19,7 +19,10 @@ export async function* namespaceNodes(meta: MetadataStore, tenant: string, ns: N
   }
 }
 
-/** The inode items of hard-linked files in an unpacked namespace, with their attributes. */
+/**
+ * The inode items of a namespace, with their attributes: a container's or volume's hard-linked
+ * files, or an index's lists of hard-link names.
+ */
 export async function* namespaceInodes(meta: MetadataStore, tenant: string, ns: NamespaceId): AsyncGenerator<[ItemKey, Record<string, unknown>]> {
   for (const item of await queryAll(meta, keys.inodes(tenant, ns))) yield [{ pk: item.pk, sk: item.sk }, item.attrs];
 }
@@ -48,10 +51,8 @@ export async function* packedNodes(meta: MetadataStore, tenant: string, ns: Name
 /** Item keys of any namespace, packed or not. */
 export async function* namespaceItems(meta: MetadataStore, tenant: string, ns: NamespaceId): AsyncGenerator<ItemKey> {
   if (isPacked(ns)) yield* packItems(meta, tenant, ns);
-  else {
-    for await (const [key] of namespaceNodes(meta, tenant, ns)) yield key;
-    for await (const [key] of namespaceInodes(meta, tenant, ns)) yield key;
-  }
+  else for await (const [key] of namespaceNodes(meta, tenant, ns)) yield key;
+  for await (const [key] of namespaceInodes(meta, tenant, ns)) yield key;
 }
 
 export async function* keysUnder(blobs: BlobStore, prefix: string): AsyncGenerator<string> {

@@ -46,5 +46,44 @@ export function indexItems(tenant: string, ns: NamespaceId, tree: LayerTree): It
     items.push({ ...packKey, attrs: { split: true } });
     for (const [name, attrs] of Object.entries(children)) items.push({ ...keys.node(tenant, ns, dir === '/' ? `/${name}` : `${dir}/${name}`), attrs });
   }
+  return [...items, ...linkItems(tenant, ns, tree)];
+}
+
+/**
+ * The names of each hard-linked file of an index, in its inode partition (`i`: the inode, `n`:
+ * names, split over items when many): how a recursive remove finds the image's names it unlinks
+ * without walking the tree.
+ */
+function linkItems(tenant: string, ns: NamespaceId, tree: LayerTree): Item[] {
+  const names = new Map<string, string[]>();
+  for (const [path, node] of tree.nodes) {
+    if (node.type !== 'file' || !node.inode) continue;
+    const list = names.get(node.inode);
+    if (list) list.push(path);
+    else names.set(node.inode, [path]);
+  }
+  const items: Item[] = [];
+  for (const [inode, paths] of names) {
+    let page: string[] = [];
+    let bytes = 0;
+    const flush = () => {
+      items.push({ ...keys.inode(tenant, ns, `${inode}#${items.length}`), attrs: { i: inode, n: page } });
+      page = [];
+      bytes = 0;
+    };
+    for (const path of paths) {
+      if (bytes + Buffer.byteLength(path) > MAX_PACK_BYTES) flush();
+      page.push(path);
+      bytes += Buffer.byteLength(path) + 3;
+    }
+    flush();
+  }
   return items;
+}
+
+/** An index's hard-linked files, each with the names it has there. */
+export function linkNamesFromItems(items: readonly Item[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const item of items) out.set(item.attrs.i as string, [...(out.get(item.attrs.i as string) ?? []), ...(item.attrs.n as string[])]);
+  return out;
 }

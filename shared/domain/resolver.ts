@@ -93,8 +93,7 @@ export class Resolver {
         absolute = outcome.restart;
         continue;
       }
-      // A hard link's name costs one more round trip, for the inode item all its names share.
-      const node = outcome.node?.type === 'file' && outcome.node.linkName ? await throughInode(this.meta, view.tenant, sub.top!, outcome.node) : outcome.node;
+      const node = outcome.node && (await seenFrom(this.meta, view.tenant, sub.top, outcome.node));
       return { ...outcome, node, view: sub, mount, absolutePath: base === '/' ? outcome.path : rebase(outcome.path, '/', base) };
     }
   }
@@ -252,11 +251,19 @@ export async function resolveIfPresent(meta: MetadataStore, view: View, path: st
   }
 }
 
-/** A container's or volume's name of a hard-linked file, read as the file through its inode item. */
-export async function throughInode(meta: MetadataStore, tenant: string, ns: NamespaceId, name: FileNode): Promise<FileNode> {
-  const item = await meta.get(keys.inode(tenant, ns, name.inode!));
-  if (!item) throw new Error(`hard link ${name.inode} in ${ns} has no inode item`);
-  return fileThroughInode(name, item.attrs);
+/**
+ * A node as the namespace `top` shows it. A name of the namespace's own hard link is read
+ * through the inode item all its names share; a name of an image's hard link through the
+ * container's copy of it once a change through any of its names made one (overlayfs's index), so
+ * that names the copy-up did not reach (below a renamed directory) show it too. Each costs one
+ * more read, and only hard-linked files pay it. Anything else is shown as it is.
+ */
+export async function seenFrom<T extends Node>(meta: MetadataStore, tenant: string, top: NamespaceId | undefined, node: T): Promise<T | FileNode> {
+  if (node.type !== 'file' || !node.inode || !top) return node;
+  const item = await meta.get(keys.inode(tenant, top, node.inode));
+  if (item) return fileThroughInode(node, item.attrs);
+  if (node.linkName) throw new Error(`hard link ${node.inode} in ${top} has no inode item`);
+  return node;
 }
 
 /** The item a lookup of `path` reads first: its parent's pack in an index, its own item elsewhere. */

@@ -6,7 +6,7 @@ import { baseName, compareNames, joinPath, normalizePath, parentOf } from '../pa
 import type { BlobStore } from '../ports/blob-store.js';
 import type { ItemKey, MetadataStore } from '../ports/metadata-store.js';
 import { nodeFromAttrs, sliceExtents, ZERO_BLOB, type Extent, type Node, type VisibleNode } from './nodes.js';
-import { Resolver, throughInode, type Resolved } from './resolver.js';
+import { Resolver, seenFrom, type Resolved } from './resolver.js';
 
 /** Zeros a copy-out for a 303 may write; past this a sparse file is read in smaller ranges. */
 export const MAX_COPIED_HOLE_BYTES = 64 * 1024 * 1024;
@@ -207,7 +207,7 @@ export class TreeReader {
         if (heads[i]?.[0] === name && winner === undefined) winner = heads[i]![1];
       }
       await this.advancePast(heads, iterators, name);
-      if (winner?.type === 'file' && winner.linkName) winner = await throughInode(this.meta, view.tenant, view.top!, winner);
+      if (winner?.type === 'file') winner = await seenFrom(this.meta, view.tenant, view.top, winner);
       if (winner && winner.type !== 'whiteout') yield [name, winner];
     }
   }

@@ -13,7 +13,7 @@ import {
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { isWithin, joinPath, normalizePath, parentOf, rebase } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
-import { itemId, MAX_TRANSACTION_OPS, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { itemId, MAX_TRANSACTION_OPS, queryAll, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import { statsChange } from './stats.js';
 import {
   inodeToAttrs,
@@ -31,6 +31,7 @@ import {
 import { resolveIfPresent, Resolver, type Resolved } from './resolver.js';
 import { statOf, TreeReader, type FileStat } from './tree-read.js';
 import { checkFileBytes, DEFAULT_MAX_FILE_BYTES } from './limits.js';
+import { linkNamesFromItems } from './packs.js';
 import type { View } from './view.js';
 
 export interface WritePreconditions {
@@ -316,10 +317,12 @@ export class TreeWriter {
         if (!options.recursive && !(await this.reader.isEmpty(closed))) throw new FsError('ENOTEMPTY', `directory not empty: ${r.absolutePath}`);
         // The container's own files go while frozen; its whiteouts stay until the directory is
         // gone, so a failure here can never bring deleted lower files back.
+        // Counted while they still show: rm -r unlinks the image's names below it one by one too.
+        const imageNames = options.recursive ? await this.imageNamesBelow(closed) : new Map<string, ImageNames>();
         const names = await this.dropTopSubtree(closed.view, closed.path, { countBytes: true, guard: this.unchanged(closed), only: (node) => node.type !== 'whiteout' });
         await this.transact(closed, [this.vacate(closed, this.unchanged(closed))], 0);
         vacated = closed;
-        await this.unlinkNames(closed.view, names);
+        await this.unlinkNames(closed.view, names, imageNames);
       } catch (error) {
         await this.reopen(closed);
         throw error;
@@ -535,11 +538,20 @@ export class TreeWriter {
     const key = keys.inode(tenant, ns, file.inode!);
     const delta = options.add - (options.dropSelf ? 1 : 0);
     const nlink = Math.max((file.nlink ?? 1) + delta, 0);
-    if (r.top?.type === 'file' && r.top.linkName) {
-      const ownNames = (file.ownNames ?? 1) + delta;
+    // The file already has its item: reached through an own name, or through an image's name
+    // the copy-up did not reach (only own names count in `ownNames`).
+    if (file.ownNames !== undefined) {
+      const own = r.top?.type === 'file' && r.top.linkName;
+      // A change through an image's name makes it the container's own (overlayfs links it up),
+      // so that `changes` and a commit see it.
+      const linkUp = !own && !options.dropSelf;
+      const ownNames = file.ownNames + options.add + (linkUp ? 1 : 0) - (options.dropSelf && own ? 1 : 0);
       const conditions: Condition[] = [{ kind: 'equals', field: 'e', value: file.etag }];
-      if (ownNames <= 0) return { ops: [{ op: 'delete', key, conditions }], sizeDelta: -file.size, others: [], nlink: 0 };
-      return { ops: [{ op: 'put', item: { ...key, attrs: inodeToAttrs(next, nlink, ownNames) }, conditions }], sizeDelta: next.size - file.size, others: [], nlink };
+      // It goes with its last name: an image's names the copy-up did not reach still show it.
+      if (ownNames <= 0 && nlink <= 0) return { ops: [{ op: 'delete', key, conditions }], sizeDelta: -file.size, others: [], nlink: 0 };
+      const ops: WriteOp[] = [{ op: 'put', item: { ...key, attrs: inodeToAttrs(next, nlink, ownNames) }, conditions }];
+      if (linkUp) ops.push({ op: 'put', item: { ...keys.node(tenant, ns, r.path), attrs: nodeToAttrs(nameNode(file.inode!, true)) }, conditions: this.unchanged(r) });
+      return { ops, sizeDelta: next.size - file.size, others: [], nlink };
     }
     const names: Resolved[] = options.dropSelf ? [] : [r];
     for (const name of file.names ?? []) {
@@ -548,7 +560,8 @@ export class TreeWriter {
       if (at && !at.top && at.node?.type === 'file' && at.node.inode === file.inode) names.push(at);
     }
     const ownNames = names.length + options.add;
-    if (ownNames <= 0) return { ops: [], sizeDelta: 0, others: [], nlink };
+    // With no name of its own left, it is still kept while an image name may show it (nlink).
+    if (ownNames <= 0 && nlink <= 0) return { ops: [], sizeDelta: 0, others: [], nlink };
     const ops: WriteOp[] = [
       { op: 'put', item: { ...key, attrs: inodeToAttrs(next, nlink, ownNames) }, conditions: [{ kind: 'absent' }] },
       ...names.map((at): WriteOp => ({ op: 'put', item: { ...keys.node(tenant, ns, at.path), attrs: nodeToAttrs(nameNode(file.inode!, true)) }, conditions: this.unchanged(at) })),
@@ -556,27 +569,77 @@ export class TreeWriter {
     return { ops, sizeDelta: next.size, others: names.filter((at) => at !== r), nlink };
   }
 
-  /** After names were dropped with their directory: each file has that many names fewer, and goes with its last. */
-  private async unlinkNames(view: View, names: ReadonlyMap<string, number>): Promise<void> {
+  /**
+   * After names were dropped with their directory (`own`: the container's names, by inode;
+   * `image`: the image's names that showed below it): each file has that many names fewer, and
+   * goes with its last. An image's file that had no item yet gets one, so that its other names
+   * show the new count.
+   */
+  private async unlinkNames(view: View, own: ReadonlyMap<string, number>, image: ReadonlyMap<string, ImageNames> = new Map()): Promise<void> {
     const tenant = view.tenant;
     const ns = view.top!;
-    for (const [inode, dropped] of names) {
+    for (const inode of new Set([...own.keys(), ...image.keys()])) {
+      const ownDropped = own.get(inode) ?? 0;
+      const dropped = ownDropped + (image.get(inode)?.count ?? 0);
+      const key = keys.inode(tenant, ns, inode);
       for (let attempt = 1; ; attempt++) {
-        const item = await this.meta.get(keys.inode(tenant, ns, inode));
-        if (!item) break;
-        const ownNames = (item.attrs.nn as number) - dropped;
-        const nlink = Math.max((item.attrs.nl as number) - dropped, 0);
-        const conditions: Condition[] = [{ kind: 'equals', field: 'e', value: item.attrs.e as string }];
-        const key = keys.inode(tenant, ns, inode);
-        const op: WriteOp = ownNames <= 0 ? { op: 'delete', key, conditions } : { op: 'put', item: { ...key, attrs: { ...item.attrs, nl: nlink, nn: ownNames, e: newEtag() } }, conditions };
+        const item = await this.meta.get(key);
+        let op: WriteOp;
+        let bytes: number;
+        if (item) {
+          const ownNames = (item.attrs.nn as number) - ownDropped;
+          const nlink = Math.max((item.attrs.nl as number) - dropped, 0);
+          const conditions: Condition[] = [{ kind: 'equals', field: 'e', value: item.attrs.e as string }];
+          const last = ownNames <= 0 && nlink <= 0;
+          op = last ? { op: 'delete', key, conditions } : { op: 'put', item: { ...key, attrs: { ...item.attrs, nl: nlink, nn: ownNames, e: newEtag() } }, conditions };
+          bytes = last ? -(item.attrs.s as number) : 0;
+        } else {
+          const file = image.get(inode)?.file;
+          const nlink = Math.max((file?.nlink ?? 0) - dropped, 0);
+          if (!file || nlink <= 0) break;
+          op = { op: 'put', item: { ...key, attrs: inodeToAttrs({ ...file, etag: newEtag() }, nlink, 0) }, conditions: [{ kind: 'absent' }] };
+          bytes = file.size;
+        }
         try {
-          await this.meta.transact([op, statsChange(tenant, ns, ownNames <= 0 ? -(item.attrs.s as number) : 0)]);
+          await this.meta.transact([op, statsChange(tenant, ns, bytes)]);
           break;
         } catch (error) {
           if (!(error instanceof TransactionConditionError) || attempt >= ATTEMPTS) throw error;
         }
       }
     }
+  }
+
+  /**
+   * The image's hard-linked names that directory `r` shows as the image has them (not the
+   * container's own names), by inode. Found from the index's lists of link names, so an image
+   * without hard links costs one query per layer index and no walk.
+   */
+  private async imageNamesBelow(r: Resolved): Promise<Map<string, ImageNames>> {
+    const found = new Map<string, ImageNames>();
+    const lists = await Promise.all(r.view.lowers.map((ns) => queryAll(this.meta, keys.inodes(r.view.tenant, ns))));
+    const links = linkNamesFromItems(lists.flat());
+    if (links.size === 0) return found;
+    // Where the image's contents show below `r`: at its own lower path, and at each renamed directory's.
+    const places: [at: string, lowerPath: string][] = r.children.lowerPath !== null ? [[r.path, r.children.lowerPath]] : [];
+    for await (const [path, node] of this.topSubtree(r.view, r.path)) if (node.type === 'dir' && node.redirect) places.push([path, node.redirect]);
+    const seen = new Set<string>();
+    for (const [inode, names] of links) {
+      for (const name of names) {
+        for (const [at, lowerPath] of places) {
+          if (name === lowerPath || !isWithin(name, lowerPath)) continue;
+          const path = rebase(name, lowerPath, at);
+          if (seen.has(path)) continue;
+          seen.add(path);
+          const shown = await resolveIfPresent(this.meta, r.view, path, { physical: true });
+          if (!shown || shown.top || shown.node?.type !== 'file' || shown.node.inode !== inode) continue;
+          const entry = found.get(inode);
+          if (entry) entry.count++;
+          else found.set(inode, { file: shown.node, count: 1 });
+        }
+      }
+    }
+    return found;
   }
 
   private async putNode(r: Resolved, node: VisibleNode): Promise<FileStat> {
@@ -784,4 +847,10 @@ function setgidParent(r: Resolved): DirNode | undefined {
 /** A new entry's group: the creator's (root) unless its directory has setgid, as on Linux. */
 function groupFor(r: Resolved): number {
   return setgidParent(r)?.gid ?? 0;
+}
+
+/** An image's hard-linked file and how many of its names a removal takes. */
+interface ImageNames {
+  readonly file: FileNode;
+  count: number;
 }

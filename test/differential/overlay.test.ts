@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -133,14 +133,73 @@ const found: Record<string, AbstractOp[]> = {
     { op: 'chmod', path: '/opt/dir', mode: 0o6755 },
     { op: 'chown', path: '/opt/dir', uid: 1000, gid: 1000 },
   ],
+  'an image name below a renamed directory shows a change made through another name': [
+    { op: 'rename', from: '/ünï', to: '/u2' },
+    { op: 'chmod', path: '/with space/ß', mode: 0o600 },
+    { op: 'stat', path: '/u2/ß.txt' },
+  ],
+  'an image name below a renamed directory keeps the file when the other name goes': [
+    { op: 'rename', from: '/with space', to: '/ws' },
+    { op: 'append', path: '/ünï/ß.txt', data: '+' },
+    { op: 'remove', path: '/ünï/ß.txt', recursive: false },
+    { op: 'read', path: '/ws/ß' },
+  ],
+  'a name removed below a renamed directory is one name fewer for the other': [
+    { op: 'rename', from: '/bin', to: '/b2' },
+    { op: 'append', path: '/b2/sh2', data: '+' },
+    { op: 'remove', path: '/b2/sh', recursive: false },
+    { op: 'stat', path: '/b2/sh2' },
+  ],
+  'rm -r unlinks the image names below it: the name outside has one name fewer': [
+    { op: 'remove', path: '/with space', recursive: true },
+    { op: 'stat', path: '/ünï/ß.txt' },
+  ],
+  'rm -r unlinks image names below a renamed directory inside it': [
+    { op: 'rename', from: '/ünï', to: '/opt/dir/sub1/y' },
+    { op: 'remove', path: '/opt', recursive: true },
+    { op: 'write', path: '/with space/ß', data: '' },
+  ],
+  'docker diff lists a change through an image name that no copy-up reached': [
+    { op: 'remove', path: '/with space', recursive: true },
+    { op: 'chmod', path: '/ünï/ß.txt', mode: 0o600 },
+  ],
   'docker diff works for a lower directory renamed below a new one': [
     { op: 'mkdir', path: '/fresh' },
     { op: 'rename', from: '/opt/dir/sub1', to: '/fresh/inner' },
   ],
 };
 
+/** Whether a sequence of concrete operations still disagrees. */
+const disagrees = (ops: readonly AbstractOp[]) => agree(ops).then(() => false, () => true);
+
+/** Drops operations, halves first, while the sequence still disagrees (delta debugging). */
+async function minimized(ops: readonly AbstractOp[]): Promise<AbstractOp[]> {
+  let current = [...ops];
+  for (let chunk = Math.ceil(current.length / 2); chunk >= 1; chunk = chunk === 1 ? 0 : Math.ceil(chunk / 2)) {
+    for (let at = 0; at < current.length; ) {
+      const without = [...current.slice(0, at), ...current.slice(at + chunk)];
+      if (await disagrees(without)) current = without;
+      else at += chunk;
+    }
+  }
+  return current;
+}
+
 describe('Strata against kernel overlayfs (redirect_dir=on, index=on)', () => {
   for (const [name, ops] of Object.entries(found)) it(name, () => agree(ops));
+
+  // A debugging aid, off unless asked for: STRATA_FUZZ_MINIMIZE=FILE (a failure's `after [...]`
+  // operations as JSON) prints the shortest sub-sequence that still disagrees.
+  const toMinimize = process.env.STRATA_FUZZ_MINIMIZE;
+  if (toMinimize) {
+    it(`minimizes the sequence in ${toMinimize}`, { timeout: 600_000 }, async () => {
+      const ops = JSON.parse(await readFile(toMinimize, 'utf8')) as AbstractOp[];
+      expect(await disagrees(ops), 'the sequence must disagree to begin with').toBe(true);
+      const minimal = await minimized(ops);
+      const why = await agree(minimal).then(() => '', (error: Error) => error.message);
+      console.log(`minimal disagreeing sequence: ${JSON.stringify(minimal)}\n${why}`);
+    });
+  }
 
   it('the image reads the same on both sides', async () => {
     const kernel = await KernelOracle.overlay(lowers);

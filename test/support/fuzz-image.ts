@@ -33,6 +33,8 @@ export const base: DirEntry[] = [
   { path: 'etc/sub/linked', hardlink: 'etc/hello.txt' },
   { path: 'data/nested/twin', hardlink: 'data/nested/c' },
   { path: 'dots/twin', hardlink: 'data/nested/c' },
+  { path: 'bin/sh2', hardlink: 'bin/sh' },
+  { path: 'with space/ß', hardlink: 'ünï/ß.txt' },
 ];
 export const top: DirEntry[] = [
   { path: 'etc/hello.txt', content: 'hello v2\n' },
