@@ -1,12 +1,14 @@
 import type { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../../shared/engine.js';
+import type { MetadataStore } from '../../shared/ports/metadata-store.js';
 import { readTar } from '../../shared/tar/tar-reader.js';
 import { loadImage, localEngine, text } from '../support/engine.js';
 
 /** Hard links behave as a file system's: one file, several names (overlayfs with index=on). */
 const T = 'acme';
 let engine: Engine;
+let meta: MetadataStore;
 let cleanup: () => Promise<void>;
 let c: { kind: 'container'; ref: string };
 
@@ -18,11 +20,13 @@ const base = [
     { path: 'bin/busybox', content: 'BUSYBOX', mode: 0o755 },
     { path: 'bin/sh', hardlink: 'bin/busybox' },
     { path: 'bin/ls', hardlink: 'bin/busybox' },
+    { path: 'sbin/', dir: true },
+    { path: 'sbin/init', hardlink: 'bin/busybox' },
   ],
 ];
 
 beforeEach(async () => {
-  ({ engine, cleanup } = await localEngine());
+  ({ engine, meta, cleanup } = await localEngine());
   await loadImage(engine, T, base, ['base:1']);
   c = { kind: 'container', ref: (await engine.containers.create(T, { image: 'base:1' })).id };
 });
@@ -127,7 +131,7 @@ describe('hard links made in a container', () => {
 describe('hard links of an image', () => {
   it('names that share a file in a layer report nlink and one identity, and export keeps the link', async () => {
     const [sh, ls, busybox] = [await stat('/bin/sh'), await stat('/bin/ls'), await stat('/bin/busybox')];
-    expect(sh).toMatchObject({ nlink: 3, inode: busybox.inode });
+    expect(sh).toMatchObject({ nlink: 4, inode: busybox.inode });
     expect(ls.inode).toBe(busybox.inode);
     const exported = await tarEntries(await engine.export(T, c.ref));
     expect([exported['bin/busybox'], exported['bin/ls'], exported['bin/sh']]).toEqual(['BUSYBOX', 'link:bin/busybox', 'link:bin/busybox']);
@@ -137,18 +141,46 @@ describe('hard links of an image', () => {
     await write('/bin/ls', 'patched');
     expect(await read('/bin/sh')).toBe('patched');
     expect(await read('/bin/busybox')).toBe('patched');
-    expect(await stat('/bin/sh')).toMatchObject({ nlink: 3 });
+    expect(await stat('/bin/sh')).toMatchObject({ nlink: 4 });
     expect(await read('/bin/sh', { kind: 'image', ref: 'base:1' } as never)).toBe('BUSYBOX');
     await engine.files.remove(T, c, '/bin/busybox');
-    expect(await stat('/bin/sh')).toMatchObject({ nlink: 2 });
+    expect(await stat('/bin/sh')).toMatchObject({ nlink: 3 });
     const changes = (await engine.changes(T, c.ref)).map((ch) => `${'CAD'[ch.kind]} ${ch.path}`);
-    expect(changes).toEqual(['C /bin', 'D /bin/busybox', 'C /bin/ls', 'C /bin/sh']);
+    expect(changes).toEqual(['C /bin', 'D /bin/busybox', 'C /bin/ls', 'C /bin/sh', 'C /sbin', 'C /sbin/init']);
   });
 
   it('removing a name without a write leaves the other names reading the image', async () => {
     await engine.files.remove(T, c, '/bin/sh');
-    expect(await stat('/bin/ls')).toMatchObject({ nlink: 2 });
+    expect(await stat('/bin/ls')).toMatchObject({ nlink: 3 });
     expect(await read('/bin/ls')).toBe('BUSYBOX');
-    expect(await stat('/bin/busybox')).toMatchObject({ nlink: 2 });
+    expect(await stat('/bin/busybox')).toMatchObject({ nlink: 3 });
+  });
+
+  it('rm -r of a directory unlinks the names below it: a name elsewhere keeps the file, one name fewer', async () => {
+    await engine.files.remove(T, c, '/bin', { recursive: true });
+    expect(await stat('/sbin/init')).toMatchObject({ nlink: 1, size: 7 });
+    expect(await read('/sbin/init')).toBe('BUSYBOX');
+    await engine.files.remove(T, c, '/sbin/init');
+    expect((await engine.fsck.check(T, { graceMs: 0 })).problems).toEqual([]);
+  });
+
+  it('a name below a renamed directory shows a write made through another name, and keeps it when that name goes', async () => {
+    await engine.files.rename(T, c, '/sbin', '/s2');
+    await write('/bin/sh', 'patched');
+    expect(await read('/s2/init')).toBe('patched');
+    await engine.files.remove(T, c, '/bin', { recursive: true });
+    expect(await read('/s2/init')).toBe('patched');
+    expect(await stat('/s2/init')).toMatchObject({ nlink: 1 });
+    const exported = await tarEntries(await engine.export(T, c.ref));
+    expect(exported['s2/init']).toBe('patched');
+  });
+
+  it('an image with hard links leaves no item behind once it and its container are removed and swept', async () => {
+    await write('/bin/sh', 'patched');
+    await engine.containers.remove(T, c.ref);
+    await engine.images.remove(T, 'base:1');
+    await engine.sweeper.sweep(T, { graceMs: 0 });
+    const partitions = (meta as unknown as { partitions: Map<string, { items: Map<string, unknown> }> }).partitions;
+    expect([...partitions].filter(([, p]) => p.items.size > 0).map(([pk]) => pk)).toEqual(['tenants']);
   });
 });
