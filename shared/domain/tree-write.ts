@@ -13,7 +13,7 @@ import {
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { isWithin, joinPath, normalizePath, parentOf, rebase } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
-import { itemId, MAX_TRANSACTION_OPS, queryAll, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { itemId, MAX_TRANSACTION_OPS, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import { statsChange } from './stats.js';
 import {
   inodeToAttrs,
@@ -31,7 +31,8 @@ import {
 import { resolveIfPresent, Resolver, type Resolved } from './resolver.js';
 import { statOf, TreeReader, type FileStat } from './tree-read.js';
 import { checkFileBytes, DEFAULT_MAX_FILE_BYTES } from './limits.js';
-import { linkNamesFromItems } from './packs.js';
+import { InodeLinks, NO_INODE_CHANGE, type ImageNames } from './inode-links.js';
+import { ATTEMPTS, unchanged } from './write-conditions.js';
 import type { View } from './view.js';
 
 export interface WritePreconditions {
@@ -53,7 +54,6 @@ const CLOSING_MS = 60_000;
 
 /** A file with more extents than this is rewritten into one object on its next write. */
 export const MAX_EXTENTS = 256;
-const ATTEMPTS = 5;
 /** Appends retry until they land; 200 rounds bound the wait under a storm of writers. */
 const APPEND_ATTEMPTS = 200;
 
@@ -70,7 +70,11 @@ export class TreeWriter {
     private readonly reader: TreeReader,
     private readonly clock: () => number = Date.now,
     private readonly maxFileBytes: number = DEFAULT_MAX_FILE_BYTES,
-  ) {}
+  ) {
+    this.links = new InodeLinks(meta, (view, dir) => this.topSubtree(view, dir));
+  }
+
+  private readonly links: InodeLinks;
 
   /** Creates or replaces a file with `body`; follows a symlink at the path like open(2). */
   async writeFile(view: View, rawPath: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {
@@ -180,7 +184,7 @@ export class TreeWriter {
         throw new FsError('EEXIST', `already exists: ${r.absolutePath}`);
       }
       // Entries a crash left below a deleted directory must not come back with the new one.
-      if (!r.top || r.top.type === 'whiteout') await this.dropTopSubtree(r.view, r.path, { countBytes: false, guard: this.unchanged(r) });
+      if (!r.top || r.top.type === 'whiteout') await this.dropTopSubtree(r.view, r.path, { countBytes: false, guard: unchanged(r) });
       // A directory made where a lower one was deleted must not show the old contents: opaque.
       const node: DirNode = {
         type: 'dir',
@@ -235,10 +239,10 @@ export class TreeWriter {
       const name = (at: Resolved, inode: string): WriteOp => ({
         op: 'put',
         item: { ...keys.node(tenant, ns, at.path), attrs: nodeToAttrs(nameNode(inode, at.lower !== undefined)) },
-        conditions: this.unchanged(at),
+        conditions: unchanged(at),
       });
       if (file.inode) {
-        const change = await this.inodeChange(source, { ...file, etag: newEtag() }, { add: 1, dropSelf: false });
+        const change = await this.links.change(source, { ...file, etag: newEtag() }, { add: 1, dropSelf: false });
         await this.transact(r, [...change.ops, name(r, file.inode)], change.sizeDelta, [source, ...change.others]);
         return statOf(r.absolutePath, { ...file, nlink: change.nlink });
       }
@@ -304,8 +308,8 @@ export class TreeWriter {
       if (r.node.type !== 'dir') {
         const sizeDelta = r.top?.type === 'file' ? -r.top.size : 0;
         // A hard link's other names keep the file; the last one takes it along.
-        const unlinked = r.node.type === 'file' && r.node.inode ? await this.inodeChange(r, { ...r.node, etag: newEtag() }, { add: 0, dropSelf: true }) : NO_INODE_CHANGE;
-        await this.transact(r, [this.vacate(r, this.unchanged(r)), ...unlinked.ops], sizeDelta + unlinked.sizeDelta, unlinked.others);
+        const unlinked = r.node.type === 'file' && r.node.inode ? await this.links.change(r, { ...r.node, etag: newEtag() }, { add: 0, dropSelf: true }) : NO_INODE_CHANGE;
+        await this.transact(r, [this.vacate(r, unchanged(r)), ...unlinked.ops], sizeDelta + unlinked.sizeDelta, unlinked.others);
         return;
       }
       // Checked before the freeze too, which copies up parents: a refused rmdir leaves no trace.
@@ -318,11 +322,11 @@ export class TreeWriter {
         // The container's own files go while frozen; its whiteouts stay until the directory is
         // gone, so a failure here can never bring deleted lower files back.
         // Counted while they still show: rm -r unlinks the image's names below it one by one too.
-        const imageNames = options.recursive ? await this.imageNamesBelow(closed) : new Map<string, ImageNames>();
-        const names = await this.dropTopSubtree(closed.view, closed.path, { countBytes: true, guard: this.unchanged(closed), only: (node) => node.type !== 'whiteout' });
-        await this.transact(closed, [this.vacate(closed, this.unchanged(closed))], 0);
+        const imageNames = options.recursive ? await this.links.imageNamesBelow(closed) : new Map<string, ImageNames>();
+        const names = await this.dropTopSubtree(closed.view, closed.path, { countBytes: true, guard: unchanged(closed), only: (node) => node.type !== 'whiteout' });
+        await this.transact(closed, [this.vacate(closed, unchanged(closed))], 0);
         vacated = closed;
-        await this.unlinkNames(closed.view, names, imageNames);
+        await this.links.unlinkNames(closed.view, names, imageNames);
       } catch (error) {
         await this.reopen(closed);
         throw error;
@@ -384,11 +388,11 @@ export class TreeWriter {
       if (node.type !== 'dir') {
         // A linked name moves alone (an image's link is copied up with its other names first);
         // a linked name replaced at the target is one name fewer for its file.
-        const moving = node.type === 'file' && node.inode ? await this.inodeChange(source, { ...node, etag: newEtag() }, { add: 1, dropSelf: true }) : NO_INODE_CHANGE;
-        const replaced = target.node?.type === 'file' && target.node.inode ? await this.inodeChange(target, { ...target.node, etag: newEtag() }, { add: 0, dropSelf: true }) : NO_INODE_CHANGE;
+        const moving = node.type === 'file' && node.inode ? await this.links.change(source, { ...node, etag: newEtag() }, { add: 1, dropSelf: true }) : NO_INODE_CHANGE;
+        const replaced = target.node?.type === 'file' && target.node.inode ? await this.links.change(target, { ...target.node, etag: newEtag() }, { add: 0, dropSelf: true }) : NO_INODE_CHANGE;
         const ops: WriteOp[] = [
-          { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: this.unchanged(target) },
-          this.vacate(source, this.unchanged(source)),
+          { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: unchanged(target) },
+          this.vacate(source, unchanged(source)),
           ...moving.ops,
           ...replaced.ops,
         ];
@@ -408,16 +412,16 @@ export class TreeWriter {
         // Freezing may have copied shared parents up: resolve the target again, and start over if it changed.
         const targetNow = closedTarget ?? (await this.unchangedSince(target));
         // Whiteouts of an empty target, or what a crash left, must not hide the moved contents.
-        await this.dropTopSubtree(targetNow.view, target.path, { countBytes: false, guard: this.unchanged(targetNow) });
-        copied = await this.copyTopSubtree(targetNow.view, source.path, target.path, this.unchanged(targetNow));
+        await this.dropTopSubtree(targetNow.view, target.path, { countBytes: false, guard: unchanged(targetNow) });
+        copied = await this.copyTopSubtree(targetNow.view, source.path, target.path, unchanged(targetNow));
         const ops: WriteOp[] = [
-          { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: this.unchanged(targetNow) },
-          this.vacate(closedSource, this.unchanged(closedSource)),
+          { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: unchanged(targetNow) },
+          this.vacate(closedSource, unchanged(closedSource)),
         ];
         await this.transact(targetNow, ops, sizeDelta, [closedSource]);
       } catch (error) {
         // Undo: the copies go (only while the target is still as it was), the marks are lifted.
-        if (copied !== undefined) await this.dropTopSubtree(target.view, target.path, { countBytes: false, guard: this.unchanged(closedTarget ?? target) }).catch(() => undefined);
+        if (copied !== undefined) await this.dropTopSubtree(target.view, target.path, { countBytes: false, guard: unchanged(closedTarget ?? target) }).catch(() => undefined);
         await this.reopen(closedSource);
         if (closedTarget) await this.reopen(closedTarget);
         throw error;
@@ -520,141 +524,17 @@ export class TreeWriter {
   private async putFile(r: Resolved, next: FileNode): Promise<FileStat> {
     if (r.node?.type !== 'file' || !r.node.inode) return this.putNode(r, next);
     checkFileBytes(next.size, 'file size', this.maxFileBytes);
-    const change = await this.inodeChange(r, next, { add: 0, dropSelf: false });
+    const change = await this.links.change(r, next, { add: 0, dropSelf: false });
     await this.transact(r, change.ops, change.sizeDelta, change.others);
     return statOf(r.absolutePath, { ...next, inode: r.node.inode, nlink: change.nlink });
-  }
-
-  /**
-   * The ops that give the hard-linked file resolved at `r` the state `next` and a new name count
-   * (`add` more; `dropSelf`: without the name at `r`), with their byte delta. A link of an image
-   * is copied up on its first change, with every name the image gives it that still shows it
-   * (overlayfs index=on), so that a write through one name is seen through all.
-   */
-  private async inodeChange(r: Resolved, next: FileNode, options: { add: number; dropSelf: boolean }): Promise<{ ops: WriteOp[]; sizeDelta: number; others: Resolved[]; nlink: number }> {
-    const file = r.node as FileNode;
-    const tenant = r.view.tenant;
-    const ns = r.view.top!;
-    const key = keys.inode(tenant, ns, file.inode!);
-    const delta = options.add - (options.dropSelf ? 1 : 0);
-    const nlink = Math.max((file.nlink ?? 1) + delta, 0);
-    // The file already has its item: reached through an own name, or through an image's name
-    // the copy-up did not reach (only own names count in `ownNames`).
-    if (file.ownNames !== undefined) {
-      const own = r.top?.type === 'file' && r.top.linkName;
-      // A change through an image's name makes it the container's own (overlayfs links it up),
-      // so that `changes` and a commit see it.
-      const linkUp = !own && !options.dropSelf;
-      const ownNames = file.ownNames + options.add + (linkUp ? 1 : 0) - (options.dropSelf && own ? 1 : 0);
-      const conditions: Condition[] = [{ kind: 'equals', field: 'e', value: file.etag }];
-      // It goes with its last name: an image's names the copy-up did not reach still show it.
-      if (ownNames <= 0 && nlink <= 0) return { ops: [{ op: 'delete', key, conditions }], sizeDelta: -file.size, others: [], nlink: 0 };
-      const ops: WriteOp[] = [{ op: 'put', item: { ...key, attrs: inodeToAttrs(next, nlink, ownNames) }, conditions }];
-      if (linkUp) ops.push({ op: 'put', item: { ...keys.node(tenant, ns, r.path), attrs: nodeToAttrs(nameNode(file.inode!, true)) }, conditions: this.unchanged(r) });
-      return { ops, sizeDelta: next.size - file.size, others: [], nlink };
-    }
-    const names: Resolved[] = options.dropSelf ? [] : [r];
-    for (const name of file.names ?? []) {
-      if (name === r.path) continue;
-      const at = await resolveIfPresent(this.meta, r.view, name, { physical: true });
-      if (at && !at.top && at.node?.type === 'file' && at.node.inode === file.inode) names.push(at);
-    }
-    const ownNames = names.length + options.add;
-    // With no name of its own left, it is still kept while an image name may show it (nlink).
-    if (ownNames <= 0 && nlink <= 0) return { ops: [], sizeDelta: 0, others: [], nlink };
-    const ops: WriteOp[] = [
-      { op: 'put', item: { ...key, attrs: inodeToAttrs(next, nlink, ownNames) }, conditions: [{ kind: 'absent' }] },
-      ...names.map((at): WriteOp => ({ op: 'put', item: { ...keys.node(tenant, ns, at.path), attrs: nodeToAttrs(nameNode(file.inode!, true)) }, conditions: this.unchanged(at) })),
-    ];
-    return { ops, sizeDelta: next.size, others: names.filter((at) => at !== r), nlink };
-  }
-
-  /**
-   * After names were dropped with their directory (`own`: the container's names, by inode;
-   * `image`: the image's names that showed below it): each file has that many names fewer, and
-   * goes with its last. An image's file that had no item yet gets one, so that its other names
-   * show the new count.
-   */
-  private async unlinkNames(view: View, own: ReadonlyMap<string, number>, image: ReadonlyMap<string, ImageNames> = new Map()): Promise<void> {
-    const tenant = view.tenant;
-    const ns = view.top!;
-    for (const inode of new Set([...own.keys(), ...image.keys()])) {
-      const ownDropped = own.get(inode) ?? 0;
-      const dropped = ownDropped + (image.get(inode)?.count ?? 0);
-      const key = keys.inode(tenant, ns, inode);
-      for (let attempt = 1; ; attempt++) {
-        const item = await this.meta.get(key);
-        let op: WriteOp;
-        let bytes: number;
-        if (item) {
-          const ownNames = (item.attrs.nn as number) - ownDropped;
-          const nlink = Math.max((item.attrs.nl as number) - dropped, 0);
-          const conditions: Condition[] = [{ kind: 'equals', field: 'e', value: item.attrs.e as string }];
-          const last = ownNames <= 0 && nlink <= 0;
-          op = last ? { op: 'delete', key, conditions } : { op: 'put', item: { ...key, attrs: { ...item.attrs, nl: nlink, nn: ownNames, e: newEtag() } }, conditions };
-          bytes = last ? -(item.attrs.s as number) : 0;
-        } else {
-          const file = image.get(inode)?.file;
-          const nlink = Math.max((file?.nlink ?? 0) - dropped, 0);
-          if (!file || nlink <= 0) break;
-          op = { op: 'put', item: { ...key, attrs: inodeToAttrs({ ...file, etag: newEtag() }, nlink, 0) }, conditions: [{ kind: 'absent' }] };
-          bytes = file.size;
-        }
-        try {
-          await this.meta.transact([op, statsChange(tenant, ns, bytes)]);
-          break;
-        } catch (error) {
-          if (!(error instanceof TransactionConditionError) || attempt >= ATTEMPTS) throw error;
-        }
-      }
-    }
-  }
-
-  /**
-   * The image's hard-linked names that directory `r` shows as the image has them (not the
-   * container's own names), by inode. Found from the index's lists of link names, so an image
-   * without hard links costs one query per layer index and no walk.
-   */
-  private async imageNamesBelow(r: Resolved): Promise<Map<string, ImageNames>> {
-    const found = new Map<string, ImageNames>();
-    const lists = await Promise.all(r.view.lowers.map((ns) => queryAll(this.meta, keys.inodes(r.view.tenant, ns))));
-    const links = linkNamesFromItems(lists.flat());
-    if (links.size === 0) return found;
-    // Where the image's contents show below `r`: at its own lower path, and at each renamed directory's.
-    const places: [at: string, lowerPath: string][] = r.children.lowerPath !== null ? [[r.path, r.children.lowerPath]] : [];
-    for await (const [path, node] of this.topSubtree(r.view, r.path)) if (node.type === 'dir' && node.redirect) places.push([path, node.redirect]);
-    const seen = new Set<string>();
-    for (const [inode, names] of links) {
-      for (const name of names) {
-        for (const [at, lowerPath] of places) {
-          if (name === lowerPath || !isWithin(name, lowerPath)) continue;
-          const path = rebase(name, lowerPath, at);
-          if (seen.has(path)) continue;
-          seen.add(path);
-          const shown = await resolveIfPresent(this.meta, r.view, path, { physical: true });
-          if (!shown || shown.top || shown.node?.type !== 'file' || shown.node.inode !== inode) continue;
-          const entry = found.get(inode);
-          if (entry) entry.count++;
-          else found.set(inode, { file: shown.node, count: 1 });
-        }
-      }
-    }
-    return found;
   }
 
   private async putNode(r: Resolved, node: VisibleNode): Promise<FileStat> {
     if (node.type === 'file') checkFileBytes(node.size, 'file size', this.maxFileBytes);
     const previousBytes = r.top?.type === 'file' ? r.top.size : 0;
     const bytes = node.type === 'file' ? node.size : 0;
-    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(node) }, conditions: this.unchanged(r) }], bytes - previousBytes);
+    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(node) }, conditions: unchanged(r) }], bytes - previousBytes);
     return statOf(r.absolutePath, node);
-  }
-
-  /** The transaction fails if the node changed since it was resolved. */
-  private unchanged(r: Resolved): Condition[] {
-    if (!r.top) return [{ kind: 'absent' }];
-    if (r.top.type === 'whiteout') return [{ kind: 'equals', field: 't', value: 'w' }];
-    return [{ kind: 'equals', field: 'e', value: r.top.etag }];
   }
 
   /**
@@ -770,7 +650,7 @@ export class TreeWriter {
     if (this.isClosing(r.top)) throw new ConflictError(`${r.absolutePath} is being removed or renamed; try again shortly`);
     const base: DirNode = r.top?.type === 'dir' ? r.top : { ...stripDirLinks(r.node as DirNode), overLower: true };
     const marked: DirNode = { ...base, closing: this.clock(), etag: newEtag() };
-    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(marked) }, conditions: this.unchanged(r) }], 0);
+    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(marked) }, conditions: unchanged(r) }], 0);
     // Resolved again: the transaction may have copied parents up, and later checks must see them.
     const again = await new Resolver(this.meta).resolve(r.view, r.path, { follow: false });
     if (again.top?.type !== 'dir' || again.top.etag !== marked.etag) throw new TransactionConditionError(`${r.absolutePath} changed while it was being frozen`, [0]);
@@ -808,9 +688,6 @@ export class TreeWriter {
   }
 }
 
-/** What a change to a file that is not hard-linked does to inodes: nothing. */
-const NO_INODE_CHANGE: { ops: WriteOp[]; sizeDelta: number; others: Resolved[]; nlink: number } = { ops: [], sizeDelta: 0, others: [], nlink: 0 };
-
 function newInodeId(): string {
   return `i${newEtag()}`;
 }
@@ -847,10 +724,4 @@ function setgidParent(r: Resolved): DirNode | undefined {
 /** A new entry's group: the creator's (root) unless its directory has setgid, as on Linux. */
 function groupFor(r: Resolved): number {
   return setgidParent(r)?.gid ?? 0;
-}
-
-/** An image's hard-linked file and how many of its names a removal takes. */
-interface ImageNames {
-  readonly file: FileNode;
-  count: number;
 }
