@@ -199,9 +199,9 @@ export class Changeset {
   async *mergedBelow(view: View, dir: string, skipMounts = false): AsyncGenerator<[string, VisibleNode]> {
     const resolved = await new Resolver(this.meta).resolve(view, dir, { follow: false });
     if (resolved.mount && skipMounts) return;
-    const children: [string, VisibleNode][] = [];
-    for await (const child of this.reader.children(resolved, undefined)) children.push(child);
-    for (const [name, node] of children) {
+    const stored: [string, VisibleNode][] = [];
+    for await (const child of this.reader.children(resolved, undefined)) stored.push(child);
+    for (const [name, node] of await this.reader.linked(resolved, stored)) {
       const path = joinPath(dir, name);
       if (skipMounts && view.mounts.some((m) => m.target === path)) continue;
       yield [path, node];

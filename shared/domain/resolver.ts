@@ -259,11 +259,23 @@ export async function resolveIfPresent(meta: MetadataStore, view: View, path: st
  * more read, and only hard-linked files pay it. Anything else is shown as it is.
  */
 export async function seenFrom<T extends Node>(meta: MetadataStore, tenant: string, top: NamespaceId | undefined, node: T): Promise<T | FileNode> {
-  if (node.type !== 'file' || !node.inode || !top) return node;
-  const item = await meta.get(keys.inode(tenant, top, node.inode));
-  if (item) return fileThroughInode(node, item.attrs);
-  if (node.linkName) throw new Error(`hard link ${node.inode} in ${top} has no inode item`);
-  return node;
+  return (await seenFromAll(meta, tenant, top, [['', node]]))[0][1];
+}
+
+/** `seenFrom` for the entries of a listing: one batch read for all the hard-linked files among them. */
+export async function seenFromAll<T extends Node>(meta: MetadataStore, tenant: string, top: NamespaceId | undefined, entries: readonly [string, T][]): Promise<[string, T | FileNode][]> {
+  const inodeKey = (node: Node) => (top && node.type === 'file' && node.inode ? keys.inode(tenant, top, node.inode) : undefined);
+  const wanted = entries.flatMap(([, node]) => inodeKey(node) ?? []);
+  if (wanted.length === 0) return [...entries];
+  const items = wanted.length === 1 ? new Map([[itemId(wanted[0]), await meta.get(wanted[0])]]) : await meta.getMany(wanted);
+  return entries.map(([name, node]) => {
+    const key = inodeKey(node);
+    if (!key) return [name, node];
+    const item = items.get(itemId(key));
+    if (item) return [name, fileThroughInode(node as FileNode, item.attrs)];
+    if ((node as FileNode).linkName) throw new Error(`hard link ${(node as FileNode).inode} in ${top} has no inode item`);
+    return [name, node];
+  });
 }
 
 /** The item a lookup of `path` reads first: its parent's pack in an index, its own item elsewhere. */

@@ -6,7 +6,7 @@ import { baseName, compareNames, joinPath, normalizePath, parentOf } from '../pa
 import type { BlobStore } from '../ports/blob-store.js';
 import type { ItemKey, MetadataStore } from '../ports/metadata-store.js';
 import { nodeFromAttrs, sliceExtents, ZERO_BLOB, type Extent, type Node, type VisibleNode } from './nodes.js';
-import { Resolver, seenFrom, type Resolved } from './resolver.js';
+import { Resolver, seenFromAll, type Resolved } from './resolver.js';
 
 /** Zeros a copy-out for a 303 may write; past this a sparse file is read in smaller ranges. */
 export const MAX_COPIED_HOLE_BYTES = 64 * 1024 * 1024;
@@ -160,11 +160,12 @@ export class TreeReader {
     if (resolved.node.type !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${resolved.absolutePath}`);
     const limit = Math.min(Math.max(options.limit ?? DEFAULT_PAGE_SIZE, 1), DEFAULT_PAGE_SIZE);
     const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
-    const entries: FileStat[] = [];
-    for await (const [name, node] of this.children(resolved, after)) {
-      entries.push(statOf(joinPath(resolved.absolutePath, name), node));
-      if (entries.length === limit) break;
+    const page: [string, VisibleNode][] = [];
+    for await (const child of this.children(resolved, after)) {
+      page.push(child);
+      if (page.length === limit) break;
     }
+    const entries = (await this.linked(resolved, page)).map(([name, node]) => statOf(joinPath(resolved.absolutePath, name), node));
     const more = entries.length === limit;
     return { entries, cursor: more ? encodeCursor(entries[entries.length - 1].name) : undefined };
   }
@@ -176,8 +177,17 @@ export class TreeReader {
   }
 
   /**
+   * Entries of `resolved` as its namespace shows them: hard-linked files through their inode
+   * items, read in one batch (`children` yields the names as they are stored).
+   */
+  linked(resolved: Resolved, entries: readonly [string, VisibleNode][]): Promise<[string, VisibleNode][]> {
+    return seenFromAll(this.meta, resolved.view.tenant, resolved.view.top, entries);
+  }
+
+  /**
    * The merged children of a resolved directory in name order: for each name the first source
    * that has it wins, and a whiteout there hides the name. Mount points show as directories.
+   * A hard-linked file is yielded as its name is stored; `linked` reads it through its inode.
    */
   async *children(resolved: Resolved, after: string | undefined): AsyncGenerator<[string, VisibleNode]> {
     const view = resolved.view;
@@ -207,7 +217,6 @@ export class TreeReader {
         if (heads[i]?.[0] === name && winner === undefined) winner = heads[i]![1];
       }
       await this.advancePast(heads, iterators, name);
-      if (winner?.type === 'file') winner = await seenFrom(this.meta, view.tenant, view.top, winner);
       if (winner && winner.type !== 'whiteout') yield [name, winner];
     }
   }

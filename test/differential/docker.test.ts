@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../shared/engine.js';
 import { DockerDaemon } from '../support/docker-daemon.js';
 import { localEngine, loadImage } from '../support/engine.js';
-import { applyToStrata, comparable, decidedDifference, KnownPaths, opArbitrary, rootAsStrataKeepsIt, strataTree, type AbstractOp, type Change, type FsOp, type TreeEntry } from '../support/fs-ops.js';
+import { applyInTurn, comparable, KnownPaths, opArbitrary, strataTree, type AbstractOp, type Change, type FsOp, type TreeEntry } from '../support/fs-ops.js';
 import { base, top, words } from '../support/fuzz-image.js';
 import { KernelOracle } from '../support/kernel-oracle.js';
 import type { DirEntry } from '../support/layer-dirs.js';
@@ -110,21 +110,10 @@ async function agree(abstractOps: readonly AbstractOp[]): Promise<void> {
   const containerId = (await daemon.run(['create', '--name', name, IMAGE, '/none'])).toString().trim();
   try {
     const known = new KnownPaths((await strataTree(engine, T, container)).map((e) => e.path));
-    const ran: FsOp[] = [];
     const kernel = await KernelOracle.directory(await daemon.layerDir(containerId));
+    let ran: FsOp[];
     try {
-      for (const [i, abstract] of abstractOps.entries()) {
-        const op = known.concrete(abstract);
-        ran.push(op);
-        const expected = await kernel.apply(op);
-        const actual = await applyToStrata(engine, T, container, op);
-        const decided = decidedDifference(expected, actual);
-        if (decided) for (const undo of rootAsStrataKeepsIt) await kernel.apply(undo);
-        if (JSON.stringify(actual) !== JSON.stringify(expected) && !decided) {
-          throw new Error(`operation ${i} ${JSON.stringify(op)}: Docker ${JSON.stringify(expected)}, Strata ${JSON.stringify(actual)}\nafter ${JSON.stringify(ran.slice(0, -1))}`);
-        }
-        if ('ok' in expected) known.record(op);
-      }
+      ran = await applyInTurn(kernel, 'Docker', { engine, tenant: T, tree: container }, known, abstractOps);
     } finally {
       await kernel.close();
     }

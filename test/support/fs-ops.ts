@@ -147,14 +147,44 @@ export class KnownPaths {
  * through a symlink, are refused with 400, where the kernel changes them). A symlink linked is
  * a copy of itself: the oracle applies such a link as a new symlink with the same target.
  */
-export function decidedDifference(expected: OpResult, actual: OpResult): boolean {
+function decidedDifference(expected: OpResult, actual: OpResult): boolean {
   return 'ok' in expected && 'errno' in actual && actual.errno === 'invalid_input: the root directory keeps its attributes';
 }
 
-export const rootAsStrataKeepsIt: FsOp[] = [
+const rootAsStrataKeepsIt: FsOp[] = [
   { op: 'chmod', path: '/', mode: 0o755 },
   { op: 'chown', path: '/', uid: 0, gid: 0 },
 ];
+
+/**
+ * Applies `ops` in turn to an oracle and to a Strata tree, each at a path `known` to exist at that
+ * moment, and throws at the first result that differs (a decided difference aside: the oracle's
+ * root is put back, so later reads agree). Returns the concrete operations; `onOutcome` sees each.
+ */
+export async function applyInTurn(
+  oracle: { apply(op: FsOp): Promise<OpResult> },
+  oracleName: string,
+  strata: { engine: Engine; tenant: string; tree: TreeTarget },
+  known: KnownPaths,
+  ops: readonly AbstractOp[],
+  onOutcome: (op: FsOp, ok: boolean) => void = () => undefined,
+): Promise<FsOp[]> {
+  const ran: FsOp[] = [];
+  for (const [i, abstract] of ops.entries()) {
+    const op = known.concrete(abstract);
+    ran.push(op);
+    const expected = await oracle.apply(op);
+    const actual = await applyToStrata(strata.engine, strata.tenant, strata.tree, op);
+    const decided = decidedDifference(expected, actual);
+    if (decided) for (const undo of rootAsStrataKeepsIt) await oracle.apply(undo);
+    if (JSON.stringify(actual) !== JSON.stringify(expected) && !decided) {
+      throw new Error(`operation ${i} ${JSON.stringify(op)}: ${oracleName} ${JSON.stringify(expected)}, Strata ${JSON.stringify(actual)}\nafter ${JSON.stringify(ran.slice(0, -1))}`);
+    }
+    if ('ok' in expected) known.record(op);
+    onOutcome(op, 'ok' in expected);
+  }
+  return ran;
+}
 
 /** Applies one operation to a Strata tree, with the kernel's errno names for its refusals. */
 export async function applyToStrata(engine: Engine, tenant: string, tree: TreeTarget, op: FsOp): Promise<OpResult> {
