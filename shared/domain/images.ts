@@ -3,7 +3,10 @@ import { ConflictError, NotFoundError, TransactionConditionError } from '../erro
 import { keys } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
-import { ImageArchives } from './image-archives.js';
+import { ArchiveLoader } from './archive-load.js';
+import { ArchiveSaver } from './archive-save.js';
+import type { ImageConfig } from './image-config.js';
+import { readAll } from './streams.js';
 import { ImageStore } from './image-store.js';
 import type { IngestedLayer, IngestLimits } from './layer-ingest.js';
 import type { ImageRecord } from './records.js';
@@ -14,6 +17,7 @@ import type { View } from './view.js';
 export interface ImageSummary {
   readonly id: string;
   readonly tags: string[];
+  /** From the config's `created`; the time it was stored if the config has none. */
   readonly created: number;
   readonly size: number;
   /** Bytes of layers this image shares with at least one other image. */
@@ -29,27 +33,29 @@ export interface ImageSummary {
  */
 export class ImageService {
   private readonly store: ImageStore;
-  private readonly archives: ImageArchives;
+  private readonly loader: ArchiveLoader;
+  private readonly saver: ArchiveSaver;
 
   constructor(
     private readonly meta: MetadataStore,
-    blobs: BlobStore,
+    private readonly blobs: BlobStore,
     reader: TreeReader,
     limits: IngestLimits = {},
     clock: () => number = Date.now,
   ) {
     this.store = new ImageStore(meta, blobs, reader, clock);
-    this.archives = new ImageArchives(meta, blobs, this.store, (tenant, ref) => this.resolve(tenant, ref), limits);
+    this.loader = new ArchiveLoader(meta, blobs, this.store, limits);
+    this.saver = new ArchiveSaver(meta, blobs, (tenant, ref) => this.resolve(tenant, ref));
   }
 
   /** Loads every image in an archive (plain or compressed tar). Returns the images with their tags. */
   load(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>): Promise<{ id: string; tags: string[] }[]> {
-    return this.archives.load(tenant, archive);
+    return this.loader.load(tenant, archive);
   }
 
   /** A docker-archive tar (what `docker save` writes) of the named images, streamed. */
   save(tenant: string, refs: readonly string[]): Promise<Readable> {
-    return this.archives.save(tenant, refs);
+    return this.saver.save(tenant, refs);
   }
 
   /** Records a committed layer and the image on top of `parent`. */
@@ -75,6 +81,11 @@ export class ImageService {
     const image = tagItem && (await this.meta.get(keys.image(tenant, tagItem.attrs.image as string)));
     if (!image) throw new NotFoundError(`no such image: ${ref}`);
     return image.attrs as unknown as ImageRecord;
+  }
+
+  /** The image's config JSON as stored (config, history, rootfs). Throws NotFoundError if its blob is gone. */
+  async config(image: ImageRecord): Promise<ImageConfig> {
+    return JSON.parse((await readAll(await this.blobs.get(image.configKey))).toString('utf8')) as ImageConfig;
   }
 
   view(tenant: string, image: ImageRecord): View {

@@ -297,9 +297,16 @@ function layerMemberName(raw: string, where: string): string {
   return name;
 }
 
+/** A member the metadata names is not among the members given; `member` says which. */
+export class MissingMemberError extends InvalidInputError {
+  constructor(readonly member: string) {
+    super(`archive is missing ${JSON.stringify(member)}`);
+  }
+}
+
 function need(names: Map<string, Buffer>, name: string): Buffer {
   const bytes = names.get(name);
-  if (!bytes) throw new InvalidInputError(`archive is missing ${JSON.stringify(name)}`);
+  if (!bytes) throw new MissingMemberError(name);
   return bytes;
 }
 
