@@ -11,7 +11,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { routes, type HandlerName } from '../functions/routes.js';
+import { DEFAULT_ROUTE, routes, type HandlerName } from '../functions/routes.js';
 
 /** The event the sweep schedule sends to the `system` function. */
 export const SWEEP_EVENT = { source: 'strata.sweep' } as const;
@@ -179,13 +179,14 @@ export class StrataApi extends Construct {
     }
 
     for (const route of routes) {
-      this.api.addRoutes({
-        path: route.path,
-        // HttpMethod has a member for every method of the table, HEAD included.
-        methods: [apigwv2.HttpMethod[route.method]],
-        integration: integrations.get(route.handler)!,
-        authorizer: route.public ? new apigwv2.HttpNoneAuthorizer() : protectedRoutes,
-      });
+      const integration = integrations.get(route.handler)!;
+      const authorizer = route.public ? new apigwv2.HttpNoneAuthorizer() : protectedRoutes;
+      if (route.path === DEFAULT_ROUTE) {
+        new apigwv2.HttpRoute(this, 'DefaultRoute', { httpApi: this.api, routeKey: apigwv2.HttpRouteKey.DEFAULT, integration, authorizer });
+        continue;
+      }
+      // HttpMethod has a member for every method of the table, HEAD included.
+      this.api.addRoutes({ path: route.path, methods: [apigwv2.HttpMethod[route.method]], integration, authorizer });
     }
 
     this.sweepRule = new events.Rule(this, 'SweepSchedule', {

@@ -16,6 +16,11 @@ export interface Services {
   readonly blobs: BlobStore;
   /** True where bodies of any size may stream back; false keeps Lambda's limit (the local server keeps it too, for parity). */
   readonly streamsBodies: boolean;
+  /**
+   * True where a response of any size can stream (the local server). Only answers to clients
+   * that cannot follow a 303 (the docker CLI) use it; elsewhere they are capped at the inline limit.
+   */
+  readonly canStream?: boolean;
 }
 
 export interface Clients {
@@ -26,7 +31,7 @@ export interface Clients {
 }
 
 /** The composition root: the one place adapters meet the engine. Clients can be injected (tests). */
-export function compose(config: Config, clients: Clients = {}, streamsBodies = false): Services {
+export function compose(config: Config, clients: Clients = {}, runtime: { streamsBodies?: boolean; canStream?: boolean } = {}): Services {
   const dynamo = clients.dynamo ?? dynamoDocumentClient({ endpoint: config.dynamoEndpoint, region: config.region });
   const meta = new DynamoMetadataStore(dynamo, config.tableName);
   let blobs: BlobStore;
@@ -37,7 +42,7 @@ export function compose(config: Config, clients: Clients = {}, streamsBodies = f
     if (!clients.presigner) throw new Error('a folder blob store needs a presigner');
     blobs = new FsBlobStore(config.blobs.root, clients.presigner);
   }
-  return { config, engine: new Engine(meta, blobs, { maxFileBytes: config.maxFileBytes }), meta, blobs, streamsBodies };
+  return { config, engine: new Engine(meta, blobs, { maxFileBytes: config.maxFileBytes }), meta, blobs, streamsBodies: runtime.streamsBodies ?? false, canStream: runtime.canStream ?? false };
 }
 
 let cloud: Services | undefined;

@@ -5,11 +5,15 @@
  */
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'PATCH' | 'POST' | 'DELETE';
 
-export type HandlerName = 'images' | 'containers' | 'files' | 'volumes' | 'system' | 'uploads';
+export type HandlerName = 'images' | 'containers' | 'files' | 'volumes' | 'system' | 'uploads' | 'docker';
+
+/** API Gateway's catch-all: the route of every request no other route takes. */
+export const DEFAULT_ROUTE = '$default';
 
 export interface Route {
-  readonly method: HttpMethod;
-  /** API Gateway path syntax: `{name}` for one segment, `{path+}` for the rest. */
+  /** `ANY` only on the default route. */
+  readonly method: HttpMethod | 'ANY';
+  /** API Gateway path syntax: `{name}` for one segment, `{path+}` for the rest; or DEFAULT_ROUTE. */
   readonly path: string;
   readonly handler: HandlerName;
   /** Operation name, used as the OpenAPI operationId and in logs. */
@@ -66,4 +70,13 @@ export const routes: readonly Route[] = [
   })),
 
   { method: 'POST', path: '/v1/uploads', handler: 'uploads', operation: 'createUpload' },
+
+  // The Docker Engine API (`/_ping`, `/v1.47/containers/json`, ...) routes itself: image names
+  // hold slashes anywhere in a path, which API Gateway's route syntax cannot match.
+  { method: 'ANY', path: DEFAULT_ROUTE, handler: 'docker', operation: 'dockerEngine' },
 ];
+
+/** The route key API Gateway puts in each event (`GET /v1/images`, or `$default`). */
+export function routeKeyOf(route: Route): string {
+  return route.path === DEFAULT_ROUTE ? DEFAULT_ROUTE : `${route.method} ${route.path}`;
+}

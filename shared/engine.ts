@@ -4,7 +4,7 @@ import type { MetadataStore } from './ports/metadata-store.js';
 import { Changeset, type Change } from './domain/changeset.js';
 import { ContainerService, type ContainerSummary } from './domain/containers.js';
 import { FileService } from './domain/files.js';
-import { readAll } from './domain/image-archives.js';
+import { applyRuntimeChanges, type RuntimeConfigChanges } from './domain/image-config.js';
 import { ImageService, type ImageSummary } from './domain/images.js';
 import { ingestLayer, type IngestLimits } from './domain/layer-ingest.js';
 import type { ImageRecord } from './domain/records.js';
@@ -30,6 +30,8 @@ export interface CommitOptions {
   readonly reference?: string;
   readonly author?: string;
   readonly comment?: string;
+  /** Changes to the image's runtime config (`docker commit --change`). */
+  readonly changes?: RuntimeConfigChanges;
 }
 
 export interface DiskUsage {
@@ -91,10 +93,11 @@ export class Engine {
     const parent = (await this.meta.get(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined;
     if (!parent) throw new ConflictError(`the image ${record.image} of container ${record.id} is gone`);
     const layer = await ingestLayer(this.changeset.commitTar(view), this.blobs, blobKeys.layer(tenant));
-    const config = JSON.parse((await readAll(await this.blobs.get(parent.configKey))).toString()) as Record<string, any>;
+    const config = await this.images.config(parent);
     const now = new Date().toISOString();
     config.created = now;
     if (options.author) config.author = options.author;
+    if (options.changes) config.config = applyRuntimeChanges(config.config, options.changes);
     config.rootfs = { type: 'layers', diff_ids: [...parent.diffIds, layer.diffId] };
     config.history = [...(config.history ?? []), { created: now, created_by: `strata commit ${record.id.slice(0, 12)}`, comment: options.comment ?? '', ...(options.author ? { author: options.author } : {}) }];
     const bytes = Buffer.from(JSON.stringify(config));

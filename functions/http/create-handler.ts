@@ -3,7 +3,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { DeadlineExceededError, InvalidInputError, NotFoundError } from '../../shared/errors.js';
 import type { Services } from '../composition.js';
-import { routes, type HandlerName } from '../routes.js';
+import { DEFAULT_ROUTE, routeKeyOf, routes, type HandlerName } from '../routes.js';
 import { authenticate } from './middleware/authenticate.js';
 import { mapErrors } from './middleware/map-errors.js';
 import { normalizeHeaders } from './middleware/normalize-headers.js';
@@ -19,10 +19,10 @@ import type { HttpEvent, HttpResponse, LambdaHandler, Operation, RequestContext 
  */
 export function createHandler(name: HandlerName, operations: Readonly<Record<string, Operation>>, services: () => Services): LambdaHandler {
   const own = routes.filter((r) => r.handler === name);
-  const byRouteKey = new Map(own.map((r) => [`${r.method} ${r.path}`, operations[r.operation]]));
-  const operationNames = new Map(own.map((r) => [`${r.method} ${r.path}`, r.operation]));
+  const byRouteKey = new Map(own.map((r) => [routeKeyOf(r), operations[r.operation]]));
+  const operationNames = new Map(own.map((r) => [routeKeyOf(r), r.operation]));
   for (const r of own) if (!operations[r.operation]) throw new Error(`handler ${name} lacks operation ${r.operation}`);
-  const publicRoutes = new Set(routes.filter((r) => r.public).map((r) => `${r.method} ${r.path}`));
+  const publicRoutes = new Set(routes.filter((r) => r.public).map(routeKeyOf));
   const logger = new Logger({ serviceName: 'strata' });
   let leveled = false;
 
@@ -35,7 +35,8 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
     if (!operation) throw new NotFoundError(`no route ${event.routeKey}`);
     let raw: Buffer | undefined;
     const query = Object.fromEntries(Object.entries(event.queryStringParameters ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>;
-    checkQuery(operationNames.get(event.routeKey)!, query);
+    // The Docker Engine API, like dockerd, ignores query parameters it does not know.
+    if (event.routeKey !== DEFAULT_ROUTE) checkQuery(operationNames.get(event.routeKey)!, query);
     const request: RequestContext = {
       event,
       tenant: context.tenant ?? '',

@@ -17,6 +17,8 @@ export interface HttpResult {
   body?: unknown;
   /** What to call the bytes if a large stream is spooled to a presigned URL. */
   fileName?: string;
+  /** The client cannot follow a 303 (the docker CLI): stream where possible, else refuse past the inline limit. */
+  noRedirect?: boolean;
 }
 
 /** The Lambda response after shaping (a Readable body only where the server streams). */

@@ -25,7 +25,7 @@ export async function runLocal(config: LocalConfig = localConfig()) {
   const storage = await openLocalStorage(config, dataDir);
   const { dynamo, documentClient, s3, effective } = storage;
   let baseUrl = config.publicUrl;
-  const services = compose(effective, { dynamo: documentClient, s3, presigner: localPresigner(() => baseUrl, signingKey) });
+  const services = compose(effective, { dynamo: documentClient, s3, presigner: localPresigner(() => baseUrl, signingKey) }, { canStream: true });
   const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs }).catch(async (error) => {
     await dynamo?.stop();
     throw error;

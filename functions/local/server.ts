@@ -13,7 +13,8 @@ import { imageOperations } from '../operations/images.js';
 import { systemOperations } from '../operations/system.js';
 import { uploadOperations } from '../operations/uploads.js';
 import { volumeOperations } from '../operations/volumes.js';
-import { routes, type HandlerName, type Route } from '../routes.js';
+import { dockerOperations } from '../docker/operations.js';
+import { DEFAULT_ROUTE, routeKeyOf, routes, type HandlerName, type Route } from '../routes.js';
 import { BLOB_PATH, verifyBlobUrl } from './blob-urls.js';
 
 const operationsOf: Record<HandlerName, Record<string, Operation>> = {
@@ -23,6 +24,7 @@ const operationsOf: Record<HandlerName, Record<string, Operation>> = {
   volumes: volumeOperations,
   system: systemOperations,
   uploads: uploadOperations,
+  docker: dockerOperations,
 };
 
 export interface LocalServerOptions {
@@ -65,7 +67,9 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
   const handlers = new Map<HandlerName, LambdaHandler>();
   for (const name of Object.keys(operationsOf) as HandlerName[]) handlers.set(name, createHandler(name, operationsOf[name], () => options.services));
   // Literal paths before parameterised ones, so /v1/volumes/prune never reads as a volume name.
-  const compiled = routes.map(compile).sort((a, b) => a.names.length - b.names.length);
+  const compiled = routes.filter((r) => r.path !== DEFAULT_ROUTE).map(compile).sort((a, b) => a.names.length - b.names.length);
+  const fallbackRoute = routes.find((r) => r.path === DEFAULT_ROUTE);
+  const fallback: CompiledRoute | undefined = fallbackRoute && { route: fallbackRoute, pattern: /^/, names: [] };
 
   const server = createServer((req, res) => {
     handle(req, res).catch((error) => {
@@ -86,7 +90,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
     const url = new URL(req.url ?? '/', 'http://local');
     if (url.pathname.startsWith(BLOB_PATH)) return blobUrl(req, res, method, url);
     const matches = compiled.map((c) => ({ c, m: c.pattern.exec(url.pathname) })).filter((x) => x.m);
-    const hit = matches.find((x) => x.c.route.method === method);
+    // A path no route matches goes to the default route, as in API Gateway.
+    const hit = matches.find((x) => x.c.route.method === method) ?? (matches.length === 0 && fallback ? { c: fallback, m: fallback.pattern.exec(url.pathname) } : undefined);
     if (!hit) {
       if (matches.length) return send(res, 405, { message: `${method} is not allowed on ${url.pathname}`, code: 'method_not_allowed' }, { allow: [...new Set(matches.map((x) => x.c.route.method))].join(', ') });
       return send(res, 404, { message: `no route for ${method} ${url.pathname}`, code: 'not_found' });
@@ -107,7 +112,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
     if (!body) return send(res, 413, { message: `bodies over ${options.maxBodyBytes} bytes go through POST /v1/uploads`, code: 'too_large' });
     const pathParameters: Record<string, string> = {};
     hit.c.names.forEach((name, i) => (pathParameters[name] = hit.m![i + 1]));
-    const event = toEvent(req, url, method, `${hit.c.route.method} ${hit.c.route.path}`, pathParameters, body, tenantOf(req));
+    const event = toEvent(req, url, method, routeKeyOf(hit.c.route), pathParameters, body, tenantOf(req));
     const response = await handlers.get(hit.c.route.handler)!(event, lambdaContext(hit.c.route.handler, options.requestTimeoutMs ?? 15 * 60_000));
     await respond(res, response, method === 'HEAD');
   }

@@ -76,7 +76,12 @@ export class ArchiveLoader {
         byConfig.set(key, seen ? { ...seen, tags: [...new Set([...seen.tags, ...plan.tags])] } : plan);
       }
       const prepared: PreparedImage[] = [];
-      for (const { image, ingested, tags, merged } of byConfig.values()) prepared.push(await this.store.prepareLoaded(tenant, image.config, ingested, tags, merged));
+      const inArchive = new Set(images.map((i) => i.configDigest));
+      for (const { image, ingested, tags, merged } of byConfig.values()) {
+        // Docker keeps the parent link (it names history lines) when the parent is there too.
+        const parent = image.parent && (inArchive.has(image.parent) || (await this.meta.get(keys.image(tenant, image.parent)))) ? image.parent : undefined;
+        prepared.push(await this.store.prepareLoaded(tenant, image.config, ingested, tags, merged, parent));
+      }
       await this.store.recordImages(tenant, prepared);
       await this.blobs.delete([...members.ingested].filter(([name]) => !used.has(name)).map(([, l]) => l.blobKey));
       return planned.map(({ image, tags }) => ({ id: sha256Digest(image.config), tags }));

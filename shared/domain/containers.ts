@@ -11,6 +11,12 @@ import { checkLabels } from './limits.js';
 import { volumeNamespace, type VolumeService } from './volumes.js';
 
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+function checkName(name: string): void {
+  if (!CONTAINER_NAME.test(name)) throw new InvalidInputError(`invalid container name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  // A name that reads as a full ID would make `ref` ambiguous.
+  if (/^[0-9a-f]{64}$/.test(name)) throw new InvalidInputError('a container name cannot be 64 hex characters (that is what IDs look like)');
+}
 /** Creating and removing a container are single transactions (100 ops at most); each mount costs up to 2 + 2 x stats shards. */
 export const MAX_MOUNTS = 8;
 
@@ -62,9 +68,7 @@ export class ContainerService {
 
   async create(tenant: string, request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string> }): Promise<ContainerSummary> {
     const image = await this.images.resolve(tenant, request.image);
-    if (request.name !== undefined && !CONTAINER_NAME.test(request.name)) throw new InvalidInputError(`invalid container name ${JSON.stringify(request.name)}`);
-    // A name that reads as a full ID would make `ref` ambiguous.
-    if (request.name !== undefined && /^[0-9a-f]{64}$/.test(request.name)) throw new InvalidInputError('a container name cannot be 64 hex characters (that is what IDs look like)');
+    if (request.name !== undefined) checkName(request.name);
     const id = randomBytes(32).toString('hex');
     const name = request.name ?? `strata_${id.slice(0, 12)}`;
     const ops: WriteOp[] = [];
@@ -121,6 +125,30 @@ export class ContainerService {
       throw error;
     }
     return this.summarize(record, 0, image);
+  }
+
+  /**
+   * Gives a container a new name in one transaction (the old name item, the new one, the record).
+   * Throws NotFoundError, InvalidInputError (bad or unchanged name) and ConflictError (name taken).
+   */
+  async rename(tenant: string, ref: string, newName: string): Promise<void> {
+    checkName(newName);
+    const record = await this.record(tenant, ref);
+    if (newName === record.name) throw new InvalidInputError(`the container is already called ${newName}`);
+    try {
+      await this.meta.transact([
+        { op: 'delete', key: keys.containerName(tenant, record.name), conditions: [{ kind: 'equals', field: 'id', value: record.id }] },
+        { op: 'put', item: { ...keys.containerName(tenant, newName), attrs: { id: record.id } }, conditions: [{ kind: 'absent' }] },
+        { op: 'update', key: keys.container(tenant, record.id), set: { name: newName }, conditions: [{ kind: 'equals', field: 'name', value: record.name }] },
+      ]);
+    } catch (error) {
+      if (error instanceof TransactionConditionError) {
+        if (error.failedIndexes.includes(1)) throw new ConflictError(`the container name ${newName} is already in use`);
+        throw new ConflictError('the container was renamed or removed at the same time; try again');
+      }
+      throw error;
+    }
+    this.forget(tenant, record);
   }
 
   /** Finds a container by ID, unique ID prefix or name. Throws NotFoundError. */

@@ -37,7 +37,7 @@ export class ImageStore {
    * and returns the ops that record the image itself (see recordImages). `merged` is what
    * mergeLoaded gave; it is rebuilt only when a layer was already stored under another blob key.
    */
-  async prepareLoaded(tenant: string, config: Buffer, ingested: IngestedLayer[], repoTags: readonly string[], merged?: LayerTree): Promise<PreparedImage> {
+  async prepareLoaded(tenant: string, config: Buffer, ingested: IngestedLayer[], repoTags: readonly string[], merged?: LayerTree, parent?: string): Promise<PreparedImage> {
     const now = this.clock();
     const blobKeyOf = new Map<string, string>();
     // Distinct layers are recorded side by side: a 127-layer image should not pay 127 round trips in a row.
@@ -54,7 +54,7 @@ export class ImageStore {
       const reusable = merged && ingested.every((l) => blobKeyOf.get(l.diffId) === l.blobKey);
       await this.writeChainIndex(tenant, chainId, reusable ? merged : mergeLayers(ingested, (l) => blobKeyOf.get(l.diffId)!));
     }
-    return this.imageOps(tenant, config, { diffIds: ingested.map((l) => l.diffId), layerSizes: ingested.map((l) => l.contentBytes), stack: [`k:${chainId}`] }, repoTags);
+    return this.imageOps(tenant, config, { diffIds: ingested.map((l) => l.diffId), layerSizes: ingested.map((l) => l.contentBytes), stack: [`k:${chainId}`], ...(parent ? { parent } : {}) }, repoTags);
   }
 
   /**
@@ -129,7 +129,7 @@ export class ImageStore {
       configSize: config.length,
       ...shape,
       size: shape.layerSizes.reduce((a, b) => a + b, 0),
-      created: this.clock(),
+      created: createdOf(config) ?? this.clock(),
     };
     return { id, tags, newConfigKey: configKey, recordOp: { op: 'update', key: keys.image(tenant, id), set: { ...record }, add: { containers: 0 } } };
   }
@@ -221,4 +221,14 @@ function mergeLayers(ingested: readonly IngestedLayer[], blobKeyOf: (layer: Inge
 
 function visible(node: Node | undefined) {
   return node && node.type !== 'whiteout' ? node : undefined;
+}
+
+/** The config's `created` (what `docker image ls` shows), in ms; undefined when absent or not a date. */
+function createdOf(config: Buffer): number | undefined {
+  try {
+    const created = Date.parse((JSON.parse(config.toString('utf8')) as { created?: unknown }).created as string);
+    return Number.isFinite(created) ? created : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -19,6 +19,8 @@ export interface ArchiveImage {
   diffIds: string[];
   /** Image references to tag the image with, e.g. `docker.io/library/alpine:3.20` or `alpine:3.20`. */
   repoTags: string[];
+  /** The image it was built on, as Docker's manifest.json says (`Parent`); only a hint. */
+  parent?: string;
 }
 
 /** Members keyed by their name in the archive (any spelling: `./x`, `/x`, `x`). Layer blobs may be left out. */
@@ -72,6 +74,7 @@ export function imagesFromDockerArchive(members: ArchiveMembers): ArchiveImage[]
       layerMembers: layers.map((l: string) => layerMemberName(l, where)),
       diffIds: diffIdsOf(config, layers.length, configName),
       repoTags: [...tags],
+      ...(typeof entry.Parent === 'string' && /^sha256:[0-9a-f]{64}$/.test(entry.Parent) ? { parent: entry.Parent } : {}),
     };
   });
 }

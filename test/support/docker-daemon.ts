@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { docker } from './docker-cli.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,19 +40,14 @@ export class DockerDaemon {
     }
   }
 
+  /** Where the CLI reaches this daemon (DOCKER_HOST). */
+  get host(): string {
+    return `unix://${join(this.dir, 'sock')}`;
+  }
+
   /** Runs the docker CLI against this daemon; rejects with its stderr when it fails. */
   run(args: readonly string[], input?: Buffer): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const child = spawn('docker', args, { env: { ...process.env, DOCKER_HOST: `unix://${join(this.dir, 'sock')}` } });
-      const out: Buffer[] = [];
-      let err = '';
-      child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-      child.stderr.on('data', (chunk) => (err += chunk));
-      child.on('error', reject);
-      child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`docker ${args.join(' ')}: exit ${code}: ${err}`))));
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(input);
-    });
+    return docker(this.host, args, { input });
   }
 
   /** The directory that holds a container's own layer (vfs keeps it as a full copy of the image). */

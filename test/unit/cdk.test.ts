@@ -4,13 +4,13 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { StrataApi, SWEEP_EVENT, type StrataApiProps } from '../../cdk/strata-api.js';
 import { StrataStack } from '../../cdk/strata-stack.js';
-import { routes, type HandlerName } from '../../functions/routes.js';
+import { routeKeyOf, routes, type HandlerName } from '../../functions/routes.js';
 
 // Inline code keeps synthesis free of esbuild, so these tests stay fast and need no handlers.
 const inlineCode = () => lambda.Code.fromInline('exports.handler=async()=>({statusCode:200})');
 
 const handlerNames = [...new Set(routes.map((route) => route.handler))];
-const publicRouteKeys = new Set(routes.filter((route) => route.public).map((route) => `${route.method} ${route.path}`));
+const publicRouteKeys = new Set(routes.filter((route) => route.public).map(routeKeyOf));
 
 interface Synthesized {
   readonly stack: Stack;
@@ -42,14 +42,14 @@ describe('StrataApi', () => {
 
   it('creates exactly the routes of the route table', () => {
     const byKey = routesByKey(template);
-    expect([...byKey.keys()].sort()).toEqual(routes.map((route) => `${route.method} ${route.path}`).sort());
+    expect([...byKey.keys()].sort()).toEqual(routes.map(routeKeyOf).sort());
     expect(byKey.size).toBe(routes.length);
   });
 
   it('sends each route to the function of its handler', () => {
     const byKey = routesByKey(template);
     for (const route of routes) {
-      const target: string = byKey.get(`${route.method} ${route.path}`)!.Target['Fn::Join'][1][1].Ref;
+      const target: string = byKey.get(routeKeyOf(route))!.Target['Fn::Join'][1][1].Ref;
       const integration = resources[target];
       expect(integration.Type).toBe('AWS::ApiGatewayV2::Integration');
       expect(integration.Properties.IntegrationUri).toEqual({

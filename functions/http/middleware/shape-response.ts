@@ -1,6 +1,7 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { Readable } from 'node:stream';
+import { TooLargeError } from '../../../shared/errors.js';
 import { blobKeys } from '../../../shared/keys.js';
 import type { Services } from '../../composition.js';
 import type { HttpEvent, HttpResponse, HttpResult } from '../types.js';
@@ -29,8 +30,8 @@ async function shape(result: HttpResult, services: Services, tenant: string | un
   const body = result.body;
   if (body === undefined || body === null) return { statusCode: result.statusCode, headers };
   if (body instanceof Readable) {
-    if (services.streamsBodies) return { statusCode: result.statusCode, headers, body };
-    return spool(result.statusCode, headers, body, services, tenant);
+    if (services.streamsBodies || (result.noRedirect && services.canStream)) return { statusCode: result.statusCode, headers, body };
+    return spool(result.statusCode, headers, body, services, tenant, result.noRedirect);
   }
   if (Buffer.isBuffer(body)) return { statusCode: result.statusCode, headers, body: body.toString('base64'), isBase64Encoded: true };
   if (typeof body === 'string') return { statusCode: result.statusCode, headers, body };
@@ -38,7 +39,7 @@ async function shape(result: HttpResult, services: Services, tenant: string | un
 }
 
 /** Buffers up to the inline limit; a longer stream goes to blob storage and the client is sent there. */
-async function spool(statusCode: number, headers: Record<string, string>, stream: Readable, services: Services, tenant: string | undefined): Promise<HttpResponse> {
+async function spool(statusCode: number, headers: Record<string, string>, stream: Readable, services: Services, tenant: string | undefined, noRedirect = false): Promise<HttpResponse> {
   const limit = services.config.inlineBodyLimit;
   const chunks: Buffer[] = [];
   let size = 0;
@@ -49,6 +50,10 @@ async function spool(statusCode: number, headers: Record<string, string>, stream
     chunks.push(Buffer.from(next.value));
     size += next.value.length;
     if (size > limit) break;
+  }
+  if (noRedirect) {
+    stream.destroy();
+    throw new TooLargeError(`the response is over ${limit} bytes, more than this deployment can answer inline; use the /v1 API, which answers large bodies with a presigned URL`);
   }
   const key = blobKeys.exportArchive(tenant ?? 'public');
   await services.blobs.put(
