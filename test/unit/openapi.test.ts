@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { querySchemas } from '../../functions/http/schemas.js';
-import { openApiDocument } from '../../functions/openapi.js';
-import { routes, type Route } from '../../functions/routes.js';
+import { documentedRoutes as routes, openApiDocument } from '../../functions/openapi.js';
+import type { Route } from '../../functions/routes.js';
 
 /**
  * The OpenAPI document (written paths, generated request schemas) must describe exactly the route table: same paths and
