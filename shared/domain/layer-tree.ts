@@ -54,7 +54,19 @@ export class LayerTree {
     this.childNames.delete(dir);
   }
 
-  /** Makes sure every ancestor of `path` is a directory; a non-directory in the way is replaced. */
+  /** True when nothing below `path` but whiteouts and the directories that hold them. */
+  onlyMarkersBelow(path: string): boolean {
+    for (const name of this.childNames.get(path) ?? []) {
+      const child = joinPath(path, name);
+      const node = this.nodes.get(child)!;
+      if (node.type === 'whiteout') continue;
+      if (node.type !== 'dir' || node.etag !== IMPLICIT) return false;
+      if (!this.onlyMarkersBelow(child)) return false;
+    }
+    return true;
+  }
+
+  /** Makes sure every ancestor of `path` is a directory; a non-directory in the way is replaced (a lower one, when merging). */
   ensureParents(path: string): void {
     for (const p of prefixes(parentOf(path))) {
       const existing = this.nodes.get(p);
@@ -80,6 +92,29 @@ function isImplicit(node: Node): boolean {
   return node.type === 'dir' && node.etag === IMPLICIT && !node.opaque;
 }
 
+/** The nearest of `path` and its ancestors that this layer holds as a file, symlink or link. */
+function ownNonDirectory(tree: LayerTree, path: string): string | undefined {
+  for (const p of prefixes(path)) {
+    const node = tree.get(p);
+    if (node && node.type !== 'dir' && node.type !== 'whiteout') return p;
+  }
+  return undefined;
+}
+
+/**
+ * Makes the ancestors of a layer entry directories of the layer. A whiteout in the way becomes
+ * an opaque directory, since it still hides the lower one; a file, symlink or link of the layer
+ * in the way makes the layer invalid, as unpacking it fails with ENOTDIR.
+ */
+function ensureOwnParents(tree: LayerTree, path: string): void {
+  for (const p of prefixes(parentOf(path))) {
+    const existing = tree.get(p);
+    if (existing?.type === 'dir') continue;
+    if (existing && existing.type !== 'whiteout') throw new InvalidInputError(`layer holds ${path} under ${p}, which it holds as a ${existing.type}`);
+    tree.set(p, existing ? { ...implicitDir(p), opaque: true } : implicitDir(p));
+  }
+}
+
 /** Compares paths component by component, so '/a/b' sorts before '/a-b' and parents before children. */
 export function comparePaths(a: string, b: string): number {
   const pa = a.split('/');
@@ -103,14 +138,20 @@ export function layerNodes(toc: readonly TocEntry[], blobKey: string, etagPrefix
   const lowerTargets = new Map<string, FileNode>();
   for (const e of toc) {
     if (e.path === '/') continue;
+    if (e.kind === 'opaque' || e.kind === 'whiteout') {
+      // Under a file, symlink or link of this layer a marker hides nothing: that entry already
+      // replaces whatever lies below (umoci writes `old` then `old/.wh.o`; its unpack agrees).
+      const markerDir = e.kind === 'opaque' ? e.path : parentOf(e.path);
+      if (ownNonDirectory(tree, markerDir)) continue;
+    }
     if (e.kind === 'opaque') {
       const dir = e.path;
-      tree.ensureParents(joinPath(dir, 'x'));
+      ensureOwnParents(tree, joinPath(dir, 'x'));
       const existing = tree.get(dir);
       tree.set(dir, existing?.type === 'dir' ? { ...existing, opaque: true } : { ...implicitDir(dir), opaque: true });
       continue;
     }
-    tree.ensureParents(e.path);
+    ensureOwnParents(tree, e.path);
     if (e.kind === 'whiteout') {
       // A whiteout never hides an entry of its own layer, but it still hides the lower one:
       // a directory of the same name in this layer must not merge with what is below.
@@ -120,9 +161,14 @@ export function layerNodes(toc: readonly TocEntry[], blobKey: string, etagPrefix
       continue;
     }
     const meta = { mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime: e.mtime, etag: `${etagPrefix}-${e.offset}` };
-    const existing = tree.get(e.path);
+    let existing = tree.get(e.path);
+    if (existing?.type === 'dir' && e.kind !== 'dir' && existing.etag === IMPLICIT && tree.onlyMarkersBelow(e.path)) {
+      // Whiteouts under a name this layer then makes a file: the file hides all they would.
+      tree.removeTree(e.path);
+      existing = undefined;
+    }
     if (existing && existing.type !== 'whiteout' && !(existing.type === 'dir' && e.kind === 'dir')) {
-      throw new InvalidInputError(`layer holds ${e.path} twice`);
+      throw new InvalidInputError(existing.type === 'dir' && e.kind !== 'dir' ? `layer holds ${e.path} as a ${e.kind} after entries under it` : `layer holds ${e.path} twice`);
     }
     switch (e.kind) {
       case 'dir':

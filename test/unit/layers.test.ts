@@ -147,6 +147,32 @@ describe('applying a layer over the layers below it', () => {
     expect(await read(id, '/p/child')).toBe('c');
   });
 
+  it('a whiteout under a name its own layer makes a file hides nothing more, in either order (umoci writes `old` then `old/.wh.o`)', async () => {
+    const lower = [{ path: 'old/o', content: 'o' }, { path: 'old/p', content: 'p' }];
+    for (const upper of [
+      [{ path: 'old', content: 'now a file' }, { path: 'old/.wh.o', content: '' }],
+      [{ path: 'old/.wh.o', content: '' }, { path: 'old', content: 'now a file' }],
+      [{ path: 'old/.wh..wh..opq', content: '' }, { path: 'old', content: 'now a file' }],
+    ]) {
+      const id = await loadImage(engine, T, [lower, upper]);
+      expect((await engine.files.stat(T, image(id), '/old')).type).toBe('file');
+      expect(await read(id, '/old')).toBe('now a file');
+    }
+  });
+
+  it('an entry under a name its own layer holds as a file is refused, as unpacking it fails with ENOTDIR', async () => {
+    const { archive } = await dockerArchive([[{ path: 'a', content: 'file' }, { path: 'a/b', content: 'under a file' }]]);
+    await expect(engine.images.load(T, [archive])).rejects.toThrow('layer holds /a/b under /a, which it holds as a file');
+    const after = await dockerArchive([[{ path: 'a/b', content: 'b' }, { path: 'a', content: 'file after its own children' }]]);
+    await expect(engine.images.load(T, [after.archive])).rejects.toThrow('layer holds /a as a file after entries under it');
+    expect(await engine.images.list(T)).toEqual([]);
+  });
+
+  it('a whiteout and an entry under the same name in one layer: the lower tree stays hidden', async () => {
+    const id = await loadImage(engine, T, [[{ path: 'p/q/file', content: 'old' }], [{ path: '.wh.p', content: '' }, { path: 'p/r', content: 'new' }]]);
+    expect(await names(id, '/p')).toEqual(['r']);
+  });
+
   it('hard links (typeflag 1) point into the same or a lower layer', async () => {
     const id = await loadImage(engine, T, [[{ path: 'bin/busybox', content: 'BB' }], [{ path: 'bin/sh', hardlink: 'bin/busybox' }, { path: 'x', content: 'X' }, { path: 'y', hardlink: 'x' }]]);
     expect(await read(id, '/bin/sh')).toBe('BB');
