@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { lstat, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../shared/engine.js';
+import { diskTree } from '../support/disk-tree.js';
 import { localEngine, loadImage } from '../support/engine.js';
 import { comparable, strataTree, type TreeEntry } from '../support/fs-ops.js';
 import { tarOf, type LayerEntry } from '../support/images.js';
@@ -124,25 +125,6 @@ async function umociTree(name: string, layers: readonly (readonly LayerEntry[])[
   }
   execFileSync('umoci', ['unpack', '--image', `${layout}:t`, join(dir, 'bundle')]);
   return diskTree(join(dir, 'bundle', 'rootfs'));
-}
-
-async function diskTree(root: string): Promise<TreeEntry[]> {
-  const out: TreeEntry[] = [];
-  const walk = async (dir: string) => {
-    const names = (await readdir(join(root, dir))).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    for (const name of names) {
-      const path = `${dir === '/' ? '' : dir}/${name}`;
-      const st = await lstat(join(root, path), { bigint: true });
-      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
-      const entry: TreeEntry = { path, type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeMs: Number(st.mtimeNs / 1_000_000n) };
-      if (type === 'file') Object.assign(entry, { size: Number(st.size), content: (await readFile(join(root, path))).toString('latin1'), nlink: Number(st.nlink), inode: String(st.ino) });
-      if (type === 'symlink') entry.target = await readlink(join(root, path));
-      out.push(entry);
-      if (type === 'dir') await walk(path);
-    }
-  };
-  await walk('/');
-  return out;
 }
 
 const withTimes = (entries: readonly TreeEntry[]) => comparable(entries).map((e, i) => ({ ...e, mtimeMs: entries[i].type === 'dir' ? undefined : entries[i].mtimeMs }));
