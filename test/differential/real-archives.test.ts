@@ -84,16 +84,20 @@ async function save(refs: readonly string[], file: string): Promise<void> {
 const strataImageTree = async (id: string) => comparable(await strataTree(engine, T, { kind: 'image', ref: id }));
 const podmanImageTree = async (tool: Podman, ref: string) => comparable(await diskTree(await tool.mount(ref)));
 
-/** The image ID an OCI layout's first manifest names: the digest of its config. */
-async function layoutImageId(layout: string): Promise<string> {
+/** An OCI layout's first image manifest. */
+async function layoutManifest(layout: string): Promise<{ config: { digest: string }; layers: { digest: string; mediaType: string }[] }> {
   const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8'));
-  const manifest = JSON.parse(await readFile(join(layout, 'blobs/sha256', index.manifests[0].digest.slice(7)), 'utf8'));
-  return manifest.config.digest;
+  return JSON.parse(await readFile(join(layout, 'blobs/sha256', index.manifests[0].digest.slice(7)), 'utf8'));
+}
+
+/** The image ID an OCI layout names: the digest of its config. */
+async function layoutImageId(layout: string): Promise<string> {
+  return (await layoutManifest(layout)).config.digest;
 }
 
 /** An OCI layout directory as one tar, its members at the top (`index.json`, `blobs/...`), as users pack one. */
-function tarLayout(layout: string, file: string): string {
-  execFileSync('tar', ['-C', layout, '-cf', file, 'oci-layout', 'index.json', 'blobs']);
+function tarLayout(layout: string, file: string, extra: readonly string[] = []): string {
+  execFileSync('tar', ['-C', layout, '-cf', file, 'oci-layout', 'index.json', ...extra, 'blobs']);
   return file;
 }
 
@@ -143,11 +147,23 @@ describe('archives written by podman, skopeo and umoci load into Strata as the t
     for (const format of ['gzip', 'zstd']) {
       const layout = join(work, `skopeo-${format}`);
       await tool('skopeo', ['copy', '--dest-compress', '--dest-compress-format', format, `oci-archive:${ociArchive}`, `oci:${layout}:skopeo/multi:${format}`]);
-      const manifest = JSON.parse(await readFile(join(layout, 'blobs/sha256', JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')).manifests[0].digest.slice(7)), 'utf8'));
-      expect(manifest.layers.map((l: { mediaType: string }) => l.mediaType)).toEqual(Array(3).fill(`application/vnd.oci.image.layer.v1.tar+${format}`));
+      const manifest = await layoutManifest(layout);
+      expect(manifest.layers.map((l) => l.mediaType)).toEqual(Array(3).fill(`application/vnd.oci.image.layer.v1.tar+${format}`));
       expect(await load(tarLayout(layout, `${layout}.tar`))).toEqual([{ id, tags: [`skopeo/multi:${format}`] }]);
       expect(await strataImageTree(id)).toEqual(expected);
     }
+  });
+
+  it('a Docker 25+ archive: an OCI layout (skopeo) with a manifest.json beside it naming blobs/sha256 members', async () => {
+    const ociArchive = join(work, 'for-docker25.tar');
+    await podman.save([MULTI], 'oci-archive', ociArchive);
+    const layout = join(work, 'docker25');
+    await tool('skopeo', ['copy', `oci-archive:${ociArchive}`, `oci:${layout}:1`]);
+    // What Docker 25 writes beside the layout; its RepoTags win over the index's bare ref name.
+    const manifest = await layoutManifest(layout);
+    const blob = (digest: string) => `blobs/sha256/${digest.slice(7)}`;
+    await writeFile(join(layout, 'manifest.json'), JSON.stringify([{ Config: blob(manifest.config.digest), RepoTags: [MULTI], Layers: manifest.layers.map((l) => blob(l.digest)) }]));
+    expect(await load(tarLayout(layout, `${layout}.tar`, ['manifest.json']))).toEqual([{ id: await podman.imageId(MULTI), tags: [MULTI] }]);
   });
 
   it("umoci repack: umoci's own whiteouts, unreferenced blobs of earlier revisions left in the layout", async () => {
