@@ -17,7 +17,8 @@ const id = (name: string) => {
   return z.number({ error: message }).int(message).min(0, message).max(MAX_ID, message);
 };
 const modeMessage = 'mode must be an integer from 0 to 0o7777 (or an octal string like "0644")';
-const fileMode = z.union([z.number({ error: modeMessage }).int(modeMessage).min(0, modeMessage).max(0o7777, modeMessage), z.string({ error: modeMessage }).regex(/^0?[0-7]{1,4}$/, modeMessage)], { error: modeMessage });
+/** Permission bits in a JSON body; the OpenAPI document's Mode schema is generated from it. */
+export const fileMode = z.union([z.number({ error: modeMessage }).int(modeMessage).min(0, modeMessage).max(0o7777, modeMessage), z.string({ error: modeMessage }).regex(/^0?[0-7]{1,4}$/, modeMessage)], { error: modeMessage });
 
 export const TagRequest = z.strictObject({ tag: z.string({ error: 'tag is required and must be a string' }).min(1, 'tag is required and must be a string') }).meta({ description: '`repo[:tag]`; `:latest` if no tag is given.' });
 
@@ -93,7 +94,8 @@ export function requestJsonSchemas(): Record<string, unknown> {
 
 // ---- query parameters ------------------------------------------------------------------------
 
-const flagParam = z.string().regex(/^(|1|0|true|false|yes|no)$/i, 'must be true or false').optional();
+/** A true/false query parameter (read by `flag` in parse.ts); the OpenAPI document types it as its Flag schema. */
+export const flagParam = z.string().regex(/^(|1|0|true|false|yes|no)$/i, 'must be true or false').optional();
 const cursor = z.string().optional();
 const limit = z.string().regex(/^\d+$/, 'limit must be a non-negative integer').optional();
 const upload = z.string().optional();

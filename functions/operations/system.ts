@@ -1,4 +1,4 @@
-import { openApiDocument } from '../openapi.js';
+import { openApiDocument } from '../openapi/document.js';
 import { json } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
 

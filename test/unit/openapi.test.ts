@@ -1,12 +1,28 @@
-import { describe, expect, it } from 'vitest';
+import type { Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { Services } from '../../functions/composition.js';
+import { createHandler } from '../../functions/http/create-handler.js';
+import { responseJsonSchemas, responseSchemas } from '../../functions/http/response-schemas.js';
 import { querySchemas } from '../../functions/http/schemas.js';
-import { documentedRoutes as routes, openApiDocument } from '../../functions/openapi.js';
-import type { Route } from '../../functions/routes.js';
+import type { HttpEvent, HttpResponse, LambdaHandler, Operation } from '../../functions/http/types.js';
+import { documentedRoutes as routes, openApiDocument, openApiPaths } from '../../functions/openapi/document.js';
+import { containerOperations } from '../../functions/operations/containers.js';
+import { fileOperations } from '../../functions/operations/files.js';
+import { imageOperations } from '../../functions/operations/images.js';
+import { systemOperations } from '../../functions/operations/system.js';
+import { uploadOperations } from '../../functions/operations/uploads.js';
+import { volumeOperations } from '../../functions/operations/volumes.js';
+import { routeKeyOf, type HandlerName, type Route } from '../../functions/routes.js';
+import type { Config } from '../../shared/config.js';
+import { dockerArchive } from '../support/images.js';
+import { localEngine } from '../support/engine.js';
 
 /**
- * The OpenAPI document (written paths, generated request schemas) must describe exactly the route table: same paths and
+ * The OpenAPI document (generated from the route table and the zod schemas) must describe exactly the route table: same paths and
  * methods, operationId = route.operation, errors as the Error schema, public routes unsecured,
- * and no dangling $ref.
+ * and no dangling $ref. Its response schemas must be the zod response schemas, and real
+ * responses of the handlers must parse with them.
  */
 
 type Json = Record<string, any>;
@@ -135,5 +151,181 @@ describe('openapi.json', () => {
     expect(refs.length).toBeGreaterThan(0);
     const dangling = refs.filter(({ ref }) => !ref.startsWith('#/components/') || resolvePointer(ref) === undefined);
     expect(dangling).toEqual([]);
+  });
+
+  it('takes every response body schema from the zod response schemas, and uses each of them', () => {
+    const generated = responseJsonSchemas();
+    const bodies = [...operations.values()].flatMap((op) => Object.values(op.responses as Json)).concat(Object.values(doc.components.responses));
+    const used = new Set<string>();
+    for (const response of bodies.map(deref)) {
+      for (const media of Object.values((response.content ?? {}) as Json)) {
+        for (const { ref } of allRefs(media.schema)) used.add(ref.replace('#/components/schemas/', ''));
+      }
+    }
+    for (const name of used) {
+      expect(Object.keys(responseSchemas), `${name} is not a response schema`).toContain(name);
+      expect(doc.components.schemas[name], name).toEqual(generated[name]);
+    }
+    // Refs inside the schemas (DirPage's entries, DiskUsage's items) are among them too.
+    expect([...used].sort()).toEqual(Object.keys(responseSchemas).sort());
+  });
+
+  it('throws for a route that has no operation doc, so no route goes undocumented', () => {
+    const undocumented: Route = { method: 'GET', path: '/v1/new', handler: 'system', operation: 'somethingNew' };
+    expect(() => openApiPaths([...routes, undocumented])).toThrow(/somethingNew/);
+  });
+});
+
+// ---- real responses against the document ---------------------------------------------------
+
+const T = 'acme';
+const context = { awsRequestId: 'openapi-test' } as Context;
+const operationsByHandler: Record<Exclude<HandlerName, 'docker'>, Record<string, Operation>> = {
+  system: systemOperations,
+  images: imageOperations,
+  containers: containerOperations,
+  files: fileOperations,
+  volumes: volumeOperations,
+  uploads: uploadOperations,
+};
+
+/** The zod schema of a documented body; notes each response schema met, to check every one was tried. */
+const exercised = new Set<string>();
+function zodOf(schema: Json): z.ZodType {
+  if (typeof schema.$ref === 'string') {
+    const name = schema.$ref.replace('#/components/schemas/', '') as keyof typeof responseSchemas;
+    exercised.add(name);
+    return responseSchemas[name];
+  }
+  if (schema.type === 'array') return z.array(zodOf(schema.items));
+  if (schema.oneOf) return z.union(schema.oneOf.map(zodOf));
+  if (schema.type === 'object') return z.looseObject({});
+  throw new Error(`no zod schema for ${JSON.stringify(schema)}`);
+}
+
+describe('real responses of the handlers', () => {
+  let cleanup: () => Promise<void>;
+  let handlers: Record<string, LambdaHandler>;
+
+  beforeAll(async () => {
+    const local = await localEngine();
+    cleanup = local.cleanup;
+    const config = { tenantClaim: 'tenant', logLevel: 'CRITICAL', inlineBodyLimit: 4 << 20, presignSeconds: 60, maxFileBytes: 1024 ** 4 } as Config;
+    const services: Services = { config, engine: local.engine, meta: local.meta, blobs: local.blobs, streamsBodies: false };
+    handlers = Object.fromEntries(
+      Object.entries(operationsByHandler).map(([name, ops]) => [name, createHandler(name as HandlerName, ops, () => services)]),
+    );
+  });
+  afterAll(async () => cleanup());
+
+  interface Call {
+    params?: Record<string, string>;
+    query?: Record<string, string>;
+    headers?: Record<string, string>;
+    body?: unknown;
+  }
+
+  /** Sends a request through the operation's real handler; checks the status is documented and a JSON body parses as documented. */
+  async function call(operation: string, { params = {}, query = {}, headers = {}, body }: Call = {}): Promise<{ status: number; body: any }> {
+    const route = routes.find((r) => r.operation === operation)!;
+    // Objects travel as JSON; bytes and text as they are.
+    const isJson = body !== undefined && !Buffer.isBuffer(body) && typeof body !== 'string';
+    const raw = body === undefined ? undefined : Buffer.from(isJson ? JSON.stringify(body) : (body as Buffer | string));
+    const event = {
+      version: '2.0',
+      routeKey: routeKeyOf(route),
+      rawPath: route.path,
+      rawQueryString: '',
+      headers: { ...(isJson ? { 'content-type': 'application/json' } : {}), ...headers },
+      pathParameters: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, encodeURIComponent(v)])),
+      queryStringParameters: query,
+      body: raw?.toString('base64'),
+      isBase64Encoded: true,
+      requestContext: { requestId: operation, http: { method: route.method, path: route.path }, authorizer: { jwt: { claims: { tenant: T } } } },
+    } as unknown as HttpEvent;
+    const response: HttpResponse = await handlers[route.handler]!(event, context);
+    const documented = deref(operations.get(key(route.method, openapiPath(route)))!.responses[String(response.statusCode)]);
+    expect(documented, `${operation} answered ${response.statusCode}, which it does not document: ${response.body}`).toBeDefined();
+    if (!(response.headers['content-type'] ?? '').startsWith('application/json')) return { status: response.statusCode, body: undefined };
+    const schema = documented.content?.['application/json']?.schema;
+    expect(schema, `${operation} ${response.statusCode} documents no JSON body`).toBeDefined();
+    const json = JSON.parse(response.body as string);
+    const parsed = zodOf(schema).safeParse(json);
+    expect(parsed.error, `${operation} ${response.statusCode}: ${response.body}`).toBeUndefined();
+    // z.object drops fields it does not know, so equality means the body has no undocumented field.
+    expect(parsed.data, `${operation} ${response.statusCode} sends fields its schema lacks`).toEqual(json);
+    return { status: response.statusCode, body: json };
+  }
+
+  it('parse with the documented zod schemas, field for field', async () => {
+    const base = [
+      [
+        { path: 'etc/', dir: true },
+        { path: 'etc/hosts', content: '127.0.0.1 localhost\n' },
+        { path: 'etc/motd', symlink: 'hosts' },
+        { path: 'bin/', dir: true },
+        { path: 'bin/busybox', content: 'BUSYBOX', mode: 0o755 },
+        { path: 'bin/sh', hardlink: 'bin/busybox' },
+      ],
+    ];
+    const { archive } = await dockerArchive(base, { tags: ['base:1'] });
+    expect((await call('health')).body).toEqual({ status: 'ok' });
+    expect((await call('loadImage', { body: archive })).status).toBe(201);
+    await call('listImages');
+    await call('inspectImage', { params: { ref: 'base:1' } });
+    await call('tagImage', { params: { ref: 'base:1' }, body: { tag: 'base:2' } });
+
+    await call('createVolume', { body: { name: 'keep', labels: { team: 'storage' } } });
+    await call('createVolume', {});
+    const box = await call('createContainer', {
+      body: { image: 'base:1', name: 'box', mounts: [{ target: '/data', volume: 'keep' }, { target: '/scratch' }], labels: { app: 'test' } },
+    });
+    expect(box.status).toBe(201);
+    const id = { id: 'box' };
+    const bytes = { 'content-type': 'application/octet-stream' };
+    await call('containerFsPut', { params: { ...id, path: 'data/state.json' }, body: '{"n":1}', headers: bytes });
+    await call('containerFsPut', { params: { ...id, path: 'etc/new.txt' }, body: 'new', headers: bytes });
+    await call('containerFsPut', { params: { ...id, path: 'made' }, query: { type: 'dir' } });
+    await call('containerFsPatch', { params: { ...id, path: 'etc/new.txt' }, body: { mode: '0600', mtime: 1_700_000_000_000 } });
+    await call('containerFsPost', { params: { ...id, path: 'etc/new.txt' }, body: { action: 'rename', to: '/etc/moved.txt' } });
+    await call('containerFsPost', { params: { ...id, path: 'etc/hosts2' }, body: { action: 'link', target: '/etc/hosts' } });
+    await call('containerFsPost', { params: { ...id, path: 'sym' }, body: { action: 'symlink', target: '/etc/hosts' } });
+    await call('containerFsPost', { params: { ...id, path: 'deep/er' }, body: { action: 'mkdir', parents: true } });
+    await call('containerFsDelete', { params: { ...id, path: 'bin/sh' } });
+    const linked = await call('containerFsGet', { params: { ...id, path: 'etc/hosts' }, query: { stat: 'true' } });
+    expect(linked.body).toMatchObject({ nlink: 2, inode: expect.any(String) });
+    const link = await call('containerFsGet', { params: { ...id, path: 'sym' }, query: { stat: 'true', follow: 'false' } });
+    expect(link.body).toMatchObject({ type: 'symlink', target: '/etc/hosts' });
+    await call('containerFsGet', { params: { ...id, path: 'etc' } });
+    await call('containerFsGet', { params: { ...id, path: 'etc/hosts' } });
+    await call('containerFsHead', { params: { ...id, path: 'etc/hosts' } });
+    const page = await call('containerFsRoot', { params: id, query: { limit: '1' } });
+    expect(page.body.cursor).toEqual(expect.any(String));
+    await call('containerChanges', { params: id });
+    await call('listContainers', { query: { size: 'true' } });
+    await call('listContainers');
+    await call('inspectContainer', { params: id });
+    await call('commitContainer', { params: id, body: { reference: 'base:committed', author: 'test' } });
+
+    const committed = await call('inspectImage', { params: { ref: 'base:committed' } });
+    expect(committed.body.parent).toEqual(expect.stringMatching(/^sha256:/));
+    await call('imageFsRoot', { params: { ref: 'base:committed' } });
+    await call('imageFsGet', { params: { ref: 'base:committed', path: 'etc/moved.txt' }, query: { stat: 'true' } });
+    await call('volumeFsRoot', { params: { name: 'keep' } });
+    await call('volumeFsGet', { params: { name: 'keep', path: 'state.json' }, query: { stat: 'true' } });
+    await call('listVolumes');
+    await call('inspectVolume', { params: { name: 'keep' } });
+    await call('systemDf');
+
+    expect((await call('removeImage', { params: { ref: 'base:2' } })).body).toEqual({ untagged: ['base:2'], deleted: [] });
+    expect((await call('untagImage', { params: { ref: 'base:committed', tag: 'base:1' } })).status).toBe(404);
+    expect((await call('removeContainer', { params: id, query: { volumes: 'true' } })).status).toBe(204);
+    expect((await call('pruneVolumes', { query: { all: 'true' } })).body.removed).toContain('keep');
+    await call('sweep');
+    await call('createUpload');
+    expect((await call('inspectImage', { params: { ref: 'nope:1' } })).body).toMatchObject({ code: 'not_found' });
+    expect((await call('listImages', { query: { bogus: '1' } })).body).toMatchObject({ code: 'invalid_input' });
+
+    expect([...exercised].sort()).toEqual(Object.keys(responseSchemas).sort());
   });
 });

@@ -1,0 +1,178 @@
+import { z } from 'zod';
+
+/**
+ * One zod schema per JSON response body, by the names the OpenAPI document gives them. The
+ * document's response schemas are generated from these, and a unit test parses real responses of
+ * the handlers with them, so what is documented is what is sent. Shapes follow the engine's
+ * summaries (shared/domain/*.ts) and what the operations add (functions/operations/*.ts).
+ */
+
+const count = z.int().min(0);
+const bytes = (description?: string) => (description ? z.int().min(0).meta({ description }) : z.int().min(0));
+const epochMs = (description = 'Milliseconds since the epoch.') => z.int().meta({ description });
+const names = z.array(z.string());
+const labels = z.record(z.string(), z.string());
+
+export const ErrorBody = z
+  .object({
+    message: z.string().meta({ description: 'What went wrong, for people.' }),
+    code: z.string().meta({
+      description:
+        'For programs: `invalid_input`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `precondition_failed`, ' +
+        '`too_large`, `range_not_satisfiable`, `unavailable`, `deadline_exceeded`, `internal`, or a filesystem code ' +
+        '(`ENOTDIR`, `EISDIR`, `ELOOP`, `EINVAL`, `EPERM` with 400; `ENOTEMPTY`, `EEXIST` with 409).',
+    }),
+  })
+  .meta({ description: 'Every error. 5xx messages carry no details.' });
+
+export const Health = z.object({ status: z.literal('ok') });
+
+export const FileStat = z.object({
+  path: z.string().meta({ description: 'Absolute path in the tree, after following symlinks where the operation does.' }),
+  name: z.string().meta({ description: 'Last path component; empty for the root.' }),
+  type: z.enum(['file', 'dir', 'symlink']),
+  size: bytes('Bytes; 0 for directories and symlinks.'),
+  mode: z.int().min(0).max(0o7777).meta({ description: 'Permission bits (`X-Strata-Mode` gives them in octal).' }),
+  uid: count,
+  gid: count,
+  mtime: epochMs(),
+  etag: z.string().meta({ description: 'Unquoted; the `ETag` header quotes it.' }),
+  target: z.string().optional().meta({ description: 'Symlinks only: the target as written.' }),
+  nlink: count.optional().meta({ description: 'Files only: how many names the file has (hard links).' }),
+  inode: z.string().optional().meta({ description: "Hard-linked files only: the identity all the file's names share." }),
+});
+
+export const DirPage = z.object({
+  path: z.string().meta({ description: "The directory's absolute path." }),
+  entries: z.array(FileStat),
+  cursor: z.string().optional().meta({ description: 'Opaque; pass back as `?cursor=` for the next page. Absent on the last page.' }),
+});
+
+export const ImageSummary = z.object({
+  id: z.string().meta({ description: '`sha256:` digest of the image config.' }),
+  tags: names,
+  created: epochMs("The config's `created`, in milliseconds since the epoch; when it was stored if the config has none."),
+  size: bytes('Bytes of files in its layers.'),
+  sharedSize: bytes('Bytes of layers shared with at least one other image.'),
+  containers: count.meta({ description: 'Containers using it.' }),
+  layers: z.array(z.object({ diffId: z.string(), size: count })).meta({ description: 'Bottom first.' }),
+  parent: z.string().optional().meta({ description: 'The image a commit was made from.' }),
+});
+
+export const ImageRef = z.object({ id: z.string(), tags: names });
+
+export const LoadResult = z.object({ images: z.array(ImageRef) });
+
+export const TagResult = z.object({ tag: z.string() });
+
+export const RemoveImageResult = z.object({
+  untagged: names,
+  deleted: names.meta({ description: 'Image IDs removed; empty when only tags went.' }),
+});
+
+export const ContainerSummary = z.object({
+  id: z.string().regex(/^[0-9a-f]{64}$/),
+  name: z.string(),
+  image: z.string().meta({ description: 'Image ID.' }),
+  imageRef: z.string().optional().meta({ description: 'The image as named at creation.' }),
+  created: epochMs(),
+  mounts: z.array(z.object({ target: z.string(), volume: z.string(), readOnly: z.boolean(), anonymous: z.boolean() })),
+  labels,
+  size: bytes("Bytes of files the container created or changed (Docker's SizeRw). Listings include it with `?size=true`.")
+    .optional(),
+  virtualSize: bytes("Image size plus `size` (Docker's SizeRootFs).").optional(),
+});
+
+export const Change = z.object({
+  path: z.string(),
+  kind: z.literal([0, 1, 2]).meta({ description: "0 changed, 1 added, 2 deleted (Docker's kinds)." }),
+  kindName: z.enum(['C', 'A', 'D']),
+});
+
+export const VolumeSummary = z.object({
+  name: z.string(),
+  anonymous: z.boolean(),
+  created: epochMs(),
+  labels,
+  refCount: count.meta({ description: 'Containers using it.' }),
+  size: bytes('Bytes of files in it.'),
+});
+
+export const PruneResult = z.object({
+  removed: names.meta({ description: 'Names of the volumes removed.' }),
+  reclaimed: bytes('Their bytes.'),
+});
+
+/** `docker system df`: one block per kind of thing. */
+const usage = <T extends z.ZodType>(items: T, active: string, reclaimable?: string) =>
+  z.object({
+    count,
+    active: count.meta({ description: active }),
+    size: count,
+    reclaimable: reclaimable ? count.meta({ description: reclaimable }) : count,
+    items: z.array(items),
+  });
+
+export const DiskUsage = z.object({
+  images: usage(ImageSummary, 'Images some container uses.', 'Unshared bytes of images no container uses.').extend({ sharedSize: count }),
+  containers: usage(ContainerSummary, 'Always 0: no container runs.'),
+  volumes: usage(VolumeSummary, 'Volumes some container uses.', 'Bytes of volumes no container uses.'),
+});
+
+export const SweepReport = z
+  .object({ namespaces: count, nodes: count, layers: count, chains: count, blobs: count })
+  .meta({ description: 'Counts of what was removed.' });
+
+export const Upload = z.object({
+  id: z.uuid().meta({ description: 'Name it as `?upload=<id>`.' }),
+  url: z.url().meta({ description: 'Presigned URL to send the bytes to.' }),
+  method: z.literal('PUT'),
+  expiresAt: z.iso.datetime(),
+});
+
+/** By the names the OpenAPI document refers to them. */
+export const responseSchemas = {
+  Error: ErrorBody,
+  Health,
+  FileStat,
+  DirPage,
+  ImageSummary,
+  ImageRef,
+  LoadResult,
+  TagResult,
+  RemoveImageResult,
+  ContainerSummary,
+  Change,
+  VolumeSummary,
+  PruneResult,
+  DiskUsage,
+  SweepReport,
+  Upload,
+};
+
+export type ResponseSchemaName = keyof typeof responseSchemas;
+
+/**
+ * The JSON Schemas (2020-12) of every response body. Converted together, so a body that holds
+ * another (DirPage's entries, DiskUsage's items) refers to it by `$ref` instead of a copy.
+ */
+export function responseJsonSchemas(): Record<string, Record<string, unknown>> {
+  const registry = z.registry<{ id: string }>();
+  for (const [name, schema] of Object.entries(responseSchemas)) registry.add(schema, { id: name });
+  const { schemas } = z.toJSONSchema(registry, {
+    io: 'output',
+    uri: (id) => `#/components/schemas/${id}`,
+    override: ({ zodSchema, jsonSchema }) => {
+      // Responses may gain fields: the document promises the ones listed, not that there are no others.
+      if (zodSchema._zod.def.type === 'object' && jsonSchema.additionalProperties === false) delete jsonSchema.additionalProperties;
+      // z.int() bounds every integer to the safe range; JSON numbers from this API never leave it anyway.
+      if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
+      if (jsonSchema.minimum === Number.MIN_SAFE_INTEGER) delete jsonSchema.minimum;
+      // zod types numeric literals as `number`; integer ones (Change.kind) are integers.
+      if (zodSchema._zod.def.type === 'literal' && jsonSchema.enum?.every(Number.isInteger)) jsonSchema.type = 'integer';
+    },
+  });
+  return Object.fromEntries(
+    Object.entries(schemas).map(([name, { $schema: _dialect, $id: _id, ...jsonSchema }]) => [name, jsonSchema as Record<string, unknown>]),
+  );
+}

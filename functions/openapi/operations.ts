@@ -1,0 +1,362 @@
+import {
+  bytesOf,
+  headerRefs,
+  jsonContent,
+  parameters,
+  prose,
+  requestBodyRef,
+  responseRef,
+  schemaRef,
+  type Json,
+  type Status,
+} from './components.js';
+import type { ResponseSchemaName } from '../http/response-schemas.js';
+
+/**
+ * What the route table cannot say about each operation: prose, body, and the responses it gives.
+ * Keyed by the route's operation name (functions/routes.ts); the document is built by walking the
+ * routes, and a route without an entry here makes it throw.
+ */
+export interface OperationDoc {
+  readonly tag: 'system' | 'images' | 'containers' | 'volumes' | 'files' | 'uploads';
+  readonly summary: string;
+  readonly description?: string;
+  /**
+   * Flags only this operation takes, with what they mean here. Every other query parameter its
+   * validator takes is documented by name (sharedQueryParameters); the validator decides which.
+   */
+  readonly query?: Readonly<Record<string, string>>;
+  /** Request headers it reads. */
+  readonly headers?: readonly HeaderParameter[];
+  readonly requestBody?: Json;
+  /** Its own responses: its successes, or a reusable response where its content is specific. */
+  readonly responses: Readonly<Record<number, Json>>;
+  /**
+   * Other statuses it may answer, each with its reusable response. 400 (unknown query parameters)
+   * and 500 are added to every operation, and 401, 403 and 503 to every secured one.
+   */
+  readonly statuses?: readonly Status[];
+}
+
+type HeaderParameter = { [K in keyof typeof parameters]: (typeof parameters)[K]['in'] extends 'header' ? K : never }[keyof typeof parameters];
+
+const json = (description: string, schema: Json, extra: Json = {}) => ({ description, ...extra, content: jsonContent(schema) });
+const listOf = (name: ResponseSchemaName) => ({ type: 'array', items: schemaRef(name) });
+const tar = (description: string) => ({ description, content: { 'application/x-tar': bytesOf('application/x-tar') } });
+const jsonBody = (name: Parameters<typeof schemaRef>[0], required: boolean) => ({ required, content: jsonContent(schemaRef(name)) });
+const removed = { 204: { description: 'Removed.' } };
+
+const system: Record<string, OperationDoc> = {
+  health: {
+    tag: 'system',
+    summary: 'Liveness check',
+    responses: { 200: json('The API is up.', schemaRef('Health')) },
+  },
+  openapi: {
+    tag: 'system',
+    summary: 'This OpenAPI document',
+    responses: { 200: json('The OpenAPI 3.1 document.', { type: 'object' }) },
+  },
+  systemDf: {
+    tag: 'system',
+    summary: 'Disk usage (`docker system df`)',
+    description: prose(
+      "Counts, sizes and reclaimable bytes of the tenant's images, containers and volumes.",
+      'No container runs, so all container bytes count as reclaimable.',
+    ),
+    responses: { 200: json('Disk usage.', schemaRef('DiskUsage')) },
+  },
+  sweep: {
+    tag: 'system',
+    summary: "Garbage-collect the tenant's storage",
+    description: prose(
+      'Mark and sweep: namespaces of removed containers and volumes, layers no image uses, and orphaned objects.',
+      'Recent objects are spared, so in-flight writes are safe. A scheduled sweep also runs over every tenant.',
+    ),
+    responses: { 200: json('What was removed.', schemaRef('SweepReport')) },
+  },
+};
+
+const images: Record<string, OperationDoc> = {
+  listImages: {
+    tag: 'images',
+    summary: 'List images',
+    responses: { 200: json("The tenant's images.", listOf('ImageSummary')) },
+  },
+  loadImage: {
+    tag: 'images',
+    summary: 'Load images from an archive (`docker load`)',
+    description: prose(
+      'The body is a docker-archive (`docker save`) or OCI image layout tar, plain, gzip or zstd.',
+      'Send it inline, or give `?upload=<id>` of a finished upload and no body.',
+      'Every image in the archive is loaded with its tags; layers already stored are kept once.',
+    ),
+    requestBody: {
+      required: false,
+      content: { 'application/x-tar': bytesOf('application/x-tar'), 'application/octet-stream': bytesOf('application/octet-stream') },
+    },
+    responses: { 201: json('The images loaded.', schemaRef('LoadResult')) },
+    statuses: [404, 413],
+  },
+  inspectImage: {
+    tag: 'images',
+    summary: 'Inspect an image',
+    responses: { 200: json('The image.', schemaRef('ImageSummary')) },
+    statuses: [404, 409],
+  },
+  removeImage: {
+    tag: 'images',
+    summary: 'Remove an image (`docker rmi`)',
+    description: prose(
+      'By a tag of an image with other tags, removes only that tag.',
+      'Otherwise removes the image and its tags; 409 while containers use it, unless `force`,',
+      'which removes the tags and leaves the image (untagged) until its last container goes. Layers are reclaimed by the sweep.',
+    ),
+    query: { force: 'Untag an image that containers still use.' },
+    responses: { 200: json('What was untagged and deleted.', schemaRef('RemoveImageResult')) },
+    statuses: [404, 409],
+  },
+  tagImage: {
+    tag: 'images',
+    summary: 'Tag an image (`docker tag`)',
+    description: 'Points the tag at the image, moving it if another image had it.',
+    requestBody: jsonBody('TagRequest', true),
+    responses: { 201: json('The tag, normalised (`repo:tag`).', schemaRef('TagResult')) },
+    statuses: [404, 409],
+  },
+  untagImage: {
+    tag: 'images',
+    summary: 'Remove a tag',
+    responses: { 204: { description: 'The tag is gone; the image stays.' } },
+    statuses: [404, 409],
+  },
+  saveImage: {
+    tag: 'images',
+    summary: 'Save an image as a docker-archive tar (`docker save`)',
+    responses: { 200: tar('The docker-archive tar, streamed.') },
+    statuses: [303, 404, 409],
+  },
+};
+
+const containers: Record<string, OperationDoc> = {
+  createContainer: {
+    tag: 'containers',
+    summary: 'Create a container (`docker create`)',
+    description: prose(
+      'Copies nothing: the container is an empty writable layer over the image.',
+      'A mount naming a missing volume creates it; a mount without a volume gets a new anonymous one.',
+    ),
+    requestBody: jsonBody('CreateContainerRequest', true),
+    responses: {
+      201: json('The new container.', schemaRef('ContainerSummary'), { headers: headerRefs('Location') }),
+    },
+    statuses: [404, 409],
+  },
+  listContainers: {
+    tag: 'containers',
+    summary: 'List containers, newest first',
+    query: { size: 'Include `size` and `virtualSize`.' },
+    responses: { 200: json("The tenant's containers.", listOf('ContainerSummary')) },
+  },
+  inspectContainer: {
+    tag: 'containers',
+    summary: 'Inspect a container, with its sizes',
+    responses: { 200: json('The container.', schemaRef('ContainerSummary')) },
+    statuses: [404, 409],
+  },
+  removeContainer: {
+    tag: 'containers',
+    summary: 'Remove a container (`docker rm`)',
+    description: 'Named volumes always stay. Its files are reclaimed by the sweep.',
+    query: { volumes: 'Also remove its anonymous volumes no other container uses.', v: 'Same as `volumes`.' },
+    responses: removed,
+    statuses: [404, 409],
+  },
+  containerChanges: {
+    tag: 'containers',
+    summary: 'Changes against the image (`docker diff`)',
+    description: 'Paths in order; parents of changes count as changed; a deleted directory is one entry. Volumes are not included.',
+    responses: { 200: json('The changes.', listOf('Change')) },
+    statuses: [404, 409],
+  },
+  commitContainer: {
+    tag: 'containers',
+    summary: "Commit the container's changes as a new image (`docker commit`)",
+    description: prose(
+      "The new image is the container's image plus one layer of its changes (volumes excluded).",
+      'The body may be empty.',
+    ),
+    requestBody: jsonBody('CommitRequest', false),
+    responses: { 201: json('The new image.', schemaRef('ImageRef')) },
+    statuses: [404, 409, 413],
+  },
+  exportContainer: {
+    tag: 'containers',
+    summary: 'Export the merged file tree as a tar (`docker export`)',
+    description: 'Volumes are not included.',
+    responses: { 200: tar('The tar, streamed.') },
+    statuses: [303, 404, 409, 413],
+  },
+};
+
+const volumes: Record<string, OperationDoc> = {
+  createVolume: {
+    tag: 'volumes',
+    summary: 'Create a volume (`docker volume create`)',
+    description: prose(
+      'Without a name, an anonymous volume with a random 64-hex-digit name.',
+      'Creating a name that exists returns that volume unchanged.',
+    ),
+    requestBody: jsonBody('CreateVolumeRequest', false),
+    responses: { 201: json('The volume.', schemaRef('VolumeSummary')) },
+  },
+  listVolumes: {
+    tag: 'volumes',
+    summary: 'List volumes',
+    responses: { 200: json("The tenant's volumes.", listOf('VolumeSummary')) },
+  },
+  pruneVolumes: {
+    tag: 'volumes',
+    summary: 'Remove unused volumes (`docker volume prune`)',
+    description: 'Removes unused anonymous volumes, or every unused volume with `all`.',
+    query: { all: 'Also remove unused named volumes.' },
+    responses: { 200: json('What was removed.', schemaRef('PruneResult')) },
+  },
+  inspectVolume: {
+    tag: 'volumes',
+    summary: 'Inspect a volume',
+    responses: { 200: json('The volume.', schemaRef('VolumeSummary')) },
+    statuses: [404],
+  },
+  removeVolume: {
+    tag: 'volumes',
+    summary: 'Remove a volume (`docker volume rm`)',
+    description: '409 while a container uses it. Its files are reclaimed by the sweep.',
+    query: { force: 'A missing volume answers 204 instead of 404. Does not remove a volume in use.' },
+    responses: removed,
+    statuses: [404, 409],
+  },
+};
+
+const uploads: Record<string, OperationDoc> = {
+  createUpload: {
+    tag: 'uploads',
+    summary: 'Start a presigned upload',
+    description: prose(
+      'Answers a presigned URL: send the bytes there with the given method before it expires,',
+      'then name the upload with `?upload=<id>` in a file PUT or PATCH or an image load.',
+    ),
+    responses: { 201: json('The upload.', schemaRef('Upload')) },
+  },
+};
+
+/**
+ * The file API is the same over the three trees. Images are read-only; volume names are exact,
+ * so only image and container references can be an ambiguous prefix (409).
+ */
+function fileOperations(tree: 'image' | 'container' | 'volume'): Record<string, OperationDoc> {
+  const inTree = `in ${tree === 'image' ? 'an' : 'a'} ${tree}`;
+  const ambiguous: Status[] = tree === 'volume' ? [] : [409];
+  const preconditions: HeaderParameter[] = ['IfMatch', 'IfNoneMatch'];
+  const reads: Record<string, OperationDoc> = {
+    Root: {
+      tag: 'files',
+      summary: `List the ${tree}'s root directory`,
+      responses: { 200: responseRef('DirListing') },
+      statuses: [404, ...ambiguous],
+    },
+    Get: {
+      tag: 'files',
+      summary: `Read a file, list a directory, or stat a path ${inTree}`,
+      description: prose(
+        'A file answers its bytes (200, or 206 with `Range`); a directory answers a page of its entries (`cursor`, `limit`);',
+        '`?stat=true` answers the FileStat of any path.',
+        '`If-None-Match` matching the ETag (or `*`) answers 304; `If-Match` not matching answers 412.',
+      ),
+      headers: ['Range', ...preconditions],
+      responses: { 200: responseRef('FileRead'), 206: responseRef('FilePartial') },
+      statuses: [303, 304, 404, ...ambiguous, 412, 413, 416],
+    },
+    Head: {
+      tag: 'files',
+      summary: `Stat a path ${inTree} through headers`,
+      description: 'As GET, without a body: the stat headers, and for a file `Content-Length`, `Accept-Ranges` and (with `Range`) `Content-Range`.',
+      headers: ['Range', ...preconditions],
+      responses: { 200: responseRef('HeadOk'), 206: responseRef('HeadPartial') },
+      statuses: [304, 404, ...ambiguous, 412, 416],
+    },
+  };
+  const container = tree === 'container';
+  const writes: Record<string, OperationDoc> = {
+    Put: {
+      tag: 'files',
+      summary: 'Write a whole file, or make a directory or symlink',
+      description: prose(
+        '`?type=file` (default) creates or replaces the file with the body, or with a finished upload (`?upload=<id>`);',
+        'a symlink at the path is followed.',
+        '`?type=dir` makes a directory (`?parents=true` makes missing parents and accepts an existing directory).',
+        '`?type=symlink` makes a symlink to `?target=` or to the body as text.',
+        '`If-Match` requires the current ETag; `If-None-Match: *` creates only.',
+        ...(container ? ['Writes under a read-only mount answer 403.'] : []),
+      ),
+      headers: ['ModeHeader', ...preconditions],
+      requestBody: requestBodyRef('PutBody'),
+      responses: { 200: responseRef('FileStatWritten'), 201: responseRef('FileStatCreated') },
+      statuses: [404, 409, 412, 413],
+    },
+    Patch: {
+      tag: 'files',
+      summary: 'Write bytes at an offset, or change attributes',
+      description: prose(
+        'With `Content-Type: application/json`, sets attributes:',
+        '`size` truncates or extends with zeros; `mode`, `uid`, `gid`, `mtime` change metadata.',
+        'Otherwise the body (or `?upload=<id>`) is written at `?offset=N` or at the end with `?append=true`; the file must exist.',
+        '`If-Match` requires the current ETag.',
+      ),
+      headers: preconditions,
+      requestBody: requestBodyRef('PatchBody'),
+      responses: { 200: responseRef('FileStatWritten') },
+      statuses: [404, 409, 412, 413],
+    },
+    Delete: {
+      tag: 'files',
+      summary: 'Remove a file, symlink or directory',
+      description: prose(
+        'A non-empty directory needs `?recursive=true` (else 409 ENOTEMPTY).',
+        container
+          ? 'The root and mount points cannot be removed. Removing a path that exists in the image leaves a whiteout.'
+          : 'The root cannot be removed.',
+      ),
+      headers: preconditions,
+      responses: removed,
+      statuses: [404, 409, 412],
+    },
+    Post: {
+      tag: 'files',
+      summary: 'Rename, link, symlink or mkdir at the path',
+      description: prose(
+        '`rename` moves the path to `to` (200).',
+        '`link` makes the path another name of the existing file `target`',
+        '(201; a directory is refused with EPERM, a symlink is linked as a copy of itself).',
+        '`symlink` makes the path a symlink to `target` (201). `mkdir` makes the path a directory (201).',
+        ...(container ? ['Rename and link cannot cross a volume mount.'] : []),
+      ),
+      requestBody: jsonBody('FileAction', true),
+      responses: { 200: responseRef('FileStatRenamed'), 201: responseRef('FileStatCreated') },
+      statuses: [404, 409],
+    },
+  };
+  const all = tree === 'image' ? reads : { ...reads, ...writes };
+  return Object.fromEntries(Object.entries(all).map(([method, doc]) => [`${tree}Fs${method}`, doc]));
+}
+
+export const operationDocs: Readonly<Record<string, OperationDoc>> = {
+  ...system,
+  ...images,
+  ...fileOperations('image'),
+  ...containers,
+  ...fileOperations('container'),
+  ...volumes,
+  ...fileOperations('volume'),
+  ...uploads,
+};
