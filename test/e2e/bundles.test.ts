@@ -1,0 +1,182 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { App } from 'aws-cdk-lib';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { StrataStack } from '../../cdk/strata-stack.js';
+import { SWEEP_EVENT } from '../../cdk/strata-api.js';
+import { ensureTable } from '../../shared/adapters/dynamo-metadata-store.js';
+import { ensureBucket, s3ClientFor } from '../../shared/adapters/s3-blob-store.js';
+import { dockerArchive } from '../support/images.js';
+
+/**
+ * The functions as they deploy: the stack is synthesized with the real esbuild bundling, and
+ * each bundle in cdk.out is imported by a plain `node` process (as Lambda's runtime imports it:
+ * an ES module, no `require`, none of the test runner's module hooks) and invoked with API
+ * Gateway v2 and EventBridge events against DynamoDB Local and Ceph RGW. A bundling mistake (a
+ * missing module, a JSON import, CommonJS in the ESM output) fails here, never first in AWS.
+ */
+type LambdaHandler = (event: unknown) => Promise<any>;
+
+/** Imports a bundle, calls its handler with the event on stdin, prints the result after a marker (the logger owns stdout too). */
+const RUNNER = `
+import { pathToFileURL } from 'node:url';
+const [, bundle, exported] = process.argv;
+let input = '';
+for await (const chunk of process.stdin) input += chunk;
+const context = { awsRequestId: 'bundle-test', functionName: 'strata', getRemainingTimeInMillis: () => 29000 };
+const result = await (await import(pathToFileURL(bundle).href))[exported](JSON.parse(input), context);
+process.stdout.write('\\n@@result@@' + JSON.stringify(result ?? null));
+`;
+const MARKER = '\n@@result@@';
+
+function runBundle(bundle: string, exported: string, event: unknown): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', RUNNER, bundle, exported], { env: process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (err += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const at = out.lastIndexOf(MARKER);
+      if (code !== 0 || at < 0) reject(new Error(`${bundle} exited ${code}: ${err.slice(-2000)}`));
+      else resolve(JSON.parse(out.slice(at + MARKER.length)));
+    });
+    child.stdin.end(JSON.stringify(event));
+  });
+}
+
+const TENANT = 'bundles';
+let outdir: string;
+/** The handler of each function, by the name in its description (`Strata images handler` -> images). */
+const handlers = new Map<string, LambdaHandler>();
+
+beforeAll(async () => {
+  outdir = await mkdtemp(join(tmpdir(), 'strata-cdk-out-'));
+  const app = new App({ outdir });
+  new StrataStack(app, 'Strata');
+  app.synth();
+
+  const table = `bundles-${randomUUID().slice(0, 8)}`;
+  const bucket = `bundles-${randomUUID().slice(0, 8)}`;
+  // What the stack's environment gives each function, plus the endpoints of the local stand-ins.
+  Object.assign(process.env, {
+    STRATA_TABLE: table,
+    STRATA_BUCKET: bucket,
+    STRATA_TENANT_CLAIM: 'tenant',
+    STRATA_DYNAMO_ENDPOINT: inject('dynamoEndpoint'),
+    STRATA_S3_ENDPOINT: inject('s3Endpoint'),
+    STRATA_S3_ACCESS_KEY: inject('s3AccessKey'),
+    STRATA_S3_SECRET_KEY: inject('s3SecretKey'),
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    STRATA_LOG_LEVEL: 'ERROR',
+  });
+  await ensureTable(new DynamoDBClient({ endpoint: inject('dynamoEndpoint'), region: 'us-east-1' }), table);
+  await ensureBucket(s3ClientFor({ endpoint: inject('s3Endpoint'), region: 'us-east-1', accessKeyId: inject('s3AccessKey'), secretAccessKey: inject('s3SecretKey') }), bucket);
+
+  const template = JSON.parse(await readFile(join(outdir, 'Strata.template.json'), 'utf8'));
+  for (const resource of Object.values(template.Resources) as { Type: string; Properties: any }[]) {
+    const description: string | undefined = resource.Properties?.Description;
+    if (resource.Type !== 'AWS::Lambda::Function' || !description?.startsWith('Strata ')) continue;
+    const [file, exported] = resource.Properties.Handler.split('.');
+    // The code's S3 key is the asset hash; cdk.out keeps the bundle in asset.<hash>/.
+    const bundle = join(outdir, `asset.${String(resource.Properties.Code.S3Key).replace(/\.zip$/, '')}`, `${file}.mjs`);
+    handlers.set(description.split(' ')[1], (event) => runBundle(bundle, exported, event));
+  }
+}, 300_000);
+afterAll(async () => {
+  if (outdir) await rm(outdir, { recursive: true, force: true });
+});
+
+interface Request {
+  readonly pathParameters?: Record<string, string>;
+  readonly query?: Record<string, string>;
+  readonly body?: Buffer | string;
+  readonly headers?: Record<string, string>;
+}
+
+/** An API Gateway HTTP API (payload 2.0) event with a JWT authorizer's claims, as the stage sends it. */
+function apiEvent(routeKey: string, rawPath: string, request: Request = {}) {
+  const method = routeKey === '$default' ? 'GET' : routeKey.split(' ')[0];
+  const query = request.query ?? {};
+  const body = request.body === undefined ? undefined : Buffer.from(request.body);
+  return {
+    version: '2.0',
+    routeKey,
+    rawPath,
+    rawQueryString: new URLSearchParams(query).toString(),
+    queryStringParameters: Object.keys(query).length ? query : undefined,
+    pathParameters: request.pathParameters,
+    headers: { host: 'api.example.com', ...(body && !request.headers?.['content-type'] ? { 'content-type': 'application/octet-stream' } : {}), ...request.headers },
+    body: body?.toString('base64'),
+    isBase64Encoded: body !== undefined,
+    requestContext: {
+      requestId: randomUUID(),
+      routeKey,
+      stage: '$default',
+      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+      authorizer: { jwt: { claims: { tenant: TENANT }, scopes: [] } },
+    },
+  };
+}
+
+async function invoke(name: string, routeKey: string, rawPath: string, request?: Request): Promise<{ statusCode: number; headers: Record<string, string>; text: string }> {
+  const handler = handlers.get(name);
+  if (!handler) throw new Error(`no bundle for ${name}: ${[...handlers.keys()].join(', ')}`);
+  const response = await handler(apiEvent(routeKey, rawPath, request));
+  const text = response.body === undefined ? '' : Buffer.from(response.body, response.isBase64Encoded ? 'base64' : 'utf8').toString();
+  return { statusCode: response.statusCode, headers: response.headers ?? {}, text };
+}
+
+describe('the bundled functions from cdk.out', () => {
+  it('synthesizes one bundle per function, the scheduled sweep included', () => {
+    expect([...handlers.keys()].sort()).toEqual(['containers', 'docker', 'files', 'images', 'scheduledSweep', 'system', 'uploads', 'volumes']);
+  });
+
+  it('answer their routes against DynamoDB Local and Ceph RGW', async () => {
+    expect(await invoke('system', 'GET /healthz', '/healthz')).toMatchObject({ statusCode: 200, text: '{"status":"ok"}' });
+    const openapi = await invoke('system', 'GET /openapi.json', '/openapi.json');
+    expect(JSON.parse(openapi.text)).toMatchObject({ openapi: expect.stringMatching(/^3\.1/), info: { title: 'Strata' } });
+
+    const { archive, imageId } = await dockerArchive([[{ path: 'etc/motd', content: 'from the image' }]], { tags: ['bundled:1'] });
+    const loaded = await invoke('images', 'POST /v1/images/load', '/v1/images/load', { body: archive });
+    expect(loaded.statusCode).toBe(201);
+    expect(JSON.parse(loaded.text).images).toEqual([{ id: imageId, tags: ['bundled:1'] }]);
+
+    const created = await invoke('containers', 'POST /v1/containers', '/v1/containers', { body: JSON.stringify({ image: 'bundled:1', name: 'c1' }), headers: { 'content-type': 'application/json' } });
+    expect(created.statusCode).toBe(201);
+
+    const fsRoute = (method: string) => `${method} /v1/containers/{id}/fs/{path+}`;
+    const at = { pathParameters: { id: 'c1', path: 'etc/motd' } };
+    expect((await invoke('files', fsRoute('PUT'), '/v1/containers/c1/fs/etc/motd', { ...at, body: 'written in the container' })).statusCode).toBe(200);
+    expect(await invoke('files', fsRoute('GET'), '/v1/containers/c1/fs/etc/motd', at)).toMatchObject({ statusCode: 200, text: 'written in the container' });
+    const changes = await invoke('containers', 'GET /v1/containers/{id}/changes', '/v1/containers/c1/changes', { pathParameters: { id: 'c1' } });
+    expect(JSON.parse(changes.text)).toEqual([{ path: '/etc', kind: 0, kindName: 'C' }, { path: '/etc/motd', kind: 0, kindName: 'C' }]);
+
+    expect((await invoke('volumes', 'POST /v1/volumes', '/v1/volumes', { body: JSON.stringify({ name: 'data' }), headers: { 'content-type': 'application/json' } })).statusCode).toBe(201);
+    const upload = await invoke('uploads', 'POST /v1/uploads', '/v1/uploads');
+    expect(upload.statusCode).toBe(201);
+    expect(JSON.parse(upload.text).url).toContain(inject('s3Endpoint'));
+
+    expect(await invoke('docker', '$default', '/_ping')).toMatchObject({ statusCode: 200, text: 'OK' });
+    const ps = await invoke('docker', '$default', '/v1.47/containers/json', { query: { all: '1' } });
+    expect(JSON.parse(ps.text).map((c: { Names: string[] }) => c.Names)).toEqual([['/c1']]);
+  });
+
+  it('run the scheduled sweep from the EventBridge event', async () => {
+    const report = await handlers.get('scheduledSweep')!(SWEEP_EVENT);
+    expect(Object.keys(report)).toContain(TENANT);
+  });
+
+  it('answer a route they do not serve with a JSON 404 from the bundled middleware', async () => {
+    const missing = await invoke('images', 'GET /v1/nowhere', '/v1/nowhere');
+    expect(missing.statusCode).toBe(404);
+    expect(JSON.parse(missing.text)).toMatchObject({ message: expect.stringContaining('no route') });
+  });
+});
