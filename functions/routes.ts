@@ -29,6 +29,7 @@ export const routes: readonly Route[] = [
   { method: 'GET', path: '/openapi.json', handler: 'system', operation: 'openapi', public: true },
   { method: 'GET', path: '/v1/system/df', handler: 'system', operation: 'systemDf' },
   { method: 'POST', path: '/v1/system/sweep', handler: 'system', operation: 'sweep' },
+  { method: 'GET', path: '/v1/events', handler: 'system', operation: 'listEvents' },
 
   { method: 'GET', path: '/v1/images', handler: 'images', operation: 'listImages' },
   { method: 'POST', path: '/v1/images/load', handler: 'images', operation: 'loadImage' },

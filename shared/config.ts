@@ -28,6 +28,8 @@ export interface LocalConfig extends Config {
   readonly dataDir: string;
   /** JSON file mapping bearer tokens to tenants; without it the server is single-tenant on loopback. */
   readonly tokensFile?: string;
+  /** STRATA_WEBHOOKS_FILE: JSON `{"webhooks": [{"url", "secret", "tenant"}]}`; the local server POSTs every event to each. */
+  readonly webhooksFile?: string;
   /** Base URL the server's own presigned links use; empty means the URL it listens on. */
   readonly publicUrl: string;
   /** Largest request body the local server takes inline; larger ones go through /v1/uploads. */
@@ -89,6 +91,7 @@ export function localConfig(env: Env = process.env): LocalConfig {
     host,
     dataDir,
     tokensFile: env.STRATA_TOKENS_FILE || undefined,
+    webhooksFile: env.STRATA_WEBHOOKS_FILE || undefined,
     publicUrl: env.STRATA_PUBLIC_URL ?? '',
     maxBodyBytes: int(env, 'STRATA_MAX_BODY_BYTES', 64 * 1024 * 1024),
     requestTimeoutMs: int(env, 'STRATA_REQUEST_TIMEOUT_MS', 15 * 60_000),

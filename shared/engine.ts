@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { EventLog } from './domain/events.js';
 import type { BlobStore } from './ports/blob-store.js';
 import type { MetadataStore } from './ports/metadata-store.js';
 import { Changeset, type Change } from './domain/changeset.js';
@@ -50,6 +51,8 @@ export class Engine {
   readonly volumes: VolumeService;
   readonly files: FileService;
   readonly sweeper: Sweeper;
+  /** What changed, for integrators: written in the transaction of each change. */
+  readonly events: EventLog;
   readonly fsck: Fsck;
   private readonly changeset: Changeset;
 
@@ -62,9 +65,10 @@ export class Engine {
     const reader = new TreeReader(meta, blobs);
     const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     const writer = new TreeWriter(meta, blobs, reader, clock, maxFileBytes);
-    this.images = new ImageService(meta, blobs, reader, options.limits, clock);
-    this.volumes = new VolumeService(meta, clock);
-    this.containers = new ContainerService(meta, this.images, this.volumes, clock);
+    this.events = new EventLog(meta, clock);
+    this.images = new ImageService(meta, blobs, reader, options.limits, clock, this.events);
+    this.volumes = new VolumeService(meta, clock, this.events);
+    this.containers = new ContainerService(meta, this.images, this.volumes, clock, this.events);
     this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, maxFileBytes);
     this.changeset = new Changeset(meta, reader);
     this.sweeper = new Sweeper(meta, blobs, clock);
@@ -101,7 +105,7 @@ export class Engine {
     config.rootfs = { type: 'layers', diff_ids: [...parent.diffIds, layer.diffId] };
     config.history = [...(config.history ?? []), { created: now, created_by: `strata commit ${record.id.slice(0, 12)}`, comment: options.comment ?? '', ...(options.author ? { author: options.author } : {}) }];
     const bytes = Buffer.from(JSON.stringify(config));
-    const id = await this.images.storeCommit(tenant, parent, bytes, layer, reference ? [reference] : []);
+    const id = await this.images.storeCommit(tenant, parent, bytes, layer, reference ? [reference] : [], record.id);
     return { id, tags: reference ? [reference] : [] };
   }
 

@@ -67,6 +67,11 @@ export const keys = {
   garbage: (tenant: string, what: string): ItemKey => ({ pk: `${tenant}#garbage`, sk: what }),
   garbageList: (tenant: string) => `${tenant}#garbage`,
   upload: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#uploads`, sk: id }),
+  /** A tenant's events, in time order: the feed is one Query, and the table's stream sees each once. */
+  event: (tenant: string, id: string): ItemKey => ({ pk: keys.events(tenant), sk: id }),
+  events: (tenant: string) => `${tenant}#events`,
+  /** The tenant whose event partition `pk` is, or undefined for any other partition. */
+  eventTenant: (pk: string): string | undefined => (pk.endsWith('#events') && TENANT_PATTERN.test(pk.slice(0, -7)) ? pk.slice(0, -7) : undefined),
   tenants: (): string => 'tenants',
   tenant: (tenant: string): ItemKey => ({ pk: 'tenants', sk: tenant }),
 };

@@ -131,6 +131,23 @@ export const Upload = z.object({
 });
 
 /** By the names the OpenAPI document refers to them. */
+const eventTypes = ['image.loaded', 'image.tagged', 'image.untagged', 'image.removed', 'container.created', 'container.renamed', 'container.committed', 'container.removed', 'volume.created', 'volume.removed'] as const;
+
+export const Event = z
+  .object({
+    id: z.string().meta({ description: 'Unique and sortable; the same however often the event is delivered.' }),
+    type: z.enum(eventTypes),
+    tenant: z.string(),
+    time: count.meta({ description: 'When it happened, ms since the epoch.' }),
+    detail: z.record(z.string(), z.unknown()).meta({ description: 'IDs and names of what changed: `image`, `tags`, `tag`, `container`, `name`, `previousName`, `volume`, `volumes`, `anonymous`, `new` (see the README).' }),
+  })
+  .meta({ description: 'One change, as the feed, webhooks and EventBridge carry it.' });
+
+export const EventPage = z.object({
+  events: z.array(Event),
+  cursor: z.string().nullable().meta({ description: 'Pass as `since` for the next page; null before the first event.' }),
+});
+
 export const responseSchemas = {
   Error: ErrorBody,
   Health,
@@ -148,6 +165,7 @@ export const responseSchemas = {
   DiskUsage,
   SweepReport,
   Upload,
+  EventPage,
 };
 
 export type ResponseSchemaName = keyof typeof responseSchemas;

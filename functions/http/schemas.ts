@@ -111,6 +111,7 @@ const filePatch = { offset: z.string().optional(), append: flagParam, upload };
 export const querySchemas: Readonly<Record<string, z.ZodObject>> = Object.fromEntries(
   Object.entries({
     listContainers: { size: flagParam },
+    listEvents: { since: z.string().regex(/^[0-9a-z]{9}-[0-9a-f]{12}$/, 'since must be the cursor of an earlier page of events').optional(), limit },
     removeContainer: { volumes: flagParam, v: flagParam },
     removeImage: { force: flagParam },
     loadImage: { upload },

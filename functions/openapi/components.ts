@@ -90,7 +90,8 @@ export const parameters = {
     { example: 'etc/nginx/nginx.conf' },
   ),
   Cursor: query('cursor', 'Opaque cursor from the previous page of a directory listing; 400 if it is not one the API handed out.', text),
-  Limit: query('limit', 'Most entries per directory page (at most 1000, the default).', {
+  Since: query('since', 'The `cursor` of the previous page of events (an event id); omitted: from the oldest event kept.', text),
+  Limit: query('limit', 'Most entries per page (at most 1000, the default).', {
     type: 'integer',
     minimum: 1,
     maximum: 1000,
@@ -152,6 +153,7 @@ export const pathParameters: Readonly<Record<string, Json>> = {
 export const sharedQueryParameters: Readonly<Record<string, Json>> = {
   cursor: parameterRef('Cursor'),
   limit: parameterRef('Limit'),
+  since: parameterRef('Since'),
   stat: parameterRef('Stat'),
   follow: parameterRef('Follow'),
   upload: parameterRef('Upload'),

@@ -75,6 +75,16 @@ const system: Record<string, OperationDoc> = {
     ),
     responses: { 200: json('What was removed.', schemaRef('SweepReport')) },
   },
+  listEvents: {
+    tag: 'system',
+    summary: 'The durable event feed',
+    description: prose(
+      "What changed in the tenant's images, containers and volumes, oldest first: each event is written in the transaction of its change, so none is lost or invented.",
+      'Pass the answer\'s `cursor` as `since` for the next page (an empty page keeps the cursor).',
+      'An event shows 2 s after it happened, so a slower concurrent change cannot land behind a cursor; events are kept 7 days.',
+    ),
+    responses: { 200: json('A page of events.', schemaRef('EventPage')) },
+  },
 };
 
 const images: Record<string, OperationDoc> = {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
+import { EventLog } from './events.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { normalizePath } from '../paths.js';
 import { itemId, queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
@@ -64,6 +65,7 @@ export class ContainerService {
     private readonly images: ImageService,
     private readonly volumes: VolumeService,
     private readonly clock: () => number = Date.now,
+    private readonly events: EventLog = new EventLog(meta, clock),
   ) {}
 
   async create(tenant: string, request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string> }): Promise<ContainerSummary> {
@@ -112,6 +114,7 @@ export class ContainerService {
       ...statsCreation(tenant, containerNamespace(id)),
       { op: 'update', key: keys.image(tenant, image.id), add: { containers: 1 }, conditions: [{ kind: 'present' }] },
       { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } },
+      this.events.op(tenant, 'container.created', { container: id, name, image: image.id, volumes: mounts.map((m) => m.volume) }),
     );
     try {
       await this.meta.transact(ops);
@@ -140,6 +143,7 @@ export class ContainerService {
         { op: 'delete', key: keys.containerName(tenant, record.name), conditions: [{ kind: 'equals', field: 'id', value: record.id }] },
         { op: 'put', item: { ...keys.containerName(tenant, newName), attrs: { id: record.id } }, conditions: [{ kind: 'absent' }] },
         { op: 'update', key: keys.container(tenant, record.id), set: { name: newName }, conditions: [{ kind: 'equals', field: 'name', value: record.name }] },
+        this.events.op(tenant, 'container.renamed', { container: record.id, name: newName, previousName: record.name }),
       ]);
     } catch (error) {
       if (error instanceof TransactionConditionError) {
@@ -271,6 +275,7 @@ export class ContainerService {
       ...statsRemoval(tenant, ns),
       { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock() } } },
       { op: 'update', key: keys.image(tenant, record.image), add: { containers: -1 }, conditions: [{ kind: 'present' }] },
+      this.events.op(tenant, 'container.removed', { container: record.id, name: record.name, image: record.image }),
     ];
     const volumeItems = await this.meta.getMany(record.mounts.map((m) => keys.volume(tenant, m.volume)));
     for (const m of record.mounts) {

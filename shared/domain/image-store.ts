@@ -2,6 +2,7 @@ import { ConflictError, InvalidInputError, StrataError, TransactionConditionErro
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { MAX_TRANSACTION_OPS, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import type { EventLog, EventType } from './events.js';
 import type { IngestedLayer } from './layer-ingest.js';
 import { applyLayer, layerNodes, LayerTree } from './layer-tree.js';
 import type { Node } from './nodes.js';
@@ -20,6 +21,7 @@ export class ImageStore {
     private readonly meta: MetadataStore,
     private readonly blobs: BlobStore,
     private readonly reader: TreeReader,
+    private readonly events: EventLog,
     private readonly clock: () => number = Date.now,
   ) {}
 
@@ -62,7 +64,7 @@ export class ImageStore {
    * index on top of the parent's stack, so the cost follows what changed, not the image's size;
    * once a stack is MAX_STACK deep, one merged chain index replaces it.
    */
-  async storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[]): Promise<string> {
+  async storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[], container: string): Promise<string> {
     const blobKey = await this.recordLayer(tenant, layer, this.clock());
     const diffIds = [...parent.diffIds, layer.diffId];
     let stack: NamespaceId[];
@@ -80,13 +82,9 @@ export class ImageStore {
       }
       stack = [`k:${chainId}`];
     }
-    return this.putImage(tenant, config, { diffIds, layerSizes: [...parent.layerSizes, layer.contentBytes], stack, parent: parent.id }, repoTags);
-  }
-
-  /** Writes the config blob, then the image record and its tags in one transaction (last, so nothing points at a missing object). */
-  private async putImage(tenant: string, config: Buffer, shape: ImageShape, repoTags: readonly string[]): Promise<string> {
-    const image = await this.imageOps(tenant, config, shape, repoTags);
-    await this.recordImages(tenant, [image]);
+    // The config blob first, then the image record, its tags and the event in one transaction (last, so nothing points at a missing object).
+    const image = await this.imageOps(tenant, config, { diffIds, layerSizes: [...parent.layerSizes, layer.contentBytes], stack, parent: parent.id }, repoTags);
+    await this.recordImages(tenant, [image], { type: 'container.committed', detail: { container } });
     return image.id;
   }
 
@@ -95,11 +93,18 @@ export class ImageStore {
    * not at all), else one by one. On a refused or failed transaction, config blobs written for
    * them are removed.
    */
-  async recordImages(tenant: string, images: readonly PreparedImage[]): Promise<void> {
+  async recordImages(tenant: string, images: readonly PreparedImage[], event: { type: EventType; detail: Record<string, unknown> } = { type: 'image.loaded', detail: {} }): Promise<void> {
     const tenantOp: WriteOp = { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } };
     // A tag named by two images goes to the last, as if they had been loaded one after another.
     const owner = new Map(images.flatMap((i) => i.tags.map((tag) => [tag, i.id] as const)));
-    const opsOf = (image: PreparedImage): WriteOp[] => [image.recordOp, ...image.tags.filter((t) => owner.get(t) === image.id).map((tag): WriteOp => ({ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: image.id } } }))];
+    const opsOf = (image: PreparedImage): WriteOp[] => {
+      const tags = image.tags.filter((t) => owner.get(t) === image.id);
+      return [
+        image.recordOp,
+        ...tags.map((tag): WriteOp => ({ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: image.id } } })),
+        this.events.op(tenant, event.type, { ...event.detail, image: image.id, tags, new: image.newConfigKey !== undefined }),
+      ];
+    };
     const total = images.reduce((n, i) => n + opsOf(i).length, 1);
     const batches = total <= MAX_TRANSACTION_OPS ? [images] : images.map((i) => [i]);
     for (const batch of batches) {
@@ -205,7 +210,7 @@ export interface PreparedImage {
   readonly newConfigKey?: string;
 }
 
-/** Tags are written in the image's transaction, which DynamoDB caps at 100 items. */
+/** Tags are written in the image's transaction (with its record, event and tenant item), which DynamoDB caps at 100 items. */
 export const MAX_TAGS_PER_IMAGE = 90;
 
 /** Beyond this many namespaces in a stack, a commit rebuilds one merged chain index instead. */

@@ -4,6 +4,7 @@ import { keys } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import { ArchiveLoader } from './archive-load.js';
+import { EventLog } from './events.js';
 import { ArchiveSaver } from './archive-save.js';
 import type { ImageConfig } from './image-config.js';
 import { readAll } from './streams.js';
@@ -42,8 +43,9 @@ export class ImageService {
     reader: TreeReader,
     limits: IngestLimits = {},
     clock: () => number = Date.now,
+    private readonly events: EventLog = new EventLog(meta, clock),
   ) {
-    this.store = new ImageStore(meta, blobs, reader, clock);
+    this.store = new ImageStore(meta, blobs, reader, events, clock);
     this.loader = new ArchiveLoader(meta, blobs, this.store, limits);
     this.saver = new ArchiveSaver(meta, blobs, (tenant, ref) => this.resolve(tenant, ref));
   }
@@ -59,8 +61,8 @@ export class ImageService {
   }
 
   /** Records a committed layer and the image on top of `parent`. */
-  storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[]): Promise<string> {
-    return this.store.storeCommit(tenant, parent, config, layer, repoTags);
+  storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[], container: string): Promise<string> {
+    return this.store.storeCommit(tenant, parent, config, layer, repoTags, container);
   }
 
   /** Finds an image by ID, ID prefix or tag. Throws NotFoundError. */
@@ -124,6 +126,7 @@ export class ImageService {
     await this.meta.transact([
       { op: 'check', key: keys.image(tenant, image.id), conditions: [{ kind: 'present' }] },
       { op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: image.id } } },
+      this.events.op(tenant, 'image.tagged', { image: image.id, tag }),
     ]);
     return tag;
   }
@@ -132,8 +135,14 @@ export class ImageService {
   async untag(tenant: string, rawTag: string, of?: string): Promise<void> {
     const tag = normalizeReference(rawTag);
     const image = of === undefined ? undefined : await this.resolve(tenant, of);
+    // The event names the image, so the tag is read first and removed only if it still names it.
+    const named = image?.id ?? ((await this.meta.get(keys.tag(tenant, tag)))?.attrs.image as string | undefined);
+    if (!named) throw new NotFoundError(`no such tag: ${rawTag}`);
     try {
-      await this.meta.transact([{ op: 'delete', key: keys.tag(tenant, tag), conditions: [image ? { kind: 'equals', field: 'image', value: image.id } : { kind: 'present' }] }]);
+      await this.meta.transact([
+        { op: 'delete', key: keys.tag(tenant, tag), conditions: [{ kind: 'equals', field: 'image', value: named }] },
+        this.events.op(tenant, 'image.untagged', { image: named, tag }),
+      ]);
     } catch (error) {
       if (error instanceof TransactionConditionError) throw new NotFoundError(image ? `image ${of} has no tag ${rawTag}` : `no such tag: ${rawTag}`);
       throw error;
@@ -157,11 +166,11 @@ export class ImageService {
     const untag: WriteOp[] = tags.map((t) => ({ op: 'delete', key: keys.tag(tenant, t) }));
     if (image.containers > 0) {
       if (!options.force) throw new ConflictError(`image ${image.id} is used by ${image.containers} container(s); remove them first or force`);
-      await this.meta.transact(untag.slice(0, 100));
+      await this.meta.transact([...untag.slice(0, 99), this.events.op(tenant, 'image.untagged', { image: image.id, tags })]);
       return { untagged: tags, deleted: [] };
     }
     try {
-      const ops: WriteOp[] = [{ op: 'delete', key: keys.image(tenant, image.id), conditions: [{ kind: 'equals', field: 'containers', value: 0 }] }, ...untag];
+      const ops: WriteOp[] = [{ op: 'delete', key: keys.image(tenant, image.id), conditions: [{ kind: 'equals', field: 'containers', value: 0 }] }, this.events.op(tenant, 'image.removed', { image: image.id, tags }), ...untag];
       await this.meta.transact(ops.slice(0, 100));
     } catch (error) {
       if (error instanceof TransactionConditionError) throw new ConflictError(`image ${image.id} is now used by a container`);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { EventLog } from './events.js';
 import type { VolumeRecord } from './records.js';
 import { statsCreation, statsKeys, statsRemoval, statsTotals } from './stats.js';
 import { checkLabels } from './limits.js';
@@ -32,6 +33,7 @@ export class VolumeService {
   constructor(
     private readonly meta: MetadataStore,
     private readonly clock: () => number = Date.now,
+    private readonly events: EventLog = new EventLog(meta, clock),
   ) {}
 
   /** Ops that create a volume record and its size counter, for use inside a larger transaction. */
@@ -39,6 +41,7 @@ export class VolumeService {
     return [
       { op: 'put', item: { ...keys.volume(tenant, record.name), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },
       ...statsCreation(tenant, volumeNamespace(record)),
+      this.events.op(tenant, 'volume.created', { volume: record.name, anonymous: record.anonymous }),
     ];
   }
 
@@ -86,6 +89,7 @@ export class VolumeService {
       { op: 'delete', key: keys.volume(tenant, record.name), conditions: [{ kind: 'equals', field: 'refs', value: refs }, { kind: 'equals', field: 'uid', value: record.uid }] },
       ...statsRemoval(tenant, ns),
       { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock() } } },
+      this.events.op(tenant, 'volume.removed', { volume: record.name, anonymous: record.anonymous }),
     ];
   }
 

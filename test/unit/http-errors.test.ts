@@ -12,7 +12,7 @@ function handlerThrowing(error: unknown) {
   const fail: Operation = async () => {
     throw error;
   };
-  return createHandler('system', { health: fail, openapi: fail, systemDf: fail, sweep: fail }, services);
+  return createHandler('system', { health: fail, openapi: fail, systemDf: fail, sweep: fail, listEvents: fail }, services);
 }
 
 function event(routeKey: string, claims?: Record<string, string>): HttpEvent {
@@ -53,7 +53,7 @@ describe('error mapping', () => {
 
   it('a protected route without credentials is 401 and runs nothing', async () => {
     let ran = false;
-    const handler = createHandler('system', { health: async () => ({ statusCode: 200 }), openapi: async () => ({ statusCode: 200 }), systemDf: async () => ((ran = true), { statusCode: 200 }), sweep: async () => ({ statusCode: 200 }) }, services);
+    const handler = createHandler('system', { health: async () => ({ statusCode: 200 }), openapi: async () => ({ statusCode: 200 }), systemDf: async () => ((ran = true), { statusCode: 200 }), sweep: async () => ({ statusCode: 200 }), listEvents: async () => ({ statusCode: 200 }) }, services);
     const response = await handler(event('GET /v1/system/df'), context);
     expect(response.statusCode).toBe(401);
     expect(ran).toBe(false);

@@ -1,3 +1,4 @@
+import { EVENT_SETTLE_MS } from '../../shared/domain/events.js';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -323,6 +324,12 @@ describe('real responses of the handlers', () => {
     expect((await call('pruneVolumes', { query: { all: 'true' } })).body.removed).toContain('keep');
     await call('sweep');
     await call('createUpload');
+    // The feed shows events once they are EVENT_SETTLE_MS old.
+    await new Promise((resolve) => setTimeout(resolve, EVENT_SETTLE_MS + 50));
+    const feed = await call('listEvents', { query: { limit: '5' } });
+    expect(feed.body.events.map((e: { type: string }) => e.type)).toEqual(['image.loaded', 'image.tagged', 'volume.created', 'volume.created', 'volume.created']);
+    expect((await call('listEvents', { query: { since: feed.body.cursor } })).body.events.length).toBeGreaterThan(5);
+    expect((await call('listEvents', { query: { since: 'nope' } })).status).toBe(400);
     expect((await call('inspectImage', { params: { ref: 'nope:1' } })).body).toMatchObject({ code: 'not_found' });
     expect((await call('listImages', { query: { bogus: '1' } })).body).toMatchObject({ code: 'invalid_input' });
 
