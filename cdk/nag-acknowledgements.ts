@@ -2,13 +2,20 @@ import { Stack, Validations, type CfnElement } from 'aws-cdk-lib';
 import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { TENANT_BLOBS } from './permissions.js';
 
 /**
  * The cdk-nag (AwsSolutions) findings StrataApi accepts, each narrowed to the exact finding and
  * the constructs it concerns, with the reason. Anything else cdk-nag finds fails `npm test`.
  */
-export function acknowledgeFindings(parts: { readonly bucket: s3.IBucket; readonly roles: readonly iam.Role[]; readonly publicRoutes: readonly apigwv2.HttpRoute[] }): void {
+export function acknowledgeFindings(parts: {
+  readonly bucket: s3.IBucket;
+  readonly roles: readonly iam.Role[];
+  readonly publicRoutes: readonly apigwv2.HttpRoute[];
+  readonly streamReader: iam.IRole;
+  readonly streamFailures: sqs.IQueue;
+}): void {
   // cdk-nag names a resource by the logical ID of the bucket its ARN comes from.
   const bucketArn = `<${Stack.of(parts.bucket).getLogicalId(parts.bucket.node.defaultChild as CfnElement)}.Arn>`;
   for (const role of parts.roles) {
@@ -29,4 +36,12 @@ export function acknowledgeFindings(parts: { readonly bucket: s3.IBucket; readon
       reason: 'Health check and the OpenAPI document answer without credentials by design: they hold no tenant data (functions/routes.ts marks them public).',
     });
   }
+  Validations.of(parts.streamReader).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason: 'dynamodb:ListStreams, which a stream event source needs, has no resource to scope it to (the grant CDK adds with the stream); the stream\'s own read actions are on the table\'s stream ARN.',
+  });
+  Validations.of(parts.streamFailures).acknowledge({
+    id: 'AwsSolutions-SQS3',
+    reason: 'This queue is the on-failure destination of the event publisher\'s stream mapping: it is the dead-letter queue (cdk-nag only recognises those of a function\'s DeadLetterConfig).',
+  });
 }

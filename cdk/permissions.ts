@@ -12,7 +12,7 @@ import type { HandlerName } from '../functions/routes.js';
 export type Access = 'readMetadata' | 'writeMetadata' | 'readBlobs' | 'writeBlobs' | 'deleteBlobs' | 'listBlobs' | 'presignUploads';
 
 /** The functions besides the route handlers. */
-export type BackgroundFunction = 'scheduledSweep';
+export type BackgroundFunction = 'scheduledSweep' | 'publishEvents';
 
 const readMetadata = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
 const writeMetadata = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem', 'dynamodb:BatchWriteItem'];
@@ -34,6 +34,8 @@ export const accessByFunction: Readonly<Record<HandlerName | BackgroundFunction,
   uploads: ['writeMetadata', 'presignUploads'],
   system: ['readMetadata', 'writeMetadata', 'deleteBlobs', 'listBlobs'],
   scheduledSweep: ['readMetadata', 'writeMetadata', 'deleteBlobs', 'listBlobs'],
+  // Reads the table's stream (granted by its event source) and puts events on the bus; nothing else.
+  publishEvents: [],
 };
 
 /** Every blob key starts with `t/<tenant hash>/` (shared/keys.ts); nothing else in the bucket is the functions'. */

@@ -8,12 +8,14 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DEFAULT_ROUTE, routes, type HandlerName } from '../functions/routes.js';
+import { EVENT_TYPES } from '../shared/domain/events.js';
 import { acknowledgeFindings } from './nag-acknowledgements.js';
 import { accessByFunction, grantAccess, type BackgroundFunction } from './permissions.js';
 
@@ -85,7 +87,7 @@ export interface StrataApiProps {
    * @default - each handler is bundled locally with esbuild (never in Docker) from
    *   `functions/handlers/<handler>.ts` as an ES module with source maps.
    */
-  readonly codeFor?: (handler: HandlerName) => lambda.Code;
+  readonly codeFor?: (handler: HandlerModule) => lambda.Code;
 
   /**
    * Whether the table refuses DeleteTable. Test stacks turn it off with the removal policy.
@@ -107,7 +109,18 @@ export interface StrataApiProps {
    * @default - no CORS rule: browsers cannot upload directly, other clients can
    */
   readonly uploadCorsOrigins?: string[];
+
+  /**
+   * The EventBridge bus every event is published to (`source` "strata", `detail-type` the
+   * event's type, `detail` the event; see README, Events).
+   *
+   * @default - a new bus owned by the construct
+   */
+  readonly eventBus?: events.IEventBus;
 }
+
+/** A module in functions/handlers/: the route handlers, and `events`, which publishes the table's stream. */
+export type HandlerModule = HandlerName | 'events';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 
@@ -117,6 +130,8 @@ const repoRoot = fileURLToPath(new URL('../', import.meta.url));
  */
 const API_TIMEOUT = Duration.seconds(29);
 const SWEEP_TIMEOUT = Duration.minutes(15);
+/** A batch is at most 100 records, 10 per PutEvents. */
+const PUBLISH_TIMEOUT = Duration.minutes(1);
 
 /** Every handler named in the route table, once, in first-seen order. */
 const handlerNames: readonly HandlerName[] = [...new Set(routes.map((route) => route.handler))];
@@ -150,6 +165,12 @@ export class StrataApi extends Construct {
   public readonly sweepFunction: lambda.IFunction;
   /** Where a scheduled sweep goes when it has failed all its retries. */
   public readonly sweepDeadLetterQueue: sqs.Queue;
+  /** Where every event goes (created unless `eventBus` was given). */
+  public readonly eventBus: events.IEventBus;
+  /** Reads the table's stream and puts each new event item on the bus. */
+  public readonly publishFunction: lambda.IFunction;
+  /** Where a stream batch goes (its position, not its records) after the publisher has given up on it. */
+  public readonly publishDeadLetterQueue: sqs.Queue;
   /** Server access logs of the blob bucket. */
   public readonly accessLogBucket: s3.Bucket;
   /** The API stage's access log. */
@@ -228,6 +249,37 @@ export class StrataApi extends Construct {
       retryAttempts: 2,
     });
 
+    this.eventBus = props.eventBus ?? new events.EventBus(this, 'EventBus', { description: 'Strata events: images, containers, volumes' });
+    this.publishDeadLetterQueue = new sqs.Queue(this, 'PublishDeadLetterQueue', {
+      enforceSSL: true,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      retentionPeriod: Duration.days(14),
+    });
+    const publisher = this.createFunction('publishEvents', 'events', PUBLISH_TIMEOUT, settings, {}, { STRATA_EVENT_BUS: this.eventBus.eventBusName });
+    this.eventBus.grantPutEventsTo(publisher);
+    publisher.addEventSource(
+      new DynamoEventSource(this.table, {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+        maxBatchingWindow: Duration.seconds(1),
+        // One batch at a time per shard keeps each tenant's events in order.
+        parallelizationFactor: 1,
+        reportBatchItemFailures: true,
+        // A failed entry is retried from where it stopped; after this many tries the batch's
+        // position goes to the queue and its events stay readable in GET /v1/events for 7 days.
+        retryAttempts: 100,
+        onFailure: new SqsDlq(this.publishDeadLetterQueue),
+        // Only event items; every other write in the table is not an event.
+        filters: [
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual('INSERT'),
+            dynamodb: { NewImage: { type: { S: lambda.FilterRule.or(...EVENT_TYPES) } } },
+          }),
+        ],
+      }),
+    );
+    this.publishFunction = publisher;
+
     const protectedRoutes = props.jwtIssuer
       ? new HttpJwtAuthorizer('JwtAuthorizer', props.jwtIssuer, { jwtAudience: props.jwtAudience! })
       : new HttpIamAuthorizer();
@@ -283,16 +335,17 @@ export class StrataApi extends Construct {
       ],
     });
 
-    acknowledgeFindings({ bucket: this.bucket, roles: this.roles, publicRoutes });
+    acknowledgeFindings({ bucket: this.bucket, roles: this.roles, publicRoutes, streamReader: publisher.role!, streamFailures: this.publishDeadLetterQueue });
   }
 
   /** One function for one concern: its own role with only that concern's grants, its own log group. */
   private createFunction(
     name: HandlerName | BackgroundFunction,
-    module: HandlerName,
+    module: HandlerModule,
     timeout: Duration,
     props: StrataApiProps & { readonly removalPolicy: RemovalPolicy; readonly inlineBodyLimit: number },
     asyncOptions: Pick<lambda.FunctionOptions, 'deadLetterQueue' | 'retryAttempts'> = {},
+    extraEnvironment: Record<string, string> = {},
   ): lambda.Function {
     const id = `${pascal(name)}Function`;
     const logGroup = new logs.LogGroup(this, `${id}Logs`, {
@@ -324,6 +377,7 @@ export class StrataApi extends Construct {
         // Streamed layers allocate many large buffers; a fixed mmap threshold makes glibc hand
         // their memory back when freed instead of keeping it (npm run bench measures both).
         MALLOC_MMAP_THRESHOLD_: '131072',
+        ...extraEnvironment,
       },
       ...(props.codeFor
         ? { code: props.codeFor(module), handler: 'index.handler' }

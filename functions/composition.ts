@@ -1,11 +1,14 @@
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoMetadataStore, dynamoDocumentClient } from '../shared/adapters/dynamo-metadata-store.js';
 import { FsBlobStore, type Presigner } from '../shared/adapters/fs-blob-store.js';
+import { EventBridgeEventBus } from '../shared/adapters/eventbridge-event-bus.js';
 import { S3BlobStore, s3ClientFor } from '../shared/adapters/s3-blob-store.js';
 import { cloudConfig, type Config } from '../shared/config.js';
 import { Engine } from '../shared/engine.js';
 import type { BlobStore } from '../shared/ports/blob-store.js';
+import type { EventBus } from '../shared/ports/event-bus.js';
 import type { MetadataStore } from '../shared/ports/metadata-store.js';
 
 /** Everything a handler needs, wired once per process (a warm Lambda reuses it). */
@@ -50,4 +53,17 @@ let cloud: Services | undefined;
 /** Services of a Lambda function, built from its environment on first use. */
 export function cloudServices(): Services {
   return (cloud ??= compose(cloudConfig()));
+}
+
+/** The bus events go to, for a function the construct gave STRATA_EVENT_BUS. A client can be injected (tests). */
+export function composeEventBus(config: Config, client?: EventBridgeClient): EventBus {
+  if (!config.eventBusName) throw new Error('STRATA_EVENT_BUS must be set');
+  return new EventBridgeEventBus(client ?? new EventBridgeClient({ region: config.region, endpoint: config.eventsEndpoint }), config.eventBusName);
+}
+
+let bus: EventBus | undefined;
+
+/** The stream publisher's bus, built from its environment on first use. */
+export function cloudEventBus(): EventBus {
+  return (bus ??= composeEventBus(cloudConfig()));
 }

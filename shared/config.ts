@@ -20,6 +20,10 @@ export interface Config {
   readonly tenantClaim: string;
   /** Log level for the structured logger. */
   readonly logLevel: string;
+  /** STRATA_EVENT_BUS: the EventBridge bus the stream publisher sends to (cloud only). */
+  readonly eventBusName?: string;
+  /** STRATA_EVENTS_ENDPOINT: EventBridge endpoint override (tests). */
+  readonly eventsEndpoint?: string;
 }
 
 export interface LocalConfig extends Config {
@@ -65,6 +69,8 @@ export function cloudConfig(env: Env = process.env): Config {
     maxFileBytes: int(env, 'STRATA_MAX_FILE_BYTES', 1024 ** 4),
     tenantClaim: env.STRATA_TENANT_CLAIM ?? 'tenant',
     logLevel: env.STRATA_LOG_LEVEL ?? 'INFO',
+    eventBusName: env.STRATA_EVENT_BUS || undefined,
+    eventsEndpoint: env.STRATA_EVENTS_ENDPOINT || undefined,
   };
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Event } from './event-schemas.js';
 
 /**
  * One zod schema per JSON response body, by the names the OpenAPI document gives them. The
@@ -129,19 +130,6 @@ export const Upload = z.object({
   method: z.literal('PUT'),
   expiresAt: z.iso.datetime(),
 });
-
-/** By the names the OpenAPI document refers to them. */
-const eventTypes = ['image.loaded', 'image.tagged', 'image.untagged', 'image.removed', 'container.created', 'container.renamed', 'container.committed', 'container.removed', 'volume.created', 'volume.removed'] as const;
-
-export const Event = z
-  .object({
-    id: z.string().meta({ description: 'Unique and sortable; the same however often the event is delivered.' }),
-    type: z.enum(eventTypes),
-    tenant: z.string(),
-    time: count.meta({ description: 'When it happened, ms since the epoch.' }),
-    detail: z.record(z.string(), z.unknown()).meta({ description: 'IDs and names of what changed: `image`, `tags`, `tag`, `container`, `name`, `previousName`, `volume`, `volumes`, `anonymous`, `new` (see the README).' }),
-  })
-  .meta({ description: 'One change, as the feed, webhooks and EventBridge carry it.' });
 
 export const EventPage = z.object({
   events: z.array(Event),

@@ -9,17 +9,20 @@ import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
  * local webhooks and the cloud's EventBridge publisher all read these items, so an event keeps
  * its id however often it is delivered.
  */
-export type EventType =
-  | 'image.loaded'
-  | 'image.tagged'
-  | 'image.untagged'
-  | 'image.removed'
-  | 'container.created'
-  | 'container.renamed'
-  | 'container.committed'
-  | 'container.removed'
-  | 'volume.created'
-  | 'volume.removed';
+export const EVENT_TYPES = [
+  'image.loaded',
+  'image.tagged',
+  'image.untagged',
+  'image.removed',
+  'container.created',
+  'container.renamed',
+  'container.committed',
+  'container.removed',
+  'volume.created',
+  'volume.removed',
+] as const;
+
+export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface StrataEvent {
   /** Sortable and unique: the time in base 36, then random hex. Also the feed's cursor. */

@@ -102,7 +102,7 @@ export class ImageStore {
       return [
         image.recordOp,
         ...tags.map((tag): WriteOp => ({ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: image.id } } })),
-        this.events.op(tenant, event.type, { ...event.detail, image: image.id, tags, new: image.newConfigKey !== undefined }),
+        this.events.op(tenant, event.type, { ...event.detail, image: image.id, tags, size: image.size, layers: image.layers, new: image.newConfigKey !== undefined }),
       ];
     };
     const total = images.reduce((n, i) => n + opsOf(i).length, 1);
@@ -124,7 +124,7 @@ export class ImageStore {
     if (tags.length > MAX_TAGS_PER_IMAGE) throw new InvalidInputError(`an image may have at most ${MAX_TAGS_PER_IMAGE} tags`);
     if (await this.meta.get(keys.image(tenant, id))) {
       // The same image again: keep what is stored, only move the tags.
-      return { id, tags, recordOp: { op: 'check', key: keys.image(tenant, id), conditions: [{ kind: 'present' }] } };
+      return { id, tags, size: shape.layerSizes.reduce((a, b) => a + b, 0), layers: shape.diffIds.length, recordOp: { op: 'check', key: keys.image(tenant, id), conditions: [{ kind: 'present' }] } };
     }
     const configKey = blobKeys.config(tenant);
     await this.blobs.put(configKey, config);
@@ -136,7 +136,7 @@ export class ImageStore {
       size: shape.layerSizes.reduce((a, b) => a + b, 0),
       created: createdOf(config) ?? this.clock(),
     };
-    return { id, tags, newConfigKey: configKey, recordOp: { op: 'update', key: keys.image(tenant, id), set: { ...record }, add: { containers: 0 } } };
+    return { id, tags, size: record.size, layers: shape.diffIds.length, newConfigKey: configKey, recordOp: { op: 'update', key: keys.image(tenant, id), set: { ...record }, add: { containers: 0 } } };
   }
 
   /** Records a layer once per tenant; a second copy of the same DiffID is dropped. Returns the blob key in use. */
@@ -206,6 +206,9 @@ type ImageShape = Pick<ImageRecord, 'diffIds' | 'layerSizes' | 'stack' | 'parent
 export interface PreparedImage {
   readonly id: string;
   readonly tags: readonly string[];
+  /** Bytes of its layers' contents, and how many layers: for the event. */
+  readonly size: number;
+  readonly layers: number;
   readonly recordOp: WriteOp;
   readonly newConfigKey?: string;
 }

@@ -141,7 +141,7 @@ export class ImageService {
     try {
       await this.meta.transact([
         { op: 'delete', key: keys.tag(tenant, tag), conditions: [{ kind: 'equals', field: 'image', value: named }] },
-        this.events.op(tenant, 'image.untagged', { image: named, tag }),
+        this.events.op(tenant, 'image.untagged', { image: named, tags: [tag] }),
       ]);
     } catch (error) {
       if (error instanceof TransactionConditionError) throw new NotFoundError(image ? `image ${of} has no tag ${rawTag}` : `no such tag: ${rawTag}`);
@@ -166,8 +166,10 @@ export class ImageService {
     const untag: WriteOp[] = tags.map((t) => ({ op: 'delete', key: keys.tag(tenant, t) }));
     if (image.containers > 0) {
       if (!options.force) throw new ConflictError(`image ${image.id} is used by ${image.containers} container(s); remove them first or force`);
-      await this.meta.transact([...untag.slice(0, 99), this.events.op(tenant, 'image.untagged', { image: image.id, tags })]);
-      return { untagged: tags, deleted: [] };
+      if (tags.length === 0) return { untagged: [], deleted: [] };
+      // One transaction holds 99 deletes and the event; more tags than that stay (a later remove takes them).
+      await this.meta.transact([...untag.slice(0, 99), this.events.op(tenant, 'image.untagged', { image: image.id, tags: tags.slice(0, 99) })]);
+      return { untagged: tags.slice(0, 99), deleted: [] };
     }
     try {
       const ops: WriteOp[] = [{ op: 'delete', key: keys.image(tenant, image.id), conditions: [{ kind: 'equals', field: 'containers', value: 0 }] }, this.events.op(tenant, 'image.removed', { image: image.id, tags }), ...untag];

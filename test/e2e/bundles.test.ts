@@ -10,6 +10,9 @@ import { StrataStack } from '../../cdk/strata-stack.js';
 import { SWEEP_EVENT } from '../../cdk/strata-api.js';
 import { ensureTable } from '../../shared/adapters/dynamo-metadata-store.js';
 import { ensureBucket, s3ClientFor } from '../../shared/adapters/s3-blob-store.js';
+import { Event } from '../../functions/http/event-schemas.js';
+import { enableStream, streamRecords } from '../support/dynamo-stream.js';
+import { EventBridgeRecorder } from '../support/eventbridge-recorder.js';
 import { dockerArchive } from '../support/images.js';
 
 /**
@@ -52,6 +55,9 @@ function runBundle(bundle: string, exported: string, event: unknown): Promise<an
 
 const TENANT = 'bundles';
 let outdir: string;
+let table: string;
+let template: any;
+const bus = new EventBridgeRecorder();
 /** The handler of each function, by the name in its description (`Strata images handler` -> images). */
 const handlers = new Map<string, LambdaHandler>();
 
@@ -61,7 +67,7 @@ beforeAll(async () => {
   new StrataStack(app, 'Strata');
   app.synth();
 
-  const table = `bundles-${randomUUID().slice(0, 8)}`;
+  table = `bundles-${randomUUID().slice(0, 8)}`;
   const bucket = `bundles-${randomUUID().slice(0, 8)}`;
   // What the stack's environment gives each function, plus the endpoints of the local stand-ins.
   Object.assign(process.env, {
@@ -76,11 +82,14 @@ beforeAll(async () => {
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
     STRATA_LOG_LEVEL: 'ERROR',
+    STRATA_EVENT_BUS: 'strata-test-bus',
+    STRATA_EVENTS_ENDPOINT: await bus.start(),
   });
   await ensureTable(new DynamoDBClient({ endpoint: inject('dynamoEndpoint'), region: 'us-east-1' }), table);
+  await enableStream(inject('dynamoEndpoint'), table);
   await ensureBucket(s3ClientFor({ endpoint: inject('s3Endpoint'), region: 'us-east-1', accessKeyId: inject('s3AccessKey'), secretAccessKey: inject('s3SecretKey') }), bucket);
 
-  const template = JSON.parse(await readFile(join(outdir, 'Strata.template.json'), 'utf8'));
+  template = JSON.parse(await readFile(join(outdir, 'Strata.template.json'), 'utf8'));
   for (const resource of Object.values(template.Resources) as { Type: string; Properties: any }[]) {
     const description: string | undefined = resource.Properties?.Description;
     if (resource.Type !== 'AWS::Lambda::Function' || !description?.startsWith('Strata ')) continue;
@@ -91,6 +100,7 @@ beforeAll(async () => {
   }
 }, 300_000);
 afterAll(async () => {
+  await bus.stop();
   if (outdir) await rm(outdir, { recursive: true, force: true });
 });
 
@@ -136,7 +146,7 @@ async function invoke(name: string, routeKey: string, rawPath: string, request?:
 
 describe('the bundled functions from cdk.out', () => {
   it('synthesizes one bundle per function, the scheduled sweep included', () => {
-    expect([...handlers.keys()].sort()).toEqual(['containers', 'docker', 'files', 'images', 'scheduledSweep', 'system', 'uploads', 'volumes']);
+    expect([...handlers.keys()].sort()).toEqual(['containers', 'docker', 'files', 'images', 'publishEvents', 'scheduledSweep', 'system', 'uploads', 'volumes']);
   });
 
   it('answer their routes against DynamoDB Local and Ceph RGW', async () => {
@@ -172,6 +182,43 @@ describe('the bundled functions from cdk.out', () => {
   it('run the scheduled sweep from the EventBridge event', async () => {
     const report = await handlers.get('scheduledSweep')!(SWEEP_EVENT);
     expect(Object.keys(report)).toContain(TENANT);
+  });
+
+  it('publish every event item of the table\'s stream to EventBridge with its outbox id, and resume from a refused entry', async () => {
+    // The changes of the route test above are in the stream; Lambda hands the publisher only
+    // the records its mapping's filter keeps, so apply the synthesized filter as Lambda would.
+    const all = await streamRecords(inject('dynamoEndpoint'), table);
+    const mapping = Object.values(template.Resources as Record<string, any>).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping');
+    const pattern = JSON.parse(mapping.Properties.FilterCriteria.Filters[0].Pattern);
+    const kept = all.filter((r) => pattern.eventName.includes(r.eventName) && pattern.dynamodb.NewImage.type.S.includes(r.dynamodb?.NewImage?.type?.S));
+    expect(all.length).toBeGreaterThan(kept.length);
+    // The feed is the outbox read directly; the bus must carry exactly its events.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    const feed = JSON.parse((await invoke('system', 'GET /v1/events', '/v1/events')).text).events;
+    expect(feed.map((e: { type: string }) => e.type)).toEqual(['image.loaded', 'container.created', 'volume.created']);
+    expect(kept).toHaveLength(feed.length);
+
+    // The second entry is refused: the batch reports its record, and Lambda retries from there.
+    bus.refuse.add(1);
+    const first = await handlers.get('publishEvents')!({ Records: kept });
+    expect(first).toEqual({ batchItemFailures: kept.slice(1).map((r) => ({ itemIdentifier: r.dynamodb!.SequenceNumber })) });
+    const retried = await handlers.get('publishEvents')!({ Records: kept.slice(1) });
+    expect(retried).toEqual({ batchItemFailures: [] });
+    // Even an unfiltered batch publishes only event items.
+    const before = bus.accepted.length;
+    expect(await handlers.get('publishEvents')!({ Records: all.filter((r) => !kept.includes(r)) })).toEqual({ batchItemFailures: [] });
+    expect(bus.accepted.length).toBe(before);
+
+    const details = bus.accepted.map((entry) => {
+      expect(entry).toMatchObject({ Source: 'strata', EventBusName: 'strata-test-bus', DetailType: JSON.parse(entry.Detail).type });
+      return Event.parse(JSON.parse(entry.Detail));
+    });
+    // EventBridge takes each entry on its own, so the third went out with the refused second and
+    // again with the retry: at least once, a repeat identical to the first, and the id orders them.
+    expect(details.map((d) => d.id)).toEqual([feed[0].id, feed[2].id, feed[1].id, feed[2].id]);
+    expect(details[3]).toEqual(details[1]);
+    expect([...new Map(details.map((d) => [d.id, d])).values()].sort((a, b) => a.id.localeCompare(b.id))).toEqual(feed);
+    expect(bus.requests).toEqual([3, 2]);
   });
 
   it('answer a route they do not serve with a JSON 404 from the bundled middleware', async () => {

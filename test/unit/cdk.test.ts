@@ -1,5 +1,6 @@
 import { App, RemovalPolicy, Stack, type CfnElement } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
@@ -75,9 +76,9 @@ describe('StrataApi', () => {
     expect([...publicRouteKeys].sort()).toEqual(['GET /healthz', 'GET /openapi.json']);
   });
 
-  it('creates one function per handler and one for the scheduled sweep, wired to the table and bucket', () => {
+  it('creates one function per handler, one for the scheduled sweep and one for the event publisher, wired to the table and bucket', () => {
     const functions = Object.values(resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(handlerNames.length + 1);
+    expect(functions).toHaveLength(handlerNames.length + 2);
     expect(Object.keys(strata.functions).sort()).toEqual([...handlerNames].sort());
 
     const tableId = stack.getLogicalId(strata.table.node.defaultChild as CfnElement);
@@ -111,7 +112,7 @@ describe('StrataApi', () => {
   });
 
   it('gives each function and the API stage its own log group, kept for a month', () => {
-    template.resourceCountIs('AWS::Logs::LogGroup', handlerNames.length + 2);
+    template.resourceCountIs('AWS::Logs::LogGroup', handlerNames.length + 3);
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
@@ -168,7 +169,7 @@ describe('StrataApi', () => {
   const actionsOf = (fn: lambda.IFunction) => grants(fn).flatMap((g) => g.actions);
 
   it('grants named actions only, objects only under t/ (the tenant folders), and no managed policy', () => {
-    for (const fn of [...Object.values(strata.functions), strata.sweepFunction]) {
+    for (const fn of [...Object.values(strata.functions), strata.sweepFunction, strata.publishFunction]) {
       for (const { actions, resources: on } of grants(fn)) {
         for (const action of actions) expect(action).not.toContain('*');
         for (const resource of on) if (resource.includes('/')) expect(resource).toMatch(/\/t\/\*/);
@@ -213,6 +214,40 @@ describe('StrataApi', () => {
     });
   });
 
+  it('publishes only new event items from the stream, in order, to its own bus, and parks a batch it gave up on in a queue', () => {
+    const publisherId = logicalId(stack, strata.publishFunction);
+    const busId = stack.getLogicalId(strata.eventBus.node.defaultChild as CfnElement);
+    template.resourceCountIs('AWS::Events::EventBus', 1);
+    expect(resources[publisherId].Properties.Environment.Variables.STRATA_EVENT_BUS).toEqual({ Ref: busId });
+    const mapping = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')!;
+    expect(mapping.Properties).toMatchObject({
+      FunctionName: { Ref: publisherId },
+      EventSourceArn: { 'Fn::GetAtt': [stack.getLogicalId(strata.table.node.defaultChild as CfnElement), 'StreamArn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      ParallelizationFactor: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [stack.getLogicalId(strata.publishDeadLetterQueue.node.defaultChild as CfnElement), 'Arn'] } } },
+    });
+    const pattern = JSON.parse(mapping.Properties.FilterCriteria.Filters[0].Pattern);
+    expect(pattern.eventName).toEqual(['INSERT']);
+    expect(pattern.dynamodb.NewImage.type.S).toEqual(expect.arrayContaining(['image.loaded', 'container.removed', 'volume.created']));
+    // The publisher may put events and read the stream; it touches no item and no object.
+    const actions = actionsOf(strata.publishFunction);
+    expect(actions).toContain('events:PutEvents');
+    expect(actions).toEqual(expect.arrayContaining(['dynamodb:GetRecords', 'dynamodb:GetShardIterator']));
+    for (const action of actions) expect(action).not.toMatch(/^s3:|^dynamodb:(GetItem|PutItem|UpdateItem|DeleteItem|Query)$/);
+    const putEvents = grants(strata.publishFunction).find((g) => g.actions.includes('events:PutEvents'))!;
+    expect(putEvents.resources).toEqual([JSON.stringify({ 'Fn::GetAtt': [busId, 'Arn'] })]);
+  });
+
+  it('publishes to a bus it is given instead of creating one', () => {
+    const stack = new Stack(new App(), 'Given');
+    const bus = events.EventBus.fromEventBusName(stack, 'Bus', 'shared-bus');
+    const given = new StrataApi(stack, 'Strata', { codeFor: inlineCode, eventBus: bus });
+    expect(given.eventBus).toBe(bus);
+    Template.fromStack(stack).resourceCountIs('AWS::Events::EventBus', 0);
+  });
+
   it('turns CORS off', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP', CorsConfiguration: Match.absent() });
   });
@@ -244,8 +279,8 @@ describe('StrataApi with a JWT issuer', () => {
     const functions = template.findResources('AWS::Lambda::Function', {
       Properties: { Environment: { Variables: Match.objectLike({ STRATA_TENANT_CLAIM: 'org' }) } },
     });
-    // The route handlers and the scheduled sweep (the bucket's auto-delete function has no such variable).
-    expect(Object.keys(functions)).toHaveLength(handlerNames.length + 1);
+    // The route handlers, the sweep and the publisher (the bucket's auto-delete function has no such variable).
+    expect(Object.keys(functions)).toHaveLength(handlerNames.length + 2);
   });
 
   it('deletes the table and bucket with the stack when asked, and lets the table be deleted', () => {

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+
+/**
+ * The events integrators receive, one schema per type. The feed (`GET /v1/events`), the local
+ * webhooks and the EventBridge bus (as `detail`, with `detail-type` = `type`) carry the same
+ * object, so one rule or one parser serves all three. `events.schema.json` is generated from
+ * these (`npm run schemas`), and a test checks it is current and that real events match.
+ */
+
+const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
+const imageId = digest.meta({ description: '`sha256:` digest of the image config.' });
+const tags = z.array(z.string()).meta({ description: 'Normalized references, `name:tag`.' });
+const containerId = z.string().meta({ description: 'The container id.' });
+
+const imageStored = {
+  image: imageId,
+  tags: tags.meta({ description: 'Tags it got (moved here from any image that had them).' }),
+  size: z.int().min(0).meta({ description: 'Bytes of its layers’ contents.' }),
+  layers: z.int().min(0),
+  new: z.boolean().meta({ description: 'False when the image was already stored and only tags moved.' }),
+};
+
+const envelope = <T extends string, D extends z.ZodRawShape>(type: T, detail: D, description: string) =>
+  z
+    .object({
+      id: z.string().regex(/^[0-9a-z]{9}-[0-9a-f]{12}$/).meta({ description: 'Unique and sortable; the same however often the event is delivered. The feed’s cursor.' }),
+      type: z.literal(type),
+      tenant: z.string(),
+      time: z.int().min(0).meta({ description: 'When the change was made, ms since the epoch.' }),
+      detail: z.strictObject(detail),
+    })
+    .meta({ description });
+
+export const eventSchemas = [
+  envelope('image.loaded', imageStored, 'An image of a loaded archive was recorded (one event per image).'),
+  envelope('image.tagged', { image: imageId, tag: z.string() }, 'A tag was set on an image.'),
+  envelope('image.untagged', { image: imageId, tags }, 'Tags were removed from an image.'),
+  envelope('image.removed', { image: imageId, tags: tags.meta({ description: 'Tags it still had.' }) }, 'An image was removed.'),
+  envelope('container.created', { container: containerId, name: z.string(), image: imageId, volumes: z.array(z.string()).meta({ description: 'Volumes it mounts.' }) }, 'A container was created.'),
+  envelope('container.renamed', { container: containerId, name: z.string(), previousName: z.string() }, 'A container was renamed.'),
+  envelope('container.committed', { ...imageStored, container: containerId }, 'A container was committed to an image.'),
+  envelope('container.removed', { container: containerId, name: z.string(), image: imageId }, 'A container was removed; its storage is reclaimed after.'),
+  envelope('volume.created', { volume: z.string(), anonymous: z.boolean() }, 'A volume was created.'),
+  envelope('volume.removed', { volume: z.string(), anonymous: z.boolean() }, 'A volume was removed.'),
+] as const;
+
+export const Event = z.discriminatedUnion('type', eventSchemas).meta({ description: 'One change, as the feed, webhooks and EventBridge carry it.' });
+
+export type EventBody = z.infer<typeof Event>;
+
+
+/** The JSON Schema (2020-12) of events.schema.json, one `oneOf` branch per type. */
+export function eventJsonSchema(): Record<string, unknown> {
+  return {
+    title: 'Strata event',
+    ...z.toJSONSchema(Event, { io: 'output', target: 'draft-2020-12' }),
+  };
+}
