@@ -38,5 +38,6 @@ export class StrataStack extends Stack {
     new CfnOutput(this, 'ApiUrl', { value: this.strata.url, description: 'Base URL of the Strata API' });
     new CfnOutput(this, 'TableName', { value: this.strata.table.tableName, description: 'Metadata table' });
     new CfnOutput(this, 'BucketName', { value: this.strata.bucket.bucketName, description: 'Blob bucket' });
+    new CfnOutput(this, 'EventBusName', { value: this.strata.eventBus.eventBusName, description: 'EventBridge bus of Strata events' });
   }
 }
