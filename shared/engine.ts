@@ -105,7 +105,7 @@ export class Engine {
     config.rootfs = { type: 'layers', diff_ids: [...parent.diffIds, layer.diffId] };
     config.history = [...(config.history ?? []), { created: now, created_by: `strata commit ${record.id.slice(0, 12)}`, comment: options.comment ?? '', ...(options.author ? { author: options.author } : {}) }];
     const bytes = Buffer.from(JSON.stringify(config));
-    const id = await this.images.storeCommit(tenant, parent, bytes, layer, reference ? [reference] : [], record.id);
+    const id = await this.images.storeCommit(tenant, parent, bytes, layer, reference ? [reference] : [], { id: record.id, name: record.name });
     return { id, tags: reference ? [reference] : [] };
   }
 

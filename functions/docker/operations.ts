@@ -1,11 +1,12 @@
 import type { Operation } from '../http/types.js';
 import { containerRoutes } from './containers.js';
+import { eventRoutes } from './events.js';
 import { imageRoutes } from './images.js';
 import { DockerRouter } from './router.js';
 import { systemRoutes } from './system.js';
 import { volumeRoutes } from './volumes.js';
 
-const router = new DockerRouter([...systemRoutes, ...imageRoutes, ...containerRoutes, ...volumeRoutes]);
+const router = new DockerRouter([...systemRoutes, ...imageRoutes, ...containerRoutes, ...volumeRoutes, ...eventRoutes]);
 
 /** The Docker Engine API behind the default route: one operation that routes by Docker's paths. */
 export const dockerOperations: Record<string, Operation> = {

@@ -38,7 +38,7 @@ export const eventSchemas = [
   envelope('image.removed', { image: imageId, tags: tags.meta({ description: 'Tags it still had.' }) }, 'An image was removed.'),
   envelope('container.created', { container: containerId, name: z.string(), image: imageId, volumes: z.array(z.string()).meta({ description: 'Volumes it mounts.' }) }, 'A container was created.'),
   envelope('container.renamed', { container: containerId, name: z.string(), previousName: z.string() }, 'A container was renamed.'),
-  envelope('container.committed', { ...imageStored, container: containerId }, 'A container was committed to an image.'),
+  envelope('container.committed', { ...imageStored, container: containerId, name: z.string().meta({ description: 'The container’s name.' }) }, 'A container was committed to an image.'),
   envelope('container.removed', { container: containerId, name: z.string(), image: imageId }, 'A container was removed; its storage is reclaimed after.'),
   envelope('volume.created', { volume: z.string(), anonymous: z.boolean() }, 'A volume was created.'),
   envelope('volume.removed', { volume: z.string(), anonymous: z.boolean() }, 'A volume was removed.'),

@@ -229,6 +229,8 @@ async function respond(res: ServerResponse, response: HttpResponse, head: boolea
       return res.end();
     }
     body.on('error', () => res.destroy());
+    // A client that goes away stops the source too (a held-open stream would poll forever).
+    res.on('close', () => body.destroy());
     body.pipe(res);
     return;
   }

@@ -64,7 +64,7 @@ export class ImageStore {
    * index on top of the parent's stack, so the cost follows what changed, not the image's size;
    * once a stack is MAX_STACK deep, one merged chain index replaces it.
    */
-  async storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[], container: string): Promise<string> {
+  async storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[], container: { readonly id: string; readonly name: string }): Promise<string> {
     const blobKey = await this.recordLayer(tenant, layer, this.clock());
     const diffIds = [...parent.diffIds, layer.diffId];
     let stack: NamespaceId[];
@@ -84,7 +84,7 @@ export class ImageStore {
     }
     // The config blob first, then the image record, its tags and the event in one transaction (last, so nothing points at a missing object).
     const image = await this.imageOps(tenant, config, { diffIds, layerSizes: [...parent.layerSizes, layer.contentBytes], stack, parent: parent.id }, repoTags);
-    await this.recordImages(tenant, [image], { type: 'container.committed', detail: { container } });
+    await this.recordImages(tenant, [image], { type: 'container.committed', detail: { container: container.id, name: container.name } });
     return image.id;
   }
 

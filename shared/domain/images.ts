@@ -61,7 +61,7 @@ export class ImageService {
   }
 
   /** Records a committed layer and the image on top of `parent`. */
-  storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[], container: string): Promise<string> {
+  storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[], container: { readonly id: string; readonly name: string }): Promise<string> {
     return this.store.storeCommit(tenant, parent, config, layer, repoTags, container);
   }
 

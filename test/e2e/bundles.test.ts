@@ -197,6 +197,9 @@ describe('the bundled functions from cdk.out', () => {
     const feed = JSON.parse((await invoke('system', 'GET /v1/events', '/v1/events')).text).events;
     expect(feed.map((e: { type: string }) => e.type)).toEqual(['image.loaded', 'container.created', 'volume.created']);
     expect(kept).toHaveLength(feed.length);
+    // `docker events --since` deployed: a response cannot stay open there, so it ends at the request's time.
+    const dockerEvents = await invoke('docker', '$default', '/v1.47/events', { query: { since: '0' } });
+    expect(dockerEvents.text.trim().split('\n').map((line) => JSON.parse(line).Type + ' ' + JSON.parse(line).Action)).toEqual(['image load', 'container create', 'volume create']);
 
     // The second entry is refused: the batch reports its record, and Lambda retries from there.
     bus.refuse.add(1);

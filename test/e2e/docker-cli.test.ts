@@ -242,6 +242,64 @@ describe('docker CLI against Strata', () => {
     expect(bind.stderr).toMatch(/bind mounts of host paths are not supported/);
   });
 
+  it('docker events reports the same actions as the daemon for the same commands, and follows new ones', async () => {
+    const sequence = async (run: (args: string[]) => Promise<Buffer>) => {
+      // Events are per second for --since: start on a fresh second, apart from earlier tests.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const since = Math.floor(Date.now() / 1000);
+      for (const args of [
+        ['load', '-i', join(work, 'base2.tar')],
+        ['tag', 'base:2', 'evt:1'],
+        ['create', '--name', 'evc', 'evt:1', 'sh'],
+        ['rename', 'evc', 'evc2'],
+        ['commit', 'evc2', 'evt:2'],
+        ['rm', 'evc2'],
+        ['rmi', 'evt:2'],
+        ['volume', 'create', 'evv'],
+        ['volume', 'rm', 'evv'],
+        ['rmi', 'evt:1'],
+      ]) await run(args);
+      // Strata shows an event 2 s after it happened; --until ends the stream then.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      const until = Math.ceil(Date.now() / 1000);
+      const format = '{{.Type}} {{.Action}} {{index .Actor.Attributes "name"}}';
+      const filters = ['--filter', 'type=image', '--filter', 'type=container', '--filter', 'type=volume'];
+      return (await text(run(['events', '--since', String(since), '--until', String(until), ...filters, '--format', format]))).split('\n');
+    };
+    await daemon.run(['save', '-o', join(work, 'base2.tar'), 'base:2']);
+    const [fromDaemon, fromStrata] = await Promise.all([sequence((args) => daemon.run(args)), sequence((args) => strata(args))]);
+    // Commits make different image IDs on the two (their configs differ): name IDs by first appearance.
+    const byAppearance = (lines: string[]) => {
+      const seen = new Map<string, string>();
+      return lines.map((line) => line.replace(/sha256:[0-9a-f]{64}/g, (id) => seen.get(id) ?? (seen.set(id, `image#${seen.size + 1}`), `image#${seen.size}`)));
+    };
+    expect(byAppearance(fromStrata)).toEqual(byAppearance(fromDaemon));
+    // The loaded image is the same image on both.
+    expect(fromStrata[0]).toBe(fromDaemon[0]);
+    expect(fromStrata.map((line) => line.split(' ').slice(0, 2).join(' '))).toEqual([
+      'image load',
+      'image tag',
+      'container create',
+      'container rename',
+      'image tag',
+      'container commit',
+      'container destroy',
+      'image untag',
+      'image delete',
+      'volume create',
+      'volume destroy',
+      'image untag',
+    ]);
+
+    // Without --until the stream stays open and shows what happens next.
+    const follower = runDocker(strataHost, ['events', '--format', '{{.Type}} {{.Action}} {{.Actor.ID}}'], { configDir: configs.acme, timeoutMs: 8000 });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await strata(['volume', 'create', 'followed']);
+    const followed = await follower;
+    expect(followed.stdout.toString()).toContain('volume create followed');
+    await strata(['volume', 'rm', 'followed']);
+  });
+
   it("one tenant never sees another's containers, images or volumes", async () => {
     expect(await text(strata(['ps', '-a', '-q'], { as: 'globex' }))).toBe('');
     expect(await text(strata(['image', 'ls', '-q'], { as: 'globex' }))).toBe('');

@@ -10,11 +10,12 @@ export interface DockerResult {
  * Runs a docker CLI binary (the CLI 28 on PATH unless `binary` says otherwise) against a daemon
  * address, with its own config folder, and answers whatever it printed and its exit code.
  */
-export function runDocker(host: string, args: readonly string[], options: { input?: Buffer; configDir?: string; binary?: string } = {}): Promise<DockerResult> {
+export function runDocker(host: string, args: readonly string[], options: { input?: Buffer; configDir?: string; binary?: string; timeoutMs?: number } = {}): Promise<DockerResult> {
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: host };
     if (options.configDir) env.DOCKER_CONFIG = options.configDir;
-    const child = spawn(options.binary ?? 'docker', args, { env });
+    // timeoutMs ends a command that streams until interrupted (docker events) with SIGINT, as Ctrl-C would.
+    const child = spawn(options.binary ?? 'docker', args, { env, ...(options.timeoutMs ? { timeout: options.timeoutMs, killSignal: 'SIGINT' as const } : {}) });
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));

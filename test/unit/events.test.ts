@@ -34,7 +34,7 @@ describe('the event feed', () => {
       { type: 'volume.created', volume: 'keep', anonymous: false },
       { type: 'container.created', container: c.id, name: 'c1', image, volumes: ['keep'] },
       { type: 'container.renamed', container: c.id, name: 'c2', previousName: 'c1' },
-      { type: 'container.committed', container: c.id, image: committed.id, tags: ['snap:1'], size: expect.any(Number), layers: 2, new: true },
+      { type: 'container.committed', container: c.id, name: 'c2', image: committed.id, tags: ['snap:1'], size: expect.any(Number), layers: 2, new: true },
       { type: 'container.removed', container: c.id, name: 'c2', image },
       { type: 'volume.removed', volume: 'keep', anonymous: false },
       { type: 'image.untagged', image, tags: ['base:latest'] },
