@@ -71,7 +71,7 @@ export class Engine {
     this.containers = new ContainerService(meta, this.images, this.volumes, clock, this.events);
     this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, maxFileBytes);
     this.changeset = new Changeset(meta, reader);
-    this.sweeper = new Sweeper(meta, blobs, clock);
+    this.sweeper = new Sweeper(meta, blobs, this.events, clock);
     this.fsck = new Fsck(meta, blobs, clock);
   }
 

@@ -67,6 +67,9 @@ export const keys = {
   garbage: (tenant: string, what: string): ItemKey => ({ pk: `${tenant}#garbage`, sk: what }),
   garbageList: (tenant: string) => `${tenant}#garbage`,
   upload: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#uploads`, sk: id }),
+  /** An archive load too big for one transaction, while it records (see load-journal.ts). */
+  loadJournal: (tenant: string, id: string): ItemKey => ({ pk: keys.loadJournals(tenant), sk: id }),
+  loadJournals: (tenant: string) => `${tenant}#loads`,
   /** A tenant's events, in time order: the feed is one Query, and the table's stream sees each once. */
   event: (tenant: string, id: string): ItemKey => ({ pk: keys.events(tenant), sk: id }),
   events: (tenant: string) => `${tenant}#events`,

@@ -1,9 +1,11 @@
-import { ConflictError, InvalidInputError, StrataError, TransactionConditionError } from '../errors.js';
+import { randomUUID } from 'node:crypto';
+import { ConflictError, InvalidInputError, StrataError, TooLargeError, TransactionConditionError } from '../errors.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
-import { MAX_TRANSACTION_OPS, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { itemId, MAX_TRANSACTION_OPS, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import type { EventLog, EventType } from './events.js';
 import type { IngestedLayer } from './layer-ingest.js';
+import { undoLoad, type LoadJournal } from './load-journal.js';
 import { applyLayer, layerNodes, LayerTree } from './layer-tree.js';
 import type { Node } from './nodes.js';
 import { indexItems } from './packs.js';
@@ -89,9 +91,10 @@ export class ImageStore {
   }
 
   /**
-   * Records images in one transaction when they fit (so an archive's images appear together or
-   * not at all), else one by one. On a refused or failed transaction, config blobs written for
-   * them are removed.
+   * Records images in one transaction when they fit, so an archive's images appear together or
+   * not at all. A larger archive is recorded in several, under a load journal (load-journal.ts)
+   * that undoes the recorded part if a later transaction fails, or after a crash, by the sweep.
+   * On a refused or failed transaction, config blobs written for the images are removed.
    */
   async recordImages(tenant: string, images: readonly PreparedImage[], event: { type: EventType; detail: Record<string, unknown> } = { type: 'image.loaded', detail: {} }): Promise<void> {
     const tenantOp: WriteOp = { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } };
@@ -105,15 +108,48 @@ export class ImageStore {
         this.events.op(tenant, event.type, { ...event.detail, image: image.id, tags, size: image.size, layers: image.layers, new: image.newConfigKey !== undefined }),
       ];
     };
-    const total = images.reduce((n, i) => n + opsOf(i).length, 1);
-    const batches = total <= MAX_TRANSACTION_OPS ? [images] : images.map((i) => [i]);
-    for (const batch of batches) {
+    const perImage = images.map(opsOf);
+    const dropConfigs = () => this.blobs.delete(images.flatMap((i) => (i.newConfigKey ? [i.newConfigKey] : []))).catch(() => undefined);
+    if (perImage.reduce((n, ops) => n + ops.length, 1) <= MAX_TRANSACTION_OPS) {
       try {
-        await this.meta.transact([...batch.flatMap(opsOf), tenantOp]);
+        await this.meta.transact([...perImage.flat(), tenantOp]);
       } catch (error) {
-        if (error instanceof StrataError) await this.blobs.delete(batch.flatMap((i) => (i.newConfigKey ? [i.newConfigKey] : []))).catch(() => undefined);
+        if (error instanceof StrataError) await dropConfigs();
         throw error;
       }
+      return;
+    }
+
+    const journalId = randomUUID();
+    const previous = await this.meta.getMany([...owner.keys()].map((tag) => keys.tag(tenant, tag)));
+    const journal: LoadJournal = {
+      started: this.clock(),
+      images: images.flatMap((i) => (i.newConfigKey ? [{ id: i.id, configKey: i.newConfigKey }] : [])),
+      tags: [...owner].map(([tag, image]) => {
+        const before = previous.get(itemId(keys.tag(tenant, tag)))?.attrs.image as string | undefined;
+        return { tag, image, ...(before && before !== image ? { previous: before } : {}) };
+      }),
+    };
+    if (Buffer.byteLength(JSON.stringify(journal)) > MAX_JOURNAL_BYTES) {
+      await dropConfigs();
+      throw new TooLargeError(`an archive of ${images.length} images with ${owner.size} tags is too much to load at once; load it in parts`);
+    }
+    const journalKey = keys.loadJournal(tenant, journalId);
+    // Whole images per transaction, as many as fit; the last one also drops the journal.
+    const transactions: WriteOp[][] = [[]];
+    for (const ops of perImage) {
+      if (transactions.at(-1)!.length + ops.length > MAX_TRANSACTION_OPS - 1) transactions.push([]);
+      transactions.at(-1)!.push(...ops);
+    }
+    transactions.at(-1)!.push({ op: 'delete', key: journalKey });
+    try {
+      await this.meta.transact([{ op: 'put', item: { ...journalKey, attrs: { ...journal } }, conditions: [{ kind: 'absent' }] }, tenantOp]);
+      for (const ops of transactions) await this.meta.transact(ops);
+    } catch (error) {
+      // Undo what was recorded, whether the failure was a refusal or an unknown outcome (the
+      // load is not acknowledged either way); if the undo fails too, the sweep does it later.
+      await undoLoad(this.meta, this.blobs, this.events, tenant, journalId, journal).catch(() => undefined);
+      throw error;
     }
   }
 
@@ -212,6 +248,9 @@ export interface PreparedImage {
   readonly recordOp: WriteOp;
   readonly newConfigKey?: string;
 }
+
+/** A load journal stays well inside DynamoDB's 400 KB item. */
+const MAX_JOURNAL_BYTES = 300_000;
 
 /** Tags are written in the image's transaction (with its record, event and tenant item), which DynamoDB caps at 100 items. */
 export const MAX_TAGS_PER_IMAGE = 90;

@@ -6,6 +6,8 @@ import type { BlobStore } from '../ports/blob-store.js';
 import { queryAll, type MetadataStore } from '../ports/metadata-store.js';
 import { nodeFromAttrs, type Extent } from './nodes.js';
 import type { ContainerRecord, GarbageRecord, ImageRecord, LayerRecord, VolumeRecord } from './records.js';
+import type { EventLog } from './events.js';
+import { staleJournals, undoLoad } from './load-journal.js';
 import { volumeNamespace } from './volumes.js';
 import { containerNamespace } from './containers.js';
 
@@ -26,6 +28,7 @@ export class Sweeper {
   constructor(
     private readonly meta: MetadataStore,
     private readonly blobs: BlobStore,
+    private readonly events: EventLog,
     private readonly clock: () => number = Date.now,
   ) {}
 
@@ -36,6 +39,9 @@ export class Sweeper {
   async sweep(tenant: string, options: { graceMs?: number } = {}): Promise<SweepReport> {
     const cutoff = this.clock() - (options.graceMs ?? 15 * 60_000);
     const report = { namespaces: 0, nodes: 0, layers: 0, chains: 0, blobs: 0 };
+
+    // 0. Archive loads a crash stopped part-way are undone, so their images count as unused below.
+    for (const { id, journal } of await staleJournals(this.meta, tenant, cutoff)) await undoLoad(this.meta, this.blobs, this.events, tenant, id, journal);
 
     // 1. Namespaces of removed containers and volumes.
     for (const item of await this.all(keys.garbageList(tenant))) {

@@ -44,3 +44,13 @@ describe('a fault at every storage call, on DynamoDB Local and Ceph RGW', () => 
     }, 300_000);
   }
 });
+
+describe('an archive too big for one DynamoDB transaction, crashed at every call, on DynamoDB Local and Ceph RGW', () => {
+  const scenario = scenarios.find((s) => s.name.startsWith('load of an archive too big'))!;
+  it('is loaded whole or, after the sweep, not at all', async () => {
+    const report = await runPositions(scenario, world, ['crash']);
+    console.log(`${scenario.name} on DynamoDB Local and RGW: ${report.positions} crash positions, ${report.lost} lost writes, ${report.problems} fsck problems`);
+    expect(report.positions).toBeGreaterThan(10);
+    expect(report.failures).toEqual([]);
+  }, 300_000);
+});

@@ -77,6 +77,14 @@ const secondArchive = multiImageArchive([
   { layers: [[{ path: 'a', content: 'A' }], [{ path: 'c', content: 'C' }]], tags: ['three:1', 'base:1'] },
 ]);
 
+/** Three images of 40 tags each: 126 items, so the load takes two transactions under a journal. */
+const manyTags = (name: string) => Array.from({ length: 40 }, (_, i) => `${name}:${i}`);
+const bigArchive = multiImageArchive([
+  { layers: [[{ path: 'a', content: 'A' }]], tags: manyTags('one') },
+  { layers: [[{ path: 'a', content: 'A' }], [{ path: 'b', content: 'B' }]], tags: manyTags('two') },
+  { layers: [[{ path: 'c', content: 'C' }]], tags: [...manyTags('three').slice(1), 'base:1'] },
+]);
+
 export const scenarios: Scenario[] = [
   {
     name: 'write over a lower file',
@@ -146,6 +154,22 @@ export const scenarios: Scenario[] = [
       else expect([loaded, ['base:1']]).toContainEqual(tags);
       if (tags.length === 3) expect(await read(e, '/c', { kind: 'image', ref: 'base:1' } as never)).toBe('C');
       else expect(await read(e, '/etc/hosts', { kind: 'image', ref: 'base:1' } as never)).toBe('original');
+      await earlierWritesIntact(e);
+    },
+  },
+  {
+    name: 'load of an archive too big for one transaction (three images, 120 tags, one taken from another image)',
+    op: async (e) => e.images.load(T, [(await bigArchive).archive]),
+    verify: async (e, ok) => {
+      const tags = (await e.images.list(T)).flatMap((i) => i.tags);
+      // All 120 tags on the three new images, or none of them: no half-loaded archive survives.
+      if (ok) expect(tags).toHaveLength(120);
+      else expect([120, 1]).toContain(tags.length);
+      if (tags.length === 1) {
+        expect(tags).toEqual(['base:1']);
+        expect(await read(e, '/etc/hosts', { kind: 'image', ref: 'base:1' } as never)).toBe('original');
+        expect((await e.images.list(T)).length).toBe(1);
+      } else expect(await read(e, '/c', { kind: 'image', ref: 'base:1' } as never)).toBe('C');
       await earlierWritesIntact(e);
     },
   },
