@@ -16,7 +16,8 @@ import { TreeWriter } from './domain/tree-write.js';
 import { VolumeService, type VolumeSummary } from './domain/volumes.js';
 import { blobKeys, keys } from './keys.js';
 import { ConflictError } from './errors.js';
-import { normalizeReference } from './domain/refs.js';
+import { normalizeReference, sha256Digest } from './domain/refs.js';
+import { Idempotency, type IdempotencyOps } from './domain/idempotency.js';
 import { DEFAULT_MAX_FILE_BYTES } from './domain/limits.js';
 
 export interface EngineOptions {
@@ -53,6 +54,8 @@ export class Engine {
   readonly sweeper: Sweeper;
   /** What changed, for integrators: written in the transaction of each change. */
   readonly events: EventLog;
+  /** Idempotency-Key records for loads and commits. */
+  readonly idempotency: Idempotency;
   readonly fsck: Fsck;
   private readonly changeset: Changeset;
 
@@ -66,6 +69,7 @@ export class Engine {
     const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     const writer = new TreeWriter(meta, blobs, reader, clock, maxFileBytes);
     this.events = new EventLog(meta, clock);
+    this.idempotency = new Idempotency(meta, clock);
     this.images = new ImageService(meta, blobs, reader, options.limits, clock, this.events);
     this.volumes = new VolumeService(meta, clock, this.events);
     this.containers = new ContainerService(meta, this.images, this.volumes, clock, this.events);
@@ -91,7 +95,7 @@ export class Engine {
    * Turns the container's layer into a new OCI layer and an image on top of the container's
    * image. Reads only the container's own namespace and the bytes of changed files.
    */
-  async commit(tenant: string, ref: string, options: CommitOptions = {}): Promise<{ id: string; tags: string[] }> {
+  async commit(tenant: string, ref: string, options: CommitOptions = {}, recordAlso?: (result: { id: string; tags: string[] }) => IdempotencyOps): Promise<{ id: string; tags: string[] }> {
     const { view, record } = await this.containers.view(tenant, ref);
     const reference = options.reference ? normalizeReference(options.reference) : undefined;
     const parent = (await this.meta.get(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined;
@@ -105,8 +109,9 @@ export class Engine {
     config.rootfs = { type: 'layers', diff_ids: [...parent.diffIds, layer.diffId] };
     config.history = [...(config.history ?? []), { created: now, created_by: `strata commit ${record.id.slice(0, 12)}`, comment: options.comment ?? '', ...(options.author ? { author: options.author } : {}) }];
     const bytes = Buffer.from(JSON.stringify(config));
-    const id = await this.images.storeCommit(tenant, parent, bytes, layer, reference ? [reference] : [], { id: record.id, name: record.name });
-    return { id, tags: reference ? [reference] : [] };
+    const result = { id: sha256Digest(bytes), tags: reference ? [reference] : [] };
+    await this.images.storeCommit(tenant, parent, bytes, layer, result.tags, { id: record.id, name: record.name }, recordAlso?.(result));
+    return result;
   }
 
   /** `docker system df`: counts, sizes, and what removing unused things would reclaim. */

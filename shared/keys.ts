@@ -67,6 +67,8 @@ export const keys = {
   garbage: (tenant: string, what: string): ItemKey => ({ pk: `${tenant}#garbage`, sk: what }),
   garbageList: (tenant: string) => `${tenant}#garbage`,
   upload: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#uploads`, sk: id }),
+  /** What a load or commit under an Idempotency-Key recorded. */
+  idempotency: (tenant: string, key: string): ItemKey => ({ pk: `${tenant}#idempotency`, sk: key }),
   /** An archive load too big for one transaction, while it records (see load-journal.ts). */
   loadJournal: (tenant: string, id: string): ItemKey => ({ pk: keys.loadJournals(tenant), sk: id }),
   loadJournals: (tenant: string) => `${tenant}#loads`,

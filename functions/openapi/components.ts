@@ -108,6 +108,14 @@ export const parameters = {
     { type: 'string', pattern: '^bytes=\\d*-\\d*$' },
     { example: 'bytes=0-1023' },
   ),
+  IdempotencyKey: header(
+    'Idempotency-Key',
+    prose(
+      '1-255 visible ASCII characters. A retry of the same request under the same key (within 24 h) makes nothing new:',
+      'it answers the first result with `Idempotent-Replayed: true`, or 409 while that one is still recording.',
+      'A different request under a used key answers 422.',
+    ),
+  ),
   IfMatch: header('If-Match', 'An ETag (quoted or not, `W/` ignored) or `*`. The path must exist with that ETag, else 412. Guards reads and writes.'),
   IfNoneMatch: header(
     'If-None-Match',
@@ -270,6 +278,7 @@ export const responses = {
     ),
   ),
   RangeNotSatisfiable: errorResponse('The range lies outside the file, or is not one `bytes=` range (`range_not_satisfiable`).'),
+  IdempotencyKeyReused: errorResponse('The Idempotency-Key was used before for a different request (`idempotency_key_reused`).'),
   InternalError: errorResponse('Internal error (`internal`); details go to the log only.'),
   Unavailable: errorResponse(
     prose(
@@ -292,6 +301,7 @@ export const statusResponses = {
   412: 'PreconditionFailed',
   413: 'TooLarge',
   416: 'RangeNotSatisfiable',
+  422: 'IdempotencyKeyReused',
   500: 'InternalError',
   503: 'Unavailable',
 } as const satisfies Record<number, keyof typeof responses>;

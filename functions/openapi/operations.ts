@@ -101,12 +101,13 @@ const images: Record<string, OperationDoc> = {
       'Send it inline, or give `?upload=<id>` of a finished upload and no body.',
       'Every image in the archive is loaded with its tags; layers already stored are kept once.',
     ),
+    headers: ['IdempotencyKey'],
     requestBody: {
       required: false,
       content: { 'application/x-tar': bytesOf('application/x-tar'), 'application/octet-stream': bytesOf('application/octet-stream') },
     },
     responses: { 201: json('The images loaded.', schemaRef('LoadResult')) },
-    statuses: [404, 413],
+    statuses: [404, 409, 413, 422],
   },
   inspectImage: {
     tag: 'images',
@@ -196,9 +197,10 @@ const containers: Record<string, OperationDoc> = {
       "The new image is the container's image plus one layer of its changes (volumes excluded).",
       'The body may be empty.',
     ),
+    headers: ['IdempotencyKey'],
     requestBody: jsonBody('CommitRequest', false),
     responses: { 201: json('The new image.', schemaRef('ImageRef')) },
-    statuses: [404, 409, 413],
+    statuses: [404, 409, 413, 422],
   },
   exportContainer: {
     tag: 'containers',

@@ -2,6 +2,7 @@ import { flag } from '../http/parse.js';
 import { CommitRequest, CreateContainerRequest, parseWith } from '../http/schemas.js';
 import { json, noContent } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
+import { idempotently } from './idempotent.js';
 
 const KIND_NAMES = ['C', 'A', 'D'];
 
@@ -28,8 +29,9 @@ export const containerOperations: Record<string, Operation> = {
   },
 
   commitContainer: async (request) => {
-    const image = await request.services.engine.commit(request.tenant, request.params.id, parseWith(CommitRequest, request.json()));
-    return json(201, image);
+    const options = parseWith(CommitRequest, request.json());
+    const { result, headers } = await idempotently(request, (recordAlso) => request.services.engine.commit(request.tenant, request.params.id, options, recordAlso));
+    return json(201, result, headers);
   },
 
   exportContainer: async ({ tenant, services, params }) => ({

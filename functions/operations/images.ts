@@ -5,6 +5,7 @@ import { parseWith, TagRequest } from '../http/schemas.js';
 import { json } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
 import { uploadedBlob } from './files.js';
+import { idempotently } from './idempotent.js';
 
 /** Images: list, load (inline tar or a finished upload), inspect, tag, untag, remove, save. */
 export const imageOperations: Record<string, Operation> = {
@@ -14,8 +15,8 @@ export const imageOperations: Record<string, Operation> = {
     const { tenant, services, query } = request;
     const source = query.upload ? Readable.from(await services.blobs.get(await uploadedBlob(request, query.upload))) : request.body();
     if (!query.upload && request.body().length === 0) throw new InvalidInputError('send a docker-archive or OCI layout tar as the body, or ?upload=<id>');
-    const images = await services.engine.images.load(tenant, Buffer.isBuffer(source) ? [source] : source);
-    return json(201, { images });
+    const { result: images, headers } = await idempotently(request, (recordAlso) => services.engine.images.load(tenant, Buffer.isBuffer(source) ? [source] : source, recordAlso));
+    return json(201, { images }, headers);
   },
 
   inspectImage: async ({ tenant, services, params }) => json(200, await services.engine.images.inspect(tenant, params.ref)),

@@ -7,6 +7,7 @@ import type { MetadataStore } from '../ports/metadata-store.js';
 import { archiveMemberName, imagesFromArchive, MissingMemberError, type ArchiveImage } from '../tar/archive.js';
 import { decompressing } from '../tar/decompress.js';
 import { readTar } from '../tar/tar-reader.js';
+import type { IdempotencyOps } from './idempotency.js';
 import { MAX_TAGS_PER_IMAGE, type ImageStore, type PreparedImage } from './image-store.js';
 import { ingestLayer, type IngestedLayer, type IngestLimits } from './layer-ingest.js';
 import { normalizeReference, sha256Digest } from './refs.js';
@@ -37,6 +38,9 @@ interface Members {
 }
 
 /** Loads image archives: docker-archive (every Docker, podman and skopeo layout) and OCI layouts. */
+/** The images an archive held, with their tags, in the archive's order. */
+export type LoadResult = { id: string; tags: string[] }[];
+
 export class ArchiveLoader {
   constructor(
     private readonly meta: MetadataStore,
@@ -46,7 +50,7 @@ export class ArchiveLoader {
   ) {}
 
   /** Loads every image in an archive (plain or compressed tar), all or none. Returns the images with their tags. */
-  async load(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>): Promise<{ id: string; tags: string[] }[]> {
+  async load(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, recordAlso?: (result: LoadResult) => IdempotencyOps): Promise<LoadResult> {
     const members: Members = { held: new Map(), ingested: new Map(), refused: new Map(), unheld: new Map(), aliases: new Map() };
     try {
       await this.readMembers(tenant, archive, members);
@@ -82,9 +86,10 @@ export class ArchiveLoader {
         const parent = image.parent && (inArchive.has(image.parent) || (await this.meta.get(keys.image(tenant, image.parent)))) ? image.parent : undefined;
         prepared.push(await this.store.prepareLoaded(tenant, image.config, ingested, tags, merged, parent));
       }
-      await this.store.recordImages(tenant, prepared);
+      const result = planned.map(({ image, tags }) => ({ id: sha256Digest(image.config), tags }));
+      await this.store.recordImages(tenant, prepared, undefined, recordAlso?.(result));
       await this.blobs.delete([...members.ingested].filter(([name]) => !used.has(name)).map(([, l]) => l.blobKey));
-      return planned.map(({ image, tags }) => ({ id: sha256Digest(image.config), tags }));
+      return result;
     } catch (error) {
       // Nothing half-written: layers not yet recorded are only blobs, removed here (or by the sweep after a crash).
       await this.discardUnrecorded(tenant, [...members.ingested.values()]);

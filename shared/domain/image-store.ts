@@ -4,6 +4,7 @@ import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { itemId, MAX_TRANSACTION_OPS, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import type { EventLog, EventType } from './events.js';
+import type { IdempotencyOps } from './idempotency.js';
 import type { IngestedLayer } from './layer-ingest.js';
 import { undoLoad, type LoadJournal } from './load-journal.js';
 import { applyLayer, layerNodes, LayerTree } from './layer-tree.js';
@@ -66,7 +67,15 @@ export class ImageStore {
    * index on top of the parent's stack, so the cost follows what changed, not the image's size;
    * once a stack is MAX_STACK deep, one merged chain index replaces it.
    */
-  async storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[], container: { readonly id: string; readonly name: string }): Promise<string> {
+  async storeCommit(
+    tenant: string,
+    parent: ImageRecord,
+    config: Buffer,
+    layer: IngestedLayer,
+    repoTags: readonly string[],
+    container: { readonly id: string; readonly name: string },
+    idempotency?: IdempotencyOps,
+  ): Promise<string> {
     const blobKey = await this.recordLayer(tenant, layer, this.clock());
     const diffIds = [...parent.diffIds, layer.diffId];
     let stack: NamespaceId[];
@@ -86,7 +95,7 @@ export class ImageStore {
     }
     // The config blob first, then the image record, its tags and the event in one transaction (last, so nothing points at a missing object).
     const image = await this.imageOps(tenant, config, { diffIds, layerSizes: [...parent.layerSizes, layer.contentBytes], stack, parent: parent.id }, repoTags);
-    await this.recordImages(tenant, [image], { type: 'container.committed', detail: { container: container.id, name: container.name } });
+    await this.recordImages(tenant, [image], { type: 'container.committed', detail: { container: container.id, name: container.name } }, idempotency);
     return image.id;
   }
 
@@ -96,23 +105,30 @@ export class ImageStore {
    * that undoes the recorded part if a later transaction fails, or after a crash, by the sweep.
    * On a refused or failed transaction, config blobs written for the images are removed.
    */
-  async recordImages(tenant: string, images: readonly PreparedImage[], event: { type: EventType; detail: Record<string, unknown> } = { type: 'image.loaded', detail: {} }): Promise<void> {
+  async recordImages(
+    tenant: string,
+    images: readonly PreparedImage[],
+    event: { type: EventType; detail: Record<string, unknown> } = { type: 'image.loaded', detail: {} },
+    idempotency?: IdempotencyOps,
+  ): Promise<void> {
     const tenantOp: WriteOp = { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } };
     // A tag named by two images goes to the last, as if they had been loaded one after another.
     const owner = new Map(images.flatMap((i) => i.tags.map((tag) => [tag, i.id] as const)));
-    const opsOf = (image: PreparedImage): WriteOp[] => {
+    // A tag written under a journal carries its id, so an undo removes only what this load wrote.
+    const opsOf = (image: PreparedImage, journalId?: string): WriteOp[] => {
       const tags = image.tags.filter((t) => owner.get(t) === image.id);
       return [
         image.recordOp,
-        ...tags.map((tag): WriteOp => ({ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: image.id } } })),
+        ...tags.map((tag): WriteOp => ({ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: image.id, ...(journalId ? { loadedBy: journalId } : {}) } } })),
         this.events.op(tenant, event.type, { ...event.detail, image: image.id, tags, size: image.size, layers: image.layers, new: image.newConfigKey !== undefined }),
       ];
     };
-    const perImage = images.map(opsOf);
+    const perImage = images.map((image) => opsOf(image));
     const dropConfigs = () => this.blobs.delete(images.flatMap((i) => (i.newConfigKey ? [i.newConfigKey] : []))).catch(() => undefined);
-    if (perImage.reduce((n, ops) => n + ops.length, 1) <= MAX_TRANSACTION_OPS) {
+    const extra = idempotency ? 1 : 0;
+    if (perImage.reduce((n, ops) => n + ops.length, 1 + extra) <= MAX_TRANSACTION_OPS) {
       try {
-        await this.meta.transact([...perImage.flat(), tenantOp]);
+        await this.meta.transact([...perImage.flat(), tenantOp, ...(idempotency ? [idempotency.whole] : [])]);
       } catch (error) {
         if (error instanceof StrataError) await dropConfigs();
         throw error;
@@ -129,6 +145,7 @@ export class ImageStore {
         const before = previous.get(itemId(keys.tag(tenant, tag)))?.attrs.image as string | undefined;
         return { tag, image, ...(before && before !== image ? { previous: before } : {}) };
       }),
+      ...(idempotency ? { idempotency: { key: idempotency.key.sk, fingerprint: idempotency.fingerprint } } : {}),
     };
     if (Buffer.byteLength(JSON.stringify(journal)) > MAX_JOURNAL_BYTES) {
       await dropConfigs();
@@ -137,13 +154,13 @@ export class ImageStore {
     const journalKey = keys.loadJournal(tenant, journalId);
     // Whole images per transaction, as many as fit; the last one also drops the journal.
     const transactions: WriteOp[][] = [[]];
-    for (const ops of perImage) {
-      if (transactions.at(-1)!.length + ops.length > MAX_TRANSACTION_OPS - 1) transactions.push([]);
+    for (const ops of images.map((image) => opsOf(image, journalId))) {
+      if (transactions.at(-1)!.length + ops.length > MAX_TRANSACTION_OPS - 1 - extra) transactions.push([]);
       transactions.at(-1)!.push(...ops);
     }
-    transactions.at(-1)!.push({ op: 'delete', key: journalKey });
+    transactions.at(-1)!.push({ op: 'delete', key: journalKey }, ...(idempotency ? [idempotency.finish] : []));
     try {
-      await this.meta.transact([{ op: 'put', item: { ...journalKey, attrs: { ...journal } }, conditions: [{ kind: 'absent' }] }, tenantOp]);
+      await this.meta.transact([{ op: 'put', item: { ...journalKey, attrs: { ...journal } }, conditions: [{ kind: 'absent' }] }, tenantOp, ...(idempotency ? [idempotency.begin] : [])]);
       for (const ops of transactions) await this.meta.transact(ops);
     } catch (error) {
       // Undo what was recorded, whether the failure was a refusal or an unknown outcome (the

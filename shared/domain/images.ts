@@ -3,9 +3,10 @@ import { ConflictError, NotFoundError, TransactionConditionError } from '../erro
 import { keys } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
-import { ArchiveLoader } from './archive-load.js';
+import { ArchiveLoader, type LoadResult } from './archive-load.js';
 import { EventLog } from './events.js';
 import { ArchiveSaver } from './archive-save.js';
+import type { IdempotencyOps } from './idempotency.js';
 import type { ImageConfig } from './image-config.js';
 import { readAll } from './streams.js';
 import { ImageStore } from './image-store.js';
@@ -51,8 +52,8 @@ export class ImageService {
   }
 
   /** Loads every image in an archive (plain or compressed tar). Returns the images with their tags. */
-  load(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>): Promise<{ id: string; tags: string[] }[]> {
-    return this.loader.load(tenant, archive);
+  load(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, recordAlso?: (result: LoadResult) => IdempotencyOps): Promise<LoadResult> {
+    return this.loader.load(tenant, archive, recordAlso);
   }
 
   /** A docker-archive tar (what `docker save` writes) of the named images, streamed. */
@@ -61,8 +62,8 @@ export class ImageService {
   }
 
   /** Records a committed layer and the image on top of `parent`. */
-  storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[], container: { readonly id: string; readonly name: string }): Promise<string> {
-    return this.store.storeCommit(tenant, parent, config, layer, repoTags, container);
+  storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[], container: { readonly id: string; readonly name: string }, idempotency?: IdempotencyOps): Promise<string> {
+    return this.store.storeCommit(tenant, parent, config, layer, repoTags, container, idempotency);
   }
 
   /** Finds an image by ID, ID prefix or tag. Throws NotFoundError. */

@@ -17,6 +17,8 @@ export interface LoadJournal {
   /** Images the load records that were not stored before, with the config blob it wrote for each. */
   readonly images: readonly { readonly id: string; readonly configKey: string }[];
   readonly tags: readonly { readonly tag: string; readonly image: string; readonly previous?: string }[];
+  /** The Idempotency-Key the load recorded as still running, to forget with it. */
+  readonly idempotency?: { readonly key: string; readonly fingerprint: string };
 }
 
 /**
@@ -30,13 +32,15 @@ export async function undoLoad(meta: MetadataStore, blobs: BlobStore, events: Ev
     if (!(error instanceof TransactionConditionError)) throw error;
   };
   for (const { tag, image, previous } of journal.tags) {
+    // Only a tag this load wrote (a later write of the tag, by anyone, replaced the marker).
+    const ours = [{ kind: 'equals', field: 'loadedBy', value: id }] as const;
     const ops: WriteOp[] = previous
       ? [
-          { op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: previous } }, conditions: [{ kind: 'equals', field: 'image', value: image }] },
+          { op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: previous } }, conditions: ours },
           events.op(tenant, 'image.tagged', { image: previous, tag }),
         ]
       : [
-          { op: 'delete', key: keys.tag(tenant, tag), conditions: [{ kind: 'equals', field: 'image', value: image }] },
+          { op: 'delete', key: keys.tag(tenant, tag), conditions: ours },
           events.op(tenant, 'image.untagged', { image, tags: [tag] }),
         ];
     await meta.transact(ops).catch(ignoreChanged);
@@ -62,6 +66,11 @@ export async function undoLoad(meta: MetadataStore, blobs: BlobStore, events: Ev
     // The config blob is only ever this load's: it goes unless a kept image still points at it.
     const kept = await meta.get(keys.image(tenant, image));
     if ((kept?.attrs as unknown as ImageRecord | undefined)?.configKey !== configKey) await blobs.delete([configKey]);
+  }
+  if (journal.idempotency) {
+    const { key, fingerprint } = journal.idempotency;
+    const pending: WriteOp = { op: 'delete', key: keys.idempotency(tenant, key), conditions: [{ kind: 'equals', field: 'state', value: 'pending' }, { kind: 'equals', field: 'fingerprint', value: fingerprint }] };
+    await meta.transact([pending]).catch(ignoreChanged);
   }
   await meta.transact([{ op: 'delete', key: keys.loadJournal(tenant, id) }]);
 }
