@@ -13,8 +13,8 @@ export function acknowledgeFindings(parts: {
   readonly bucket: s3.IBucket;
   readonly roles: readonly iam.Role[];
   readonly publicRoutes: readonly apigwv2.HttpRoute[];
-  readonly streamReader: iam.IRole;
-  readonly streamFailures: sqs.IQueue;
+  readonly streamReaders: readonly iam.IRole[];
+  readonly streamFailures: readonly sqs.IQueue[];
 }): void {
   // cdk-nag names a resource by the logical ID of the bucket its ARN comes from.
   const bucketArn = `<${Stack.of(parts.bucket).getLogicalId(parts.bucket.node.defaultChild as CfnElement)}.Arn>`;
@@ -36,12 +36,12 @@ export function acknowledgeFindings(parts: {
       reason: 'Health check and the OpenAPI document answer without credentials by design: they hold no tenant data (functions/routes.ts marks them public).',
     });
   }
-  Validations.of(parts.streamReader).acknowledge({
+  for (const reader of parts.streamReaders) Validations.of(reader).acknowledge({
     id: 'AwsSolutions-IAM5[Resource::*]',
     reason: 'dynamodb:ListStreams, which a stream event source needs, has no resource to scope it to (the grant CDK adds with the stream); the stream\'s own read actions are on the table\'s stream ARN.',
   });
-  Validations.of(parts.streamFailures).acknowledge({
+  for (const queue of parts.streamFailures) Validations.of(queue).acknowledge({
     id: 'AwsSolutions-SQS3',
-    reason: 'This queue is the on-failure destination of the event publisher\'s stream mapping: it is the dead-letter queue (cdk-nag only recognises those of a function\'s DeadLetterConfig).',
+    reason: 'This queue is the on-failure destination of a stream mapping (the event publisher\'s or the reclaimer\'s): it is the dead-letter queue (cdk-nag only recognises those of a function\'s DeadLetterConfig).',
   });
 }

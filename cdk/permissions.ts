@@ -12,7 +12,7 @@ import type { HandlerName } from '../functions/routes.js';
 export type Access = 'readMetadata' | 'writeMetadata' | 'readBlobs' | 'writeBlobs' | 'deleteBlobs' | 'listBlobs' | 'presignUploads';
 
 /** The functions besides the route handlers. */
-export type BackgroundFunction = 'scheduledSweep' | 'publishEvents';
+export type BackgroundFunction = 'scheduledSweep' | 'publishEvents' | 'reclaimStorage';
 
 const readMetadata = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
 const writeMetadata = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem', 'dynamodb:BatchWriteItem'];
@@ -36,6 +36,8 @@ export const accessByFunction: Readonly<Record<HandlerName | BackgroundFunction,
   scheduledSweep: ['readMetadata', 'writeMetadata', 'deleteBlobs', 'listBlobs'],
   // Reads the table's stream (granted by its event source) and puts events on the bus; nothing else.
   publishEvents: [],
+  // From the stream: drops removed namespaces and unused layers, as the sweep does, without reading contents.
+  reclaimStorage: ['readMetadata', 'writeMetadata', 'deleteBlobs', 'listBlobs'],
 };
 
 /** Every blob key starts with `t/<tenant hash>/` (shared/keys.ts); nothing else in the bucket is the functions'. */

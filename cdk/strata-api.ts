@@ -119,8 +119,8 @@ export interface StrataApiProps {
   readonly eventBus?: events.IEventBus;
 }
 
-/** A module in functions/handlers/: the route handlers, and `events`, which publishes the table's stream. */
-export type HandlerModule = HandlerName | 'events';
+/** A module in functions/handlers/: the route handlers, and the two that read the table's stream. */
+export type HandlerModule = HandlerName | 'events' | 'reclaim';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 
@@ -132,6 +132,8 @@ const API_TIMEOUT = Duration.seconds(29);
 const SWEEP_TIMEOUT = Duration.minutes(15);
 /** A batch is at most 100 records, 10 per PutEvents. */
 const PUBLISH_TIMEOUT = Duration.minutes(1);
+/** A large namespace's nodes and objects are deleted in batches; the sweep finishes what this cannot. */
+const RECLAIM_TIMEOUT = Duration.minutes(5);
 
 /** Every handler named in the route table, once, in first-seen order. */
 const handlerNames: readonly HandlerName[] = [...new Set(routes.map((route) => route.handler))];
@@ -171,6 +173,10 @@ export class StrataApi extends Construct {
   public readonly publishFunction: lambda.IFunction;
   /** Where a stream batch goes (its position, not its records) after the publisher has given up on it. */
   public readonly publishDeadLetterQueue: sqs.Queue;
+  /** Frees a removed container's, volume's or image's storage from the stream, ahead of the sweep. */
+  public readonly reclaimFunction: lambda.IFunction;
+  /** Where a reclaim batch goes after its retries; the scheduled sweep reclaims the same later anyway. */
+  public readonly reclaimDeadLetterQueue: sqs.Queue;
   /** Server access logs of the blob bucket. */
   public readonly accessLogBucket: s3.Bucket;
   /** The API stage's access log. */
@@ -280,6 +286,30 @@ export class StrataApi extends Construct {
     );
     this.publishFunction = publisher;
 
+    this.reclaimDeadLetterQueue = new sqs.Queue(this, 'ReclaimDeadLetterQueue', {
+      enforceSSL: true,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      retentionPeriod: Duration.days(14),
+    });
+    const reclaimer = this.createFunction('reclaimStorage', 'reclaim', RECLAIM_TIMEOUT, settings);
+    reclaimer.addEventSource(
+      new DynamoEventSource(this.table, {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: 10,
+        maxBatchingWindow: Duration.seconds(1),
+        reportBatchItemFailures: true,
+        retryAttempts: 10,
+        onFailure: new SqsDlq(this.reclaimDeadLetterQueue),
+        filters: [
+          // A removed container's or volume's namespace, recorded as garbage.
+          lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.isEqual('INSERT'), dynamodb: { NewImage: { blobPrefix: { S: lambda.FilterRule.exists() } } } }),
+          // A removed image record.
+          lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.isEqual('REMOVE'), dynamodb: { OldImage: { configKey: { S: lambda.FilterRule.exists() } } } }),
+        ],
+      }),
+    );
+    this.reclaimFunction = reclaimer;
+
     const protectedRoutes = props.jwtIssuer
       ? new HttpJwtAuthorizer('JwtAuthorizer', props.jwtIssuer, { jwtAudience: props.jwtAudience! })
       : new HttpIamAuthorizer();
@@ -335,7 +365,7 @@ export class StrataApi extends Construct {
       ],
     });
 
-    acknowledgeFindings({ bucket: this.bucket, roles: this.roles, publicRoutes, streamReader: publisher.role!, streamFailures: this.publishDeadLetterQueue });
+    acknowledgeFindings({ bucket: this.bucket, roles: this.roles, publicRoutes, streamReaders: [publisher.role!, reclaimer.role!], streamFailures: [this.publishDeadLetterQueue, this.reclaimDeadLetterQueue] });
   }
 
   /** One function for one concern: its own role with only that concern's grants, its own log group. */

@@ -20,6 +20,8 @@ export interface Config {
   readonly tenantClaim: string;
   /** Log level for the structured logger. */
   readonly logLevel: string;
+  /** STRATA_SWEEP_GRACE_MS: layers and objects younger than this are spared by reclaiming (a request in flight may use them). */
+  readonly sweepGraceMs: number;
   /** STRATA_EVENT_BUS: the EventBridge bus the stream publisher sends to (cloud only). */
   readonly eventBusName?: string;
   /** STRATA_EVENTS_ENDPOINT: EventBridge endpoint override (tests). */
@@ -69,6 +71,7 @@ export function cloudConfig(env: Env = process.env): Config {
     maxFileBytes: int(env, 'STRATA_MAX_FILE_BYTES', 1024 ** 4),
     tenantClaim: env.STRATA_TENANT_CLAIM ?? 'tenant',
     logLevel: env.STRATA_LOG_LEVEL ?? 'INFO',
+    sweepGraceMs: int(env, 'STRATA_SWEEP_GRACE_MS', 15 * 60_000, 0),
     eventBusName: env.STRATA_EVENT_BUS || undefined,
     eventsEndpoint: env.STRATA_EVENTS_ENDPOINT || undefined,
   };
@@ -93,6 +96,7 @@ export function localConfig(env: Env = process.env): LocalConfig {
     maxFileBytes: int(env, 'STRATA_MAX_FILE_BYTES', 1024 ** 4),
     tenantClaim: 'tenant',
     logLevel: env.STRATA_LOG_LEVEL ?? 'INFO',
+    sweepGraceMs: int(env, 'STRATA_SWEEP_GRACE_MS', 15 * 60_000, 0),
     port,
     host,
     dataDir,

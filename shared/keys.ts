@@ -26,6 +26,13 @@ function partitionPath(dir: string): string {
   return Buffer.byteLength(dir) > 1024 ? 'h:' + createHash('sha256').update(dir).digest('hex') : dir;
 }
 
+/** `acme` for `acme#<name>`, else undefined: how a stream record names its tenant. */
+function tenantOfPartition(pk: string, name: string): string | undefined {
+  const suffix = `#${name}`;
+  const tenant = pk.endsWith(suffix) ? pk.slice(0, -suffix.length) : '';
+  return TENANT_PATTERN.test(tenant) ? tenant : undefined;
+}
+
 export const keys = {
   /** The children of `dir` in a namespace form one sorted partition: listing is one Query, and a busy tree spreads over many partitions. */
   nodePartition: (tenant: string, ns: NamespaceId, dir: string) => `${tenant}#n#${ns}#${partitionPath(dir)}`,
@@ -76,7 +83,11 @@ export const keys = {
   event: (tenant: string, id: string): ItemKey => ({ pk: keys.events(tenant), sk: id }),
   events: (tenant: string) => `${tenant}#events`,
   /** The tenant whose event partition `pk` is, or undefined for any other partition. */
-  eventTenant: (pk: string): string | undefined => (pk.endsWith('#events') && TENANT_PATTERN.test(pk.slice(0, -7)) ? pk.slice(0, -7) : undefined),
+  eventTenant: (pk: string): string | undefined => tenantOfPartition(pk, 'events'),
+  /** The tenant whose garbage list `pk` is (removed containers' and volumes' namespaces). */
+  garbageTenant: (pk: string): string | undefined => tenantOfPartition(pk, 'garbage'),
+  /** The tenant whose image records `pk` holds. */
+  imagesTenant: (pk: string): string | undefined => tenantOfPartition(pk, 'images'),
   tenants: (): string => 'tenants',
   tenant: (tenant: string): ItemKey => ({ pk: 'tenants', sk: tenant }),
 };

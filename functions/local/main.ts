@@ -2,11 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { localConfig, type LocalConfig } from '../../shared/config.js';
+import { reclaimStream } from '../handlers/reclaim.js';
 import { compose } from '../composition.js';
 import { localPresigner } from './blob-urls.js';
 import { startLocalServer } from './server.js';
 import { openLocalStorage } from './storage.js';
+import { StreamPump } from './stream-pump.js';
 import { readWebhooks, WebhookDelivery } from './webhooks.js';
 
 /**
@@ -35,9 +39,21 @@ export async function runLocal(config: LocalConfig = localConfig()) {
   baseUrl ||= server.url;
   const webhooks = hooks.length ? new WebhookDelivery(services.engine.events, hooks, resolve(dataDir, 'webhooks'), { log: (m) => console.warn(m) }) : undefined;
   await webhooks?.start();
+  // The deployed stream functions, run here on DynamoDB Local's stream of the table.
+  const local = { endpoint: effective.dynamoEndpoint, region: effective.region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
+  const pump = new StreamPump(
+    new DynamoDBClient(local),
+    new DynamoDBStreamsClient(local),
+    effective.tableName,
+    reclaimStream(() => services),
+    resolve(dataDir, 'streams', `${effective.tableName}.json`),
+    { region: effective.region, log: (m) => console.warn(m) },
+  );
+  await pump.start();
   return {
     url: server.url,
     async stop() {
+      await pump.stop();
       await webhooks?.stop();
       await server.close();
       await dynamo?.stop();

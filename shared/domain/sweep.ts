@@ -3,13 +3,22 @@ import { keysUnder, namespaceInodes, namespaceItems, namespaceNodes } from './na
 import { statsKeys, statsTotals } from './stats.js';
 import { TransactionConditionError } from '../errors.js';
 import type { BlobStore } from '../ports/blob-store.js';
-import { queryAll, type MetadataStore } from '../ports/metadata-store.js';
+import { queryAll, type Item, type MetadataStore } from '../ports/metadata-store.js';
 import { nodeFromAttrs, type Extent } from './nodes.js';
 import type { ContainerRecord, GarbageRecord, ImageRecord, LayerRecord, VolumeRecord } from './records.js';
 import type { EventLog } from './events.js';
 import { staleJournals, undoLoad } from './load-journal.js';
 import { volumeNamespace } from './volumes.js';
 import { containerNamespace } from './containers.js';
+
+/** What the sweep spares: objects and layers younger than this may belong to a request in flight. */
+export const DEFAULT_GRACE_MS = 15 * 60_000;
+
+const emptyReport = () => ({ namespaces: 0, nodes: 0, layers: 0, chains: 0, blobs: 0 });
+
+function add(total: { -readonly [K in keyof SweepReport]: number }, part: SweepReport): void {
+  for (const key of Object.keys(part) as (keyof SweepReport)[]) total[key] += part[key];
+}
 
 export interface SweepReport {
   readonly namespaces: number;
@@ -37,48 +46,21 @@ export class Sweeper {
   }
 
   async sweep(tenant: string, options: { graceMs?: number } = {}): Promise<SweepReport> {
-    const cutoff = this.clock() - (options.graceMs ?? 15 * 60_000);
-    const report = { namespaces: 0, nodes: 0, layers: 0, chains: 0, blobs: 0 };
+    const cutoff = this.clock() - (options.graceMs ?? DEFAULT_GRACE_MS);
+    const report = emptyReport();
 
     // 0. Archive loads a crash stopped part-way are undone, so their images count as unused below.
     for (const { id, journal } of await staleJournals(this.meta, tenant, cutoff)) await undoLoad(this.meta, this.blobs, this.events, tenant, id, journal);
 
     // 1. Namespaces of removed containers and volumes.
-    for (const item of await this.all(keys.garbageList(tenant))) {
-      const garbage = item.attrs as unknown as GarbageRecord;
-      report.nodes += await this.dropNamespace(tenant, garbage.namespace);
-      report.blobs += await this.dropPrefix(garbage.blobPrefix, Infinity);
-      await this.meta.transact([{ op: 'delete', key: { pk: item.pk, sk: item.sk } }]);
-      report.namespaces++;
-    }
+    for (const item of await this.all(keys.garbageList(tenant))) add(report, await this.reclaimGarbage(tenant, item.sk));
 
     // 2. Layers and chain indexes no image uses.
     const images = (await this.all(keys.images(tenant))).map((i) => i.attrs as unknown as ImageRecord);
-    const usedLayers = new Set(images.flatMap((i) => i.diffIds));
-    const usedNamespaces = new Set<string>(images.flatMap((i) => i.stack));
     const usedConfigs = new Set(images.map((i) => i.configKey));
     const layerRecords = (await this.all(keys.layers(tenant))).map((i) => i.attrs as unknown as LayerRecord);
-    const liveLayerBlobs = new Set<string>();
-    for (const layer of layerRecords) {
-      if (usedLayers.has(layer.diffId) || layer.lastUsed > cutoff) {
-        liveLayerBlobs.add(layer.blobKey);
-        continue;
-      }
-      // Conditional: a load that reuses the layer right now refreshes lastUsed and keeps it.
-      if (!(await this.deleteIfUnchanged(keys.layer(tenant, layer.diffId), 'lastUsed', layer.lastUsed))) continue;
-      if (layer.indexed) report.nodes += await this.dropNamespace(tenant, `l:${layer.diffId}`);
-      await this.blobs.delete([layer.blobKey]);
-      report.layers++;
-      report.blobs++;
-    }
-    for (const chain of await this.all(keys.chains(tenant))) {
-      if (usedNamespaces.has(`k:${chain.sk}`) || (chain.attrs.built as number) > cutoff) continue;
-      // The marker goes first (and only if no load reused it meanwhile): a crash midway leaves
-      // stray nodes, never a marker over a partial index.
-      if (!(await this.deleteIfUnchanged({ pk: chain.pk, sk: chain.sk }, 'built', chain.attrs.built as number))) continue;
-      report.nodes += await this.dropNamespace(tenant, `k:${chain.sk}`);
-      report.chains++;
-    }
+    const { report: unused, liveLayerBlobs } = await this.reclaimUnused(tenant, images, layerRecords, await this.all(keys.chains(tenant)), cutoff);
+    add(report, unused);
     report.blobs += await this.dropUnlisted(blobKeys.layers(tenant), liveLayerBlobs, cutoff);
     report.blobs += await this.dropUnlisted(blobKeys.configs(tenant), usedConfigs, cutoff);
 
@@ -109,6 +91,64 @@ export class Sweeper {
     // 4. Writes a crash left unfinished (partial files, multipart uploads), invisible to `list`.
     report.blobs += await this.blobs.abortIncomplete(blobKeys.tenantPrefix(tenant), cutoff);
     return report;
+  }
+
+  /**
+   * Drops one removed container's or volume's namespace: its nodes, its objects, then the
+   * garbage item. Does nothing if the item is gone (another reclaim got there first).
+   */
+  async reclaimGarbage(tenant: string, id: string): Promise<SweepReport> {
+    const report = emptyReport();
+    const item = await this.meta.get(keys.garbage(tenant, id));
+    if (!item) return report;
+    const garbage = item.attrs as unknown as GarbageRecord;
+    report.nodes += await this.dropNamespace(tenant, garbage.namespace);
+    report.blobs += await this.dropPrefix(garbage.blobPrefix, Infinity);
+    await this.meta.transact([{ op: 'delete', key: { pk: item.pk, sk: item.sk } }]);
+    report.namespaces++;
+    return report;
+  }
+
+  /**
+   * After an image was removed: its layers and chain indexes that no image uses any more, unless
+   * a load used them within `graceMs` (such a load may be about to record an image on them; the
+   * sweep takes those later).
+   */
+  async reclaimImageParts(tenant: string, removed: Pick<ImageRecord, 'diffIds' | 'stack'>, options: { graceMs?: number } = {}): Promise<SweepReport> {
+    const cutoff = this.clock() - (options.graceMs ?? DEFAULT_GRACE_MS);
+    const images = (await this.all(keys.images(tenant))).map((i) => i.attrs as unknown as ImageRecord);
+    const layers = [...(await this.meta.getMany(removed.diffIds.map((d) => keys.layer(tenant, d)))).values()].map((i) => i.attrs as unknown as LayerRecord);
+    const chains = await this.meta.getMany(removed.stack.filter((ns) => ns.startsWith('k:')).map((ns) => keys.chain(tenant, ns.slice(2))));
+    return (await this.reclaimUnused(tenant, images, layers, [...chains.values()], cutoff)).report;
+  }
+
+  /** Of the given layers and chains, drops those no image in `images` uses and nothing touched after `cutoff`. */
+  private async reclaimUnused(tenant: string, images: readonly ImageRecord[], layers: readonly LayerRecord[], chains: readonly Item[], cutoff: number): Promise<{ report: SweepReport; liveLayerBlobs: Set<string> }> {
+    const report = emptyReport();
+    const usedLayers = new Set(images.flatMap((i) => i.diffIds));
+    const usedNamespaces = new Set<string>(images.flatMap((i) => i.stack));
+    const liveLayerBlobs = new Set<string>();
+    for (const layer of layers) {
+      if (usedLayers.has(layer.diffId) || layer.lastUsed > cutoff) {
+        liveLayerBlobs.add(layer.blobKey);
+        continue;
+      }
+      // Conditional: a load that reuses the layer right now refreshes lastUsed and keeps it.
+      if (!(await this.deleteIfUnchanged(keys.layer(tenant, layer.diffId), 'lastUsed', layer.lastUsed))) continue;
+      if (layer.indexed) report.nodes += await this.dropNamespace(tenant, `l:${layer.diffId}`);
+      await this.blobs.delete([layer.blobKey]);
+      report.layers++;
+      report.blobs++;
+    }
+    for (const chain of chains) {
+      if (usedNamespaces.has(`k:${chain.sk}`) || (chain.attrs.built as number) > cutoff) continue;
+      // The marker goes first (and only if no load reused it meanwhile): a crash midway leaves
+      // stray nodes, never a marker over a partial index.
+      if (!(await this.deleteIfUnchanged({ pk: chain.pk, sk: chain.sk }, 'built', chain.attrs.built as number))) continue;
+      report.nodes += await this.dropNamespace(tenant, `k:${chain.sk}`);
+      report.chains++;
+    }
+    return { report, liveLayerBlobs };
   }
 
   /** The blobs a namespace's nodes point at, or undefined if it changed while it was walked. */

@@ -11,7 +11,7 @@ import { SWEEP_EVENT } from '../../cdk/strata-api.js';
 import { ensureTable } from '../../shared/adapters/dynamo-metadata-store.js';
 import { ensureBucket, s3ClientFor } from '../../shared/adapters/s3-blob-store.js';
 import { Event } from '../../functions/http/event-schemas.js';
-import { enableStream, streamRecords } from '../support/dynamo-stream.js';
+import { streamRecords } from '../support/dynamo-stream.js';
 import { EventBridgeRecorder } from '../support/eventbridge-recorder.js';
 import { dockerArchive } from '../support/images.js';
 
@@ -86,7 +86,6 @@ beforeAll(async () => {
     STRATA_EVENTS_ENDPOINT: await bus.start(),
   });
   await ensureTable(new DynamoDBClient({ endpoint: inject('dynamoEndpoint'), region: 'us-east-1' }), table);
-  await enableStream(inject('dynamoEndpoint'), table);
   await ensureBucket(s3ClientFor({ endpoint: inject('s3Endpoint'), region: 'us-east-1', accessKeyId: inject('s3AccessKey'), secretAccessKey: inject('s3SecretKey') }), bucket);
 
   template = JSON.parse(await readFile(join(outdir, 'Strata.template.json'), 'utf8'));
@@ -146,7 +145,7 @@ async function invoke(name: string, routeKey: string, rawPath: string, request?:
 
 describe('the bundled functions from cdk.out', () => {
   it('synthesizes one bundle per function, the scheduled sweep included', () => {
-    expect([...handlers.keys()].sort()).toEqual(['containers', 'docker', 'files', 'images', 'publishEvents', 'scheduledSweep', 'system', 'uploads', 'volumes']);
+    expect([...handlers.keys()].sort()).toEqual(['containers', 'docker', 'files', 'images', 'publishEvents', 'reclaimStorage', 'scheduledSweep', 'system', 'uploads', 'volumes']);
   });
 
   it('answer their routes against DynamoDB Local and Ceph RGW', async () => {
@@ -188,7 +187,8 @@ describe('the bundled functions from cdk.out', () => {
     // The changes of the route test above are in the stream; Lambda hands the publisher only
     // the records its mapping's filter keeps, so apply the synthesized filter as Lambda would.
     const all = await streamRecords(inject('dynamoEndpoint'), table);
-    const mapping = Object.values(template.Resources as Record<string, any>).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping');
+    const publisherId = Object.entries(template.Resources as Record<string, any>).find(([, r]) => r.Properties?.Description === 'Strata publishEvents handler')![0];
+    const mapping = Object.values(template.Resources as Record<string, any>).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping' && r.Properties.FunctionName.Ref === publisherId);
     const pattern = JSON.parse(mapping.Properties.FilterCriteria.Filters[0].Pattern);
     const kept = all.filter((r) => pattern.eventName.includes(r.eventName) && pattern.dynamodb.NewImage.type.S.includes(r.dynamodb?.NewImage?.type?.S));
     expect(all.length).toBeGreaterThan(kept.length);
@@ -222,6 +222,25 @@ describe('the bundled functions from cdk.out', () => {
     expect(details[3]).toEqual(details[1]);
     expect([...new Map(details.map((d) => [d.id, d])).values()].sort((a, b) => a.id.localeCompare(b.id))).toEqual(feed);
     expect(bus.requests).toEqual([3, 2]);
+  });
+
+  it('reclaim a removed container from the stream, leaving the sweep nothing to do', async () => {
+    expect((await invoke('containers', 'DELETE /v1/containers/{id}', '/v1/containers/c1', { pathParameters: { id: 'c1' } })).statusCode).toBe(204);
+    const reclaimerId = Object.entries(template.Resources as Record<string, any>).find(([, r]) => r.Properties?.Description === 'Strata reclaimStorage handler')![0];
+    const mapping = Object.values(template.Resources as Record<string, any>).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping' && r.Properties.FunctionName.Ref === reclaimerId);
+    const patterns = mapping.Properties.FilterCriteria.Filters.map((f: { Pattern: string }) => JSON.parse(f.Pattern));
+    // The two patterns as Lambda applies them: the event name, and one attribute that must exist.
+    const kept = (await streamRecords(inject('dynamoEndpoint'), table)).filter((r) =>
+      patterns.some((p: any) => {
+        const [image, attrs] = Object.entries(p.dynamodb)[0] as [string, Record<string, unknown>];
+        const attribute = Object.keys(attrs)[0];
+        return p.eventName.includes(r.eventName) && (r.dynamodb as any)?.[image]?.[attribute]?.S !== undefined;
+      }),
+    );
+    expect(kept.map((r) => r.eventName)).toEqual(['INSERT']);
+    expect(await handlers.get('reclaimStorage')!({ Records: kept })).toEqual({ batchItemFailures: [] });
+    const report = await handlers.get('scheduledSweep')!(SWEEP_EVENT);
+    expect(report[TENANT]).toMatchObject({ namespaces: 0 });
   });
 
   it('answer a route they do not serve with a JSON 404 from the bundled middleware', async () => {

@@ -76,9 +76,9 @@ describe('StrataApi', () => {
     expect([...publicRouteKeys].sort()).toEqual(['GET /healthz', 'GET /openapi.json']);
   });
 
-  it('creates one function per handler, one for the scheduled sweep and one for the event publisher, wired to the table and bucket', () => {
+  it('creates one function per handler, and one each for the scheduled sweep, the event publisher and the reclaimer, wired to the table and bucket', () => {
     const functions = Object.values(resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(handlerNames.length + 2);
+    expect(functions).toHaveLength(handlerNames.length + 3);
     expect(Object.keys(strata.functions).sort()).toEqual([...handlerNames].sort());
 
     const tableId = stack.getLogicalId(strata.table.node.defaultChild as CfnElement);
@@ -112,7 +112,7 @@ describe('StrataApi', () => {
   });
 
   it('gives each function and the API stage its own log group, kept for a month', () => {
-    template.resourceCountIs('AWS::Logs::LogGroup', handlerNames.length + 3);
+    template.resourceCountIs('AWS::Logs::LogGroup', handlerNames.length + 4);
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
@@ -169,7 +169,7 @@ describe('StrataApi', () => {
   const actionsOf = (fn: lambda.IFunction) => grants(fn).flatMap((g) => g.actions);
 
   it('grants named actions only, objects only under t/ (the tenant folders), and no managed policy', () => {
-    for (const fn of [...Object.values(strata.functions), strata.sweepFunction, strata.publishFunction]) {
+    for (const fn of [...Object.values(strata.functions), strata.sweepFunction, strata.publishFunction, strata.reclaimFunction]) {
       for (const { actions, resources: on } of grants(fn)) {
         for (const action of actions) expect(action).not.toContain('*');
         for (const resource of on) if (resource.includes('/')) expect(resource).toMatch(/\/t\/\*/);
@@ -219,7 +219,7 @@ describe('StrataApi', () => {
     const busId = stack.getLogicalId(strata.eventBus.node.defaultChild as CfnElement);
     template.resourceCountIs('AWS::Events::EventBus', 1);
     expect(resources[publisherId].Properties.Environment.Variables.STRATA_EVENT_BUS).toEqual({ Ref: busId });
-    const mapping = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping')!;
+    const mapping = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping' && r.Properties.FunctionName.Ref === publisherId)!;
     expect(mapping.Properties).toMatchObject({
       FunctionName: { Ref: publisherId },
       EventSourceArn: { 'Fn::GetAtt': [stack.getLogicalId(strata.table.node.defaultChild as CfnElement), 'StreamArn'] },
@@ -238,6 +238,24 @@ describe('StrataApi', () => {
     for (const action of actions) expect(action).not.toMatch(/^s3:|^dynamodb:(GetItem|PutItem|UpdateItem|DeleteItem|Query)$/);
     const putEvents = grants(strata.publishFunction).find((g) => g.actions.includes('events:PutEvents'))!;
     expect(putEvents.resources).toEqual([JSON.stringify({ 'Fn::GetAtt': [busId, 'Arn'] })]);
+  });
+
+  it('reclaims from the stream only new garbage items and removed images, reporting partial failures, with a failure queue and no read of file contents', () => {
+    const reclaimerId = logicalId(stack, strata.reclaimFunction);
+    const mapping = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping' && r.Properties.FunctionName.Ref === reclaimerId)!;
+    expect(mapping.Properties).toMatchObject({
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [stack.getLogicalId(strata.reclaimDeadLetterQueue.node.defaultChild as CfnElement), 'Arn'] } } },
+    });
+    const patterns = mapping.Properties.FilterCriteria.Filters.map((f: { Pattern: string }) => JSON.parse(f.Pattern));
+    expect(patterns).toEqual([
+      { eventName: ['INSERT'], dynamodb: { NewImage: { blobPrefix: { S: [{ exists: true }] } } } },
+      { eventName: ['REMOVE'], dynamodb: { OldImage: { configKey: { S: [{ exists: true }] } } } },
+    ]);
+    const actions = actionsOf(strata.reclaimFunction);
+    expect(actions).toEqual(expect.arrayContaining(['s3:DeleteObject', 'dynamodb:DeleteItem', 'dynamodb:GetRecords']));
+    expect(actions).not.toContain('s3:GetObject');
+    expect(actions).not.toContain('s3:PutObject');
   });
 
   it('publishes to a bus it is given instead of creating one', () => {
@@ -279,8 +297,8 @@ describe('StrataApi with a JWT issuer', () => {
     const functions = template.findResources('AWS::Lambda::Function', {
       Properties: { Environment: { Variables: Match.objectLike({ STRATA_TENANT_CLAIM: 'org' }) } },
     });
-    // The route handlers, the sweep and the publisher (the bucket's auto-delete function has no such variable).
-    expect(Object.keys(functions)).toHaveLength(handlerNames.length + 2);
+    // The route handlers, the sweep, the publisher and the reclaimer (the bucket's auto-delete function has no such variable).
+    expect(Object.keys(functions)).toHaveLength(handlerNames.length + 3);
   });
 
   it('deletes the table and bucket with the stack when asked, and lets the table be deleted', () => {
