@@ -42,6 +42,6 @@ export function acknowledgeFindings(parts: {
   });
   for (const queue of parts.streamFailures) Validations.of(queue).acknowledge({
     id: 'AwsSolutions-SQS3',
-    reason: 'This queue is the on-failure destination of a stream mapping (the event publisher\'s or the reclaimer\'s): it is the dead-letter queue (cdk-nag only recognises those of a function\'s DeadLetterConfig).',
+    reason: 'This queue is the on-failure destination of a stream mapping (the event publisher\'s, the reclaimer\'s or the job runner\'s): it is the dead-letter queue (cdk-nag only recognises those of a function\'s DeadLetterConfig).',
   });
 }

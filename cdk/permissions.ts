@@ -12,7 +12,7 @@ import type { HandlerName } from '../functions/routes.js';
 export type Access = 'readMetadata' | 'writeMetadata' | 'readBlobs' | 'writeBlobs' | 'deleteBlobs' | 'listBlobs' | 'presignUploads';
 
 /** The functions besides the route handlers. */
-export type BackgroundFunction = 'scheduledSweep' | 'publishEvents' | 'reclaimStorage';
+export type BackgroundFunction = 'scheduledSweep' | 'publishEvents' | 'reclaimStorage' | 'runJobs';
 
 const readMetadata = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
 const writeMetadata = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem', 'dynamodb:BatchWriteItem'];
@@ -38,6 +38,8 @@ export const accessByFunction: Readonly<Record<HandlerName | BackgroundFunction,
   publishEvents: [],
   // From the stream: drops removed namespaces and unused layers, as the sweep does, without reading contents.
   reclaimStorage: ['readMetadata', 'writeMetadata', 'deleteBlobs', 'listBlobs'],
+  // An asynchronous load is the images function's work, without a request in front of it.
+  runJobs: dataPath,
 };
 
 /** Every blob key starts with `t/<tenant hash>/` (shared/keys.ts); nothing else in the bucket is the functions'. */

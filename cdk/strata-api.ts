@@ -120,7 +120,7 @@ export interface StrataApiProps {
 }
 
 /** A module in functions/handlers/: the route handlers, and the two that read the table's stream. */
-export type HandlerModule = HandlerName | 'events' | 'reclaim';
+export type HandlerModule = HandlerName | 'events' | 'reclaim' | 'jobs';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 
@@ -177,6 +177,10 @@ export class StrataApi extends Construct {
   public readonly reclaimFunction: lambda.IFunction;
   /** Where a reclaim batch goes after its retries; the scheduled sweep reclaims the same later anyway. */
   public readonly reclaimDeadLetterQueue: sqs.Queue;
+  /** Runs asynchronous loads (`POST /v1/images/load?async=true`) from the stream, up to 15 minutes each. */
+  public readonly jobsFunction: lambda.IFunction;
+  /** Where a job batch goes after its retries (the sweep marks such a job failed). */
+  public readonly jobsDeadLetterQueue: sqs.Queue;
   /** Server access logs of the blob bucket. */
   public readonly accessLogBucket: s3.Bucket;
   /** The API stage's access log. */
@@ -310,6 +314,27 @@ export class StrataApi extends Construct {
     );
     this.reclaimFunction = reclaimer;
 
+    this.jobsDeadLetterQueue = new sqs.Queue(this, 'JobsDeadLetterQueue', {
+      enforceSSL: true,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      retentionPeriod: Duration.days(14),
+    });
+    const jobs = this.createFunction('runJobs', 'jobs', SWEEP_TIMEOUT, settings);
+    jobs.addEventSource(
+      new DynamoEventSource(this.table, {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        // One job per invocation, so each gets the whole 15 minutes.
+        batchSize: 1,
+        // Jobs of different tenants (different partitions) run side by side.
+        parallelizationFactor: 10,
+        reportBatchItemFailures: true,
+        retryAttempts: 2,
+        onFailure: new SqsDlq(this.jobsDeadLetterQueue),
+        filters: [lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.isEqual('INSERT'), dynamodb: { NewImage: { jobKind: { S: lambda.FilterRule.exists() } } } })],
+      }),
+    );
+    this.jobsFunction = jobs;
+
     const protectedRoutes = props.jwtIssuer
       ? new HttpJwtAuthorizer('JwtAuthorizer', props.jwtIssuer, { jwtAudience: props.jwtAudience! })
       : new HttpIamAuthorizer();
@@ -365,7 +390,7 @@ export class StrataApi extends Construct {
       ],
     });
 
-    acknowledgeFindings({ bucket: this.bucket, roles: this.roles, publicRoutes, streamReaders: [publisher.role!, reclaimer.role!], streamFailures: [this.publishDeadLetterQueue, this.reclaimDeadLetterQueue] });
+    acknowledgeFindings({ bucket: this.bucket, roles: this.roles, publicRoutes, streamReaders: [publisher.role!, reclaimer.role!, jobs.role!], streamFailures: [this.publishDeadLetterQueue, this.reclaimDeadLetterQueue, this.jobsDeadLetterQueue] });
   }
 
   /** One function for one concern: its own role with only that concern's grants, its own log group. */

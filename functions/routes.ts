@@ -33,6 +33,7 @@ export const routes: readonly Route[] = [
 
   { method: 'GET', path: '/v1/images', handler: 'images', operation: 'listImages' },
   { method: 'POST', path: '/v1/images/load', handler: 'images', operation: 'loadImage' },
+  { method: 'GET', path: '/v1/jobs/{job}', handler: 'images', operation: 'getJob' },
   { method: 'GET', path: '/v1/images/{ref}', handler: 'images', operation: 'inspectImage' },
   { method: 'DELETE', path: '/v1/images/{ref}', handler: 'images', operation: 'removeImage' },
   { method: 'POST', path: '/v1/images/{ref}/tags', handler: 'images', operation: 'tagImage' },

@@ -18,6 +18,7 @@ import { blobKeys, keys } from './keys.js';
 import { ConflictError } from './errors.js';
 import { normalizeReference, sha256Digest } from './domain/refs.js';
 import { Idempotency, type IdempotencyOps } from './domain/idempotency.js';
+import { Jobs } from './domain/jobs.js';
 import { DEFAULT_MAX_FILE_BYTES } from './domain/limits.js';
 
 export interface EngineOptions {
@@ -54,6 +55,8 @@ export class Engine {
   readonly sweeper: Sweeper;
   /** What changed, for integrators: written in the transaction of each change. */
   readonly events: EventLog;
+  /** Asynchronous loads and their progress. */
+  readonly jobs: Jobs;
   /** Idempotency-Key records for loads and commits. */
   readonly idempotency: Idempotency;
   readonly fsck: Fsck;
@@ -75,7 +78,8 @@ export class Engine {
     this.containers = new ContainerService(meta, this.images, this.volumes, clock, this.events);
     this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, maxFileBytes);
     this.changeset = new Changeset(meta, reader);
-    this.sweeper = new Sweeper(meta, blobs, this.events, clock);
+    this.jobs = new Jobs(meta, blobs, this.images, this.events, clock);
+    this.sweeper = new Sweeper(meta, blobs, this.events, clock, this.jobs);
     this.fsck = new Fsck(meta, blobs, clock);
   }
 

@@ -74,6 +74,11 @@ export const keys = {
   garbage: (tenant: string, what: string): ItemKey => ({ pk: `${tenant}#garbage`, sk: what }),
   garbageList: (tenant: string) => `${tenant}#garbage`,
   upload: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#uploads`, sk: id }),
+  /** Work that outlives a request (an asynchronous load), with its progress. */
+  job: (tenant: string, id: string): ItemKey => ({ pk: keys.jobs(tenant), sk: id }),
+  jobs: (tenant: string) => `${tenant}#jobs`,
+  /** The tenant whose jobs `pk` holds. */
+  jobsTenant: (pk: string): string | undefined => tenantOfPartition(pk, 'jobs'),
   /** What a load or commit under an Idempotency-Key recorded. */
   idempotency: (tenant: string, key: string): ItemKey => ({ pk: `${tenant}#idempotency`, sk: key }),
   /** An archive load too big for one transaction, while it records (see load-journal.ts). */

@@ -57,6 +57,8 @@ export function dockerMessages(event: StrataEvent): DockerEventMessage[] {
       return [volume('create')];
     case 'volume.removed':
       return [volume('destroy')];
+    case 'job.completed':
+      return []; // Docker has no asynchronous loads.
   }
 }
 

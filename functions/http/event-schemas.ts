@@ -42,6 +42,17 @@ export const eventSchemas = [
   envelope('container.removed', { container: containerId, name: z.string(), image: imageId }, 'A container was removed; its storage is reclaimed after.'),
   envelope('volume.created', { volume: z.string(), anonymous: z.boolean() }, 'A volume was created.'),
   envelope('volume.removed', { volume: z.string(), anonymous: z.boolean() }, 'A volume was removed.'),
+  envelope(
+    'job.completed',
+    {
+      job: z.uuid(),
+      kind: z.literal('load'),
+      status: z.enum(['succeeded', 'failed']),
+      images: z.array(z.object({ id: imageId, tags })).optional().meta({ description: 'When it succeeded.' }),
+      error: z.object({ message: z.string(), code: z.string() }).optional().meta({ description: 'When it failed.' }),
+    },
+    'An asynchronous load finished (its images also have their `image.loaded` events).',
+  ),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', eventSchemas).meta({ description: 'One change, as the feed, webhooks and EventBridge carry it.' });

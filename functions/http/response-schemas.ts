@@ -64,6 +64,24 @@ export const ImageRef = z.object({ id: z.string(), tags: names });
 
 export const LoadResult = z.object({ images: z.array(ImageRef) });
 
+export const Job = z
+  .object({
+    id: z.uuid(),
+    kind: z.literal('load'),
+    status: z.enum(['queued', 'running', 'succeeded', 'failed']),
+    upload: z.string().meta({ description: 'The upload whose bytes are the archive.' }),
+    progress: z.object({
+      bytesDone: bytes('Archive bytes read so far, as uploaded (before decompression).'),
+      bytesTotal: bytes('Size of the upload.'),
+      layersDone: count.meta({ description: 'Layers stored so far (layers small enough to be held in memory count only when the load succeeds).' }),
+    }),
+    result: LoadResult.optional().meta({ description: 'When it succeeded: the images loaded.' }),
+    error: z.object({ message: z.string(), code: z.string() }).optional().meta({ description: 'When it failed: what a synchronous load would have answered.' }),
+    created: epochMs(),
+    updated: epochMs(),
+  })
+  .meta({ description: 'A load running outside the request that asked for it.' });
+
 export const TagResult = z.object({ tag: z.string() });
 
 export const RemoveImageResult = z.object({
@@ -144,6 +162,7 @@ export const responseSchemas = {
   ImageSummary,
   ImageRef,
   LoadResult,
+  Job,
   TagResult,
   RemoveImageResult,
   ContainerSummary,

@@ -114,7 +114,7 @@ export const querySchemas: Readonly<Record<string, z.ZodObject>> = Object.fromEn
     listEvents: { since: z.string().regex(/^[0-9a-z]{9}-[0-9a-f]{12}$/, 'since must be the cursor of an earlier page of events').optional(), limit },
     removeContainer: { volumes: flagParam, v: flagParam },
     removeImage: { force: flagParam },
-    loadImage: { upload },
+    loadImage: { upload, async: flagParam },
     removeVolume: { force: flagParam },
     pruneVolumes: { all: flagParam },
     imageFsRoot: listing,

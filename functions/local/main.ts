@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { localConfig, type LocalConfig } from '../../shared/config.js';
+import { runJobsStream } from '../handlers/jobs.js';
 import { reclaimStream } from '../handlers/reclaim.js';
 import { compose } from '../composition.js';
 import { localPresigner } from './blob-urls.js';
@@ -39,21 +40,21 @@ export async function runLocal(config: LocalConfig = localConfig()) {
   baseUrl ||= server.url;
   const webhooks = hooks.length ? new WebhookDelivery(services.engine.events, hooks, resolve(dataDir, 'webhooks'), { log: (m) => console.warn(m) }) : undefined;
   await webhooks?.start();
-  // The deployed stream functions, run here on DynamoDB Local's stream of the table.
+  // The deployed stream functions, each on its own reading of the stream (as each has its own
+  // event source mapping), so a long job never holds up reclaiming.
   const local = { endpoint: effective.dynamoEndpoint, region: effective.region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
-  const pump = new StreamPump(
-    new DynamoDBClient(local),
-    new DynamoDBStreamsClient(local),
-    effective.tableName,
-    reclaimStream(() => services),
-    resolve(dataDir, 'streams', `${effective.tableName}.json`),
-    { region: effective.region, log: (m) => console.warn(m) },
+  const pumps = Object.entries({ reclaim: reclaimStream(() => services), jobs: runJobsStream(() => services) }).map(
+    ([name, handler]) =>
+      new StreamPump(new DynamoDBClient(local), new DynamoDBStreamsClient(local), effective.tableName, handler, resolve(dataDir, 'streams', `${effective.tableName}.${name}.json`), {
+        region: effective.region,
+        log: (m) => console.warn(m),
+      }),
   );
-  await pump.start();
+  for (const pump of pumps) await pump.start();
   return {
     url: server.url,
     async stop() {
-      await pump.stop();
+      for (const pump of pumps) await pump.stop();
       await webhooks?.stop();
       await server.close();
       await dynamo?.stop();

@@ -148,6 +148,7 @@ export const pathParameters: Readonly<Record<string, Json>> = {
   id: parameterRef('ContainerRef'),
   name: parameterRef('VolumeName'),
   path: parameterRef('FilePath'),
+  job: pathParameter('job', 'The job ID, from the 202 answer of `POST /v1/images/load?async=true`.'),
   tag: pathParameter(
     'tag',
     prose(

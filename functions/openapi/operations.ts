@@ -101,13 +101,24 @@ const images: Record<string, OperationDoc> = {
       'Send it inline, or give `?upload=<id>` of a finished upload and no body.',
       'Every image in the archive is loaded with its tags; layers already stored are kept once.',
     ),
+    query: { async: 'With `upload`: answer 202 at once and load as a job (`GET /v1/jobs/{id}` shows its progress), for archives that take longer than the 30 s a request may.' },
     headers: ['IdempotencyKey'],
     requestBody: {
       required: false,
       content: { 'application/x-tar': bytesOf('application/x-tar'), 'application/octet-stream': bytesOf('application/octet-stream') },
     },
-    responses: { 201: json('The images loaded.', schemaRef('LoadResult')) },
+    responses: {
+      201: json('The images loaded.', schemaRef('LoadResult')),
+      202: json('The load was queued as a job.', schemaRef('Job'), { headers: headerRefs('Location') }),
+    },
     statuses: [404, 409, 413, 422],
+  },
+  getJob: {
+    tag: 'images',
+    summary: 'An asynchronous load: its status, progress and outcome',
+    description: 'Poll until `status` is `succeeded` (with `result`) or `failed` (with `error`). A `job.completed` event reports the end too.',
+    responses: { 200: json('The job.', schemaRef('Job')) },
+    statuses: [404],
   },
   inspectImage: {
     tag: 'images',

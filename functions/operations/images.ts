@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import type { JobRecord } from '../../shared/domain/jobs.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import { flag } from '../http/parse.js';
 import { parseWith, TagRequest } from '../http/schemas.js';
@@ -7,17 +8,40 @@ import type { Operation } from '../http/types.js';
 import { uploadedBlob } from './files.js';
 import { idempotently } from './idempotent.js';
 
-/** Images: list, load (inline tar or a finished upload), inspect, tag, untag, remove, save. */
+/** A job as clients see it: no storage keys, no lease. */
+function jobBody(job: JobRecord) {
+  return {
+    id: job.id,
+    kind: job.jobKind,
+    status: job.status,
+    upload: job.upload,
+    progress: { bytesDone: job.bytesDone, bytesTotal: job.bytesTotal, layersDone: job.layersDone },
+    ...(job.result ? { result: job.result } : {}),
+    ...(job.error ? { error: job.error } : {}),
+    created: job.created,
+    updated: job.updated,
+  };
+}
+
+/** Images: list, load (inline tar, a finished upload, or as a job), inspect, tag, untag, remove, save; jobs. */
 export const imageOperations: Record<string, Operation> = {
   listImages: async ({ tenant, services }) => json(200, await services.engine.images.list(tenant)),
 
   loadImage: async (request) => {
     const { tenant, services, query } = request;
+    if (flag(query, 'async')) {
+      // Past API Gateway's 30 s: the load runs as a job from the table's stream; poll its URL.
+      if (!query.upload) throw new InvalidInputError('an asynchronous load takes ?upload=<id> of a finished upload');
+      const job = await services.engine.jobs.queueLoad(tenant, query.upload, await uploadedBlob(request, query.upload));
+      return json(202, jobBody(job), { location: `/v1/jobs/${job.id}` });
+    }
     const source = query.upload ? Readable.from(await services.blobs.get(await uploadedBlob(request, query.upload))) : request.body();
     if (!query.upload && request.body().length === 0) throw new InvalidInputError('send a docker-archive or OCI layout tar as the body, or ?upload=<id>');
     const { result: images, headers } = await idempotently(request, (recordAlso) => services.engine.images.load(tenant, Buffer.isBuffer(source) ? [source] : source, recordAlso));
     return json(201, { images }, headers);
   },
+
+  getJob: async ({ tenant, services, params }) => json(200, jobBody(await services.engine.jobs.get(tenant, params.job))),
 
   inspectImage: async ({ tenant, services, params }) => json(200, await services.engine.images.inspect(tenant, params.ref)),
 

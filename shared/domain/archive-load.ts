@@ -38,6 +38,22 @@ interface Members {
 }
 
 /** Loads image archives: docker-archive (every Docker, podman and skopeo layout) and OCI layouts. */
+/** How far a load is: archive bytes read (as sent, before decompression) and layers stored. */
+export interface LoadProgress {
+  readonly bytes?: number;
+  readonly layers?: number;
+}
+
+/** The archive's chunks as they are read, counted. */
+async function* counted(archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, onProgress: (progress: LoadProgress) => void): AsyncGenerator<Buffer> {
+  let bytes = 0;
+  for await (const chunk of archive as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    onProgress({ bytes });
+    yield chunk;
+  }
+}
+
 /** The images an archive held, with their tags, in the archive's order. */
 export type LoadResult = { id: string; tags: string[] }[];
 
@@ -50,10 +66,15 @@ export class ArchiveLoader {
   ) {}
 
   /** Loads every image in an archive (plain or compressed tar), all or none. Returns the images with their tags. */
-  async load(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, recordAlso?: (result: LoadResult) => IdempotencyOps): Promise<LoadResult> {
+  async load(
+    tenant: string,
+    archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>,
+    recordAlso?: (result: LoadResult) => IdempotencyOps,
+    onProgress?: (progress: LoadProgress) => void,
+  ): Promise<LoadResult> {
     const members: Members = { held: new Map(), ingested: new Map(), refused: new Map(), unheld: new Map(), aliases: new Map() };
     try {
-      await this.readMembers(tenant, archive, members);
+      await this.readMembers(tenant, onProgress ? counted(archive, onProgress) : archive, members, onProgress);
       const images = metadataOf(members);
       const used = new Set<string>();
       // Every image is checked before any is recorded: an archive loads whole or not at all.
@@ -97,7 +118,7 @@ export class ArchiveLoader {
     }
   }
 
-  private async readMembers(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, members: Members): Promise<void> {
+  private async readMembers(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, members: Members, onProgress?: (progress: LoadProgress) => void): Promise<void> {
     const source = decompressing(Readable.from(archive as AsyncIterable<Buffer>), { maxOutputBytes: this.limits.maxTotalBytes });
     let heldBytes = 0;
     for await (const entry of readTar(source, { maxEntries: 100_000 })) {
@@ -121,6 +142,7 @@ export class ArchiveLoader {
       members.unheld.set(name, size);
       try {
         members.ingested.set(name, await ingestLayer(chain(first, rest), this.blobs, blobKeys.layer(tenant), this.limits));
+        onProgress?.({ layers: members.ingested.size });
       } catch (error) {
         // Not a layer after all, or a bad one: it matters only if the metadata lists it.
         if (!(error instanceof InvalidInputError || error instanceof TooLargeError)) throw error;

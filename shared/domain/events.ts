@@ -20,6 +20,7 @@ export const EVENT_TYPES = [
   'container.removed',
   'volume.created',
   'volume.removed',
+  'job.completed',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

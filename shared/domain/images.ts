@@ -3,7 +3,7 @@ import { ConflictError, NotFoundError, TransactionConditionError } from '../erro
 import { keys } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
-import { ArchiveLoader, type LoadResult } from './archive-load.js';
+import { ArchiveLoader, type LoadProgress, type LoadResult } from './archive-load.js';
 import { EventLog } from './events.js';
 import { ArchiveSaver } from './archive-save.js';
 import type { IdempotencyOps } from './idempotency.js';
@@ -52,8 +52,8 @@ export class ImageService {
   }
 
   /** Loads every image in an archive (plain or compressed tar). Returns the images with their tags. */
-  load(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, recordAlso?: (result: LoadResult) => IdempotencyOps): Promise<LoadResult> {
-    return this.loader.load(tenant, archive, recordAlso);
+  load(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, recordAlso?: (result: LoadResult) => IdempotencyOps, onProgress?: (progress: LoadProgress) => void): Promise<LoadResult> {
+    return this.loader.load(tenant, archive, recordAlso, onProgress);
   }
 
   /** A docker-archive tar (what `docker save` writes) of the named images, streamed. */

@@ -39,6 +39,8 @@ export class Sweeper {
     private readonly blobs: BlobStore,
     private readonly events: EventLog,
     private readonly clock: () => number = Date.now,
+    /** Fails jobs whose runner died; the sweep is what notices them. */
+    private readonly jobs?: { failAbandoned(tenant: string): Promise<number> },
   ) {}
 
   async tenants(): Promise<string[]> {
@@ -90,6 +92,8 @@ export class Sweeper {
     report.blobs += await this.dropPrefix(blobKeys.exportArchives(tenant), cutoff);
     // 4. Writes a crash left unfinished (partial files, multipart uploads), invisible to `list`.
     report.blobs += await this.blobs.abortIncomplete(blobKeys.tenantPrefix(tenant), cutoff);
+    // 5. Jobs whose runner died mid-way: failed, so a client polling them stops waiting.
+    await this.jobs?.failAbandoned(tenant);
     return report;
   }
 

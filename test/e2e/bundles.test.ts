@@ -145,7 +145,7 @@ async function invoke(name: string, routeKey: string, rawPath: string, request?:
 
 describe('the bundled functions from cdk.out', () => {
   it('synthesizes one bundle per function, the scheduled sweep included', () => {
-    expect([...handlers.keys()].sort()).toEqual(['containers', 'docker', 'files', 'images', 'publishEvents', 'reclaimStorage', 'scheduledSweep', 'system', 'uploads', 'volumes']);
+    expect([...handlers.keys()].sort()).toEqual(['containers', 'docker', 'files', 'images', 'publishEvents', 'reclaimStorage', 'runJobs', 'scheduledSweep', 'system', 'uploads', 'volumes']);
   });
 
   it('answer their routes against DynamoDB Local and Ceph RGW', async () => {
@@ -241,6 +241,22 @@ describe('the bundled functions from cdk.out', () => {
     expect(await handlers.get('reclaimStorage')!({ Records: kept })).toEqual({ batchItemFailures: [] });
     const report = await handlers.get('scheduledSweep')!(SWEEP_EVENT);
     expect(report[TENANT]).toMatchObject({ namespaces: 0 });
+  });
+
+  it('run an asynchronous load of an upload from the stream, as the job function', async () => {
+    const upload = JSON.parse((await invoke('uploads', 'POST /v1/uploads', '/v1/uploads')).text);
+    const { archive, imageId } = await dockerArchive([[{ path: 'job', content: 'loaded by the job function' }]], { tags: ['job:1'] });
+    expect((await fetch(upload.url, { method: 'PUT', body: new Uint8Array(archive) })).status).toBe(200);
+    const queued = await invoke('images', 'POST /v1/images/load', '/v1/images/load', { query: { upload: upload.id, async: 'true' } });
+    expect(queued.statusCode).toBe(202);
+    const job = JSON.parse(queued.text).id;
+    const inserted = (await streamRecords(inject('dynamoEndpoint'), table)).filter((r) => r.eventName === 'INSERT' && r.dynamodb?.NewImage?.jobKind?.S === 'load');
+    expect(inserted).toHaveLength(1);
+    expect(await handlers.get('runJobs')!({ Records: inserted })).toEqual({ batchItemFailures: [] });
+    const done = JSON.parse((await invoke('images', 'GET /v1/jobs/{job}', `/v1/jobs/${job}`, { pathParameters: { job } })).text);
+    expect(done).toMatchObject({ status: 'succeeded', result: { images: [{ id: imageId, tags: ['job:1'] }] }, progress: { bytesDone: archive.length } });
+    // A retried batch runs nothing twice.
+    expect(await handlers.get('runJobs')!({ Records: inserted })).toEqual({ batchItemFailures: [] });
   });
 
   it('answer a route they do not serve with a JSON 404 from the bundled middleware', async () => {

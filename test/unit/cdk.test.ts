@@ -5,6 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import { StrataApi, SWEEP_EVENT, type StrataApiProps } from '../../cdk/strata-api.js';
+import { accessByFunction } from '../../cdk/permissions.js';
 import { StrataStack } from '../../cdk/strata-stack.js';
 import { routeKeyOf, routes, type HandlerName } from '../../functions/routes.js';
 
@@ -12,6 +13,8 @@ import { routeKeyOf, routes, type HandlerName } from '../../functions/routes.js'
 const inlineCode = () => lambda.Code.fromInline('exports.handler=async()=>({statusCode:200})');
 
 const handlerNames = [...new Set(routes.map((route) => route.handler))];
+/** The sweep, the event publisher, the reclaimer and the job runner. */
+const backgroundFunctions = Object.keys(accessByFunction).length - handlerNames.length;
 const publicRouteKeys = new Set(routes.filter((route) => route.public).map(routeKeyOf));
 
 interface Synthesized {
@@ -76,9 +79,9 @@ describe('StrataApi', () => {
     expect([...publicRouteKeys].sort()).toEqual(['GET /healthz', 'GET /openapi.json']);
   });
 
-  it('creates one function per handler, and one each for the scheduled sweep, the event publisher and the reclaimer, wired to the table and bucket', () => {
+  it('creates one function per handler, and one each for the scheduled sweep, the event publisher, the reclaimer and the job runner, wired to the table and bucket', () => {
     const functions = Object.values(resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(handlerNames.length + 3);
+    expect(functions).toHaveLength(handlerNames.length + backgroundFunctions);
     expect(Object.keys(strata.functions).sort()).toEqual([...handlerNames].sort());
 
     const tableId = stack.getLogicalId(strata.table.node.defaultChild as CfnElement);
@@ -112,7 +115,7 @@ describe('StrataApi', () => {
   });
 
   it('gives each function and the API stage its own log group, kept for a month', () => {
-    template.resourceCountIs('AWS::Logs::LogGroup', handlerNames.length + 4);
+    template.resourceCountIs('AWS::Logs::LogGroup', handlerNames.length + backgroundFunctions + 1);
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
@@ -169,7 +172,7 @@ describe('StrataApi', () => {
   const actionsOf = (fn: lambda.IFunction) => grants(fn).flatMap((g) => g.actions);
 
   it('grants named actions only, objects only under t/ (the tenant folders), and no managed policy', () => {
-    for (const fn of [...Object.values(strata.functions), strata.sweepFunction, strata.publishFunction, strata.reclaimFunction]) {
+    for (const fn of [...Object.values(strata.functions), strata.sweepFunction, strata.publishFunction, strata.reclaimFunction, strata.jobsFunction]) {
       for (const { actions, resources: on } of grants(fn)) {
         for (const action of actions) expect(action).not.toContain('*');
         for (const resource of on) if (resource.includes('/')) expect(resource).toMatch(/\/t\/\*/);
@@ -258,6 +261,14 @@ describe('StrataApi', () => {
     expect(actions).not.toContain('s3:PutObject');
   });
 
+  it('runs each queued job alone, up to 15 minutes, from new job items of the stream', () => {
+    const jobsId = logicalId(stack, strata.jobsFunction);
+    expect(resources[jobsId].Properties.Timeout).toBe(900);
+    const mapping = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping' && r.Properties.FunctionName.Ref === jobsId)!;
+    expect(mapping.Properties).toMatchObject({ BatchSize: 1, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    expect(JSON.parse(mapping.Properties.FilterCriteria.Filters[0].Pattern)).toEqual({ eventName: ['INSERT'], dynamodb: { NewImage: { jobKind: { S: [{ exists: true }] } } } });
+  });
+
   it('publishes to a bus it is given instead of creating one', () => {
     const stack = new Stack(new App(), 'Given');
     const bus = events.EventBus.fromEventBusName(stack, 'Bus', 'shared-bus');
@@ -298,7 +309,7 @@ describe('StrataApi with a JWT issuer', () => {
       Properties: { Environment: { Variables: Match.objectLike({ STRATA_TENANT_CLAIM: 'org' }) } },
     });
     // The route handlers, the sweep, the publisher and the reclaimer (the bucket's auto-delete function has no such variable).
-    expect(Object.keys(functions)).toHaveLength(handlerNames.length + 3);
+    expect(Object.keys(functions)).toHaveLength(handlerNames.length + backgroundFunctions);
   });
 
   it('deletes the table and bucket with the stack when asked, and lets the table be deleted', () => {

@@ -207,9 +207,10 @@ function zodOf(schema: Json): z.ZodType {
 describe('real responses of the handlers', () => {
   let cleanup: () => Promise<void>;
   let handlers: Record<string, LambdaHandler>;
+  let local: Awaited<ReturnType<typeof localEngine>>;
 
   beforeAll(async () => {
-    const local = await localEngine();
+    local = await localEngine();
     cleanup = local.cleanup;
     const config = { tenantClaim: 'tenant', logLevel: 'CRITICAL', inlineBodyLimit: 4 << 20, presignSeconds: 60, maxFileBytes: 1024 ** 4 } as Config;
     const services: Services = { config, engine: local.engine, meta: local.meta, blobs: local.blobs, streamsBodies: false };
@@ -323,7 +324,15 @@ describe('real responses of the handlers', () => {
     expect((await call('removeContainer', { params: id, query: { volumes: 'true' } })).status).toBe(204);
     expect((await call('pruneVolumes', { query: { all: 'true' } })).body.removed).toContain('keep');
     await call('sweep');
-    await call('createUpload');
+    // An asynchronous load: queued (202, a Job), run as the stream would run it, then read back.
+    const upload = (await call('createUpload')).body;
+    const uploadKey = (await local.meta.get({ pk: `${T}#uploads`, sk: upload.id }))!.attrs.key as string;
+    await local.blobs.put(uploadKey, (await dockerArchive([[{ path: 'async', content: 'job' }]], { tags: ['async:1'] })).archive);
+    const queued = await call('loadImage', { query: { upload: upload.id, async: 'true' } });
+    expect(queued).toMatchObject({ status: 202, body: { status: 'queued', kind: 'load' } });
+    await local.engine.jobs.run(T, queued.body.id);
+    expect((await call('getJob', { params: { job: queued.body.id } })).body).toMatchObject({ status: 'succeeded', result: { images: [{ tags: ['async:1'] }] } });
+    expect((await call('getJob', { params: { job: 'nope' } })).status).toBe(404);
     // The feed shows events once they are EVENT_SETTLE_MS old.
     await new Promise((resolve) => setTimeout(resolve, EVENT_SETTLE_MS + 50));
     const feed = await call('listEvents', { query: { limit: '5' } });

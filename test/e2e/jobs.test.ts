@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { multiImageArchive } from '../support/images.js';
+import { startServer, type RunningServer } from '../support/local-server.js';
+
+/**
+ * An archive too slow to load within a request goes through an upload and an asynchronous job,
+ * as a client of the deployed API would do it past API Gateway's 30 s: here on the local server,
+ * whose job runner is the deployed one, fed by DynamoDB Local's stream.
+ */
+let server: RunningServer;
+
+beforeAll(async () => {
+  server = await startServer({ STRATA_DYNAMO_ENDPOINT: inject('dynamoEndpoint'), STRATA_TABLE: `jobs-${Date.now()}` });
+});
+afterAll(async () => server?.stop());
+
+const api = async (method: string, path: string, body?: string) => {
+  const response = await fetch(`${server.url}${path}`, { method, body, headers: body ? { 'content-type': 'application/json' } : {} });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+};
+
+/** Uploads bytes through a presigned URL, as a client sends a large body. */
+async function upload(bytes: Buffer): Promise<string> {
+  const { body } = await api('POST', '/v1/uploads');
+  expect((await fetch(body.url, { method: 'PUT', body: new Uint8Array(bytes) })).status).toBe(200);
+  return body.id;
+}
+
+async function poll(url: string): Promise<any[]> {
+  const seen: any[] = [];
+  const until = Date.now() + 60_000;
+  for (;;) {
+    const { body } = await api('GET', url);
+    seen.push(body);
+    if (body.status === 'succeeded' || body.status === 'failed' || Date.now() > until) return seen;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('an asynchronous load', () => {
+  it('answers 202 with a job whose progress grows until its images are there', async () => {
+    // Five layers of incompressible-ish bytes, 8 MiB each: a load that takes a moment.
+    const layers = Array.from({ length: 5 }, (_, i) => [{ path: `blob${i}`, content: Buffer.from(Array.from({ length: 8 << 20 }, (_, j) => (j * 2654435761 + i) >>> 24)) }]);
+    const { archive, images } = await multiImageArchive([{ layers, tags: ['big:1'] }]);
+    const id = await upload(archive);
+
+    const queued = await api('POST', `/v1/images/load?upload=${id}&async=true`);
+    expect(queued.status).toBe(202);
+    expect(queued.headers.get('location')).toBe(`/v1/jobs/${queued.body.id}`);
+    expect(queued.body).toMatchObject({ kind: 'load', status: 'queued', upload: id, progress: { bytesDone: 0, bytesTotal: archive.length } });
+
+    const seen = await poll(`/v1/jobs/${queued.body.id}`);
+    const last = seen.at(-1);
+    expect(last).toMatchObject({ status: 'succeeded', progress: { bytesDone: archive.length, bytesTotal: archive.length, layersDone: 5 }, result: { images: [{ id: images[0].imageId, tags: ['big:1'] }] } });
+    // Progress only grows, and the job was seen before it finished.
+    const done = seen.map((s) => s.progress.bytesDone);
+    expect(done).toEqual([...done].sort((a, b) => a - b));
+    expect(seen.some((s) => s.status === 'queued' || s.status === 'running')).toBe(true);
+    // Read while it ran: part of the archive done (written as it streams, at most once a second).
+    expect(seen.some((s) => s.status === 'running' && s.progress.bytesDone > 0 && s.progress.bytesDone < archive.length)).toBe(true);
+    expect((await api('GET', '/v1/images/big:1')).status).toBe(200);
+
+    // Its end is an event too (the feed shows it once settled).
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    const { body: feed } = await api('GET', '/v1/events');
+    expect(feed.events.filter((e: any) => e.type === 'job.completed')).toEqual([
+      expect.objectContaining({ detail: { job: queued.body.id, kind: 'load', status: 'succeeded', images: [{ id: images[0].imageId, tags: ['big:1'] }] } }),
+    ]);
+  }, 120_000);
+
+  it('fails with the message a synchronous load would give, and leaves no image', async () => {
+    const id = await upload(Buffer.from('this is not a tar archive at all, just some words'.repeat(20)));
+    const queued = await api('POST', `/v1/images/load?upload=${id}&async=true`);
+    const last = (await poll(`/v1/jobs/${queued.body.id}`)).at(-1);
+    expect(last.status).toBe('failed');
+    expect(last.error).toMatchObject({ code: 'invalid_input', message: expect.any(String) });
+    expect((await api('GET', '/v1/images')).body.map((i: any) => i.tags).flat()).toEqual(['big:1']);
+  });
+
+  it('refuses an asynchronous load without an upload, and an unknown job', async () => {
+    expect((await api('POST', '/v1/images/load?async=true')).body).toMatchObject({ code: 'invalid_input', message: expect.stringContaining('upload') });
+    expect((await api('GET', '/v1/jobs/00000000-0000-4000-8000-000000000000')).status).toBe(404);
+  });
+});
