@@ -10,6 +10,7 @@ import { Engine } from '../shared/engine.js';
 import type { BlobStore } from '../shared/ports/blob-store.js';
 import type { EventBus } from '../shared/ports/event-bus.js';
 import type { MetadataStore } from '../shared/ports/metadata-store.js';
+import { countingCalls, type StoreCalls } from './http/store-calls.js';
 
 /** Everything a handler needs, wired once per process (a warm Lambda reuses it). */
 export interface Services {
@@ -24,6 +25,8 @@ export interface Services {
    * that cannot follow a 303 (the docker CLI) use it; elsewhere they are capped at the inline limit.
    */
   readonly canStream?: boolean;
+  /** The storage calls of the request in flight, where they are counted for metrics (deployed functions). */
+  readonly calls?: StoreCalls;
 }
 
 export interface Clients {
@@ -34,9 +37,10 @@ export interface Clients {
 }
 
 /** The composition root: the one place adapters meet the engine. Clients can be injected (tests). */
-export function compose(config: Config, clients: Clients = {}, runtime: { streamsBodies?: boolean; canStream?: boolean } = {}): Services {
+export function compose(config: Config, clients: Clients = {}, runtime: { streamsBodies?: boolean; canStream?: boolean; countCalls?: boolean } = {}): Services {
   const dynamo = clients.dynamo ?? dynamoDocumentClient({ endpoint: config.dynamoEndpoint, region: config.region });
-  const meta = new DynamoMetadataStore(dynamo, config.tableName);
+  const calls: StoreCalls | undefined = runtime.countCalls ? { metadata: 0, blobs: 0 } : undefined;
+  let meta: MetadataStore = new DynamoMetadataStore(dynamo, config.tableName);
   let blobs: BlobStore;
   if (config.blobs.kind === 's3') {
     const s3 = clients.s3 ?? s3ClientFor({ endpoint: config.blobs.endpoint, region: config.region, accessKeyId: config.blobs.accessKeyId, secretAccessKey: config.blobs.secretAccessKey });
@@ -45,14 +49,18 @@ export function compose(config: Config, clients: Clients = {}, runtime: { stream
     if (!clients.presigner) throw new Error('a folder blob store needs a presigner');
     blobs = new FsBlobStore(config.blobs.root, clients.presigner);
   }
-  return { config, engine: new Engine(meta, blobs, { maxFileBytes: config.maxFileBytes }), meta, blobs, streamsBodies: runtime.streamsBodies ?? false, canStream: runtime.canStream ?? false };
+  if (calls) {
+    meta = countingCalls(meta, calls, 'metadata');
+    blobs = countingCalls(blobs, calls, 'blobs');
+  }
+  return { config, engine: new Engine(meta, blobs, { maxFileBytes: config.maxFileBytes }), meta, blobs, streamsBodies: runtime.streamsBodies ?? false, canStream: runtime.canStream ?? false, calls };
 }
 
 let cloud: Services | undefined;
 
 /** Services of a Lambda function, built from its environment on first use. */
 export function cloudServices(): Services {
-  return (cloud ??= compose(cloudConfig()));
+  return (cloud ??= compose(cloudConfig(), {}, { countCalls: true }));
 }
 
 /** The bus events go to, for a function the construct gave STRATA_EVENT_BUS. A client can be injected (tests). */

@@ -8,6 +8,7 @@ import { authenticate } from './middleware/authenticate.js';
 import { mapErrors } from './middleware/map-errors.js';
 import { normalizeHeaders } from './middleware/normalize-headers.js';
 import { requestLogger } from './middleware/request-logger.js';
+import { requestMetrics } from './middleware/request-metrics.js';
 import { shapeResponse } from './middleware/shape-response.js';
 import { checkQuery } from './schemas.js';
 import type { HttpEvent, HttpResponse, LambdaHandler, Operation, RequestContext } from './types.js';
@@ -75,6 +76,7 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
       throw new DeadlineExceededError('the request did not finish within its deadline; a change it made may or may not have taken effect');
     },
   })
+    .use(requestMetrics({ calls: () => services().calls, operationOf: (event) => operationNames.get(event.routeKey) ?? 'unrouted' }))
     .use(normalizeHeaders())
     .use(requestLogger({ logger }))
     .use(mapErrors())

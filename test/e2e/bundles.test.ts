@@ -35,6 +35,8 @@ const result = await (await import(pathToFileURL(bundle).href))[exported](JSON.p
 process.stdout.write('\\n@@result@@' + JSON.stringify(result ?? null));
 `;
 const MARKER = '\n@@result@@';
+/** What the last bundle run printed before its result: logs, and metrics as EMF lines. */
+let lastOutput = '';
 
 function runBundle(bundle: string, exported: string, event: unknown): Promise<any> {
   return new Promise((resolve, reject) => {
@@ -47,7 +49,10 @@ function runBundle(bundle: string, exported: string, event: unknown): Promise<an
     child.on('close', (code) => {
       const at = out.lastIndexOf(MARKER);
       if (code !== 0 || at < 0) reject(new Error(`${bundle} exited ${code}: ${err.slice(-2000)}`));
-      else resolve(JSON.parse(out.slice(at + MARKER.length)));
+      else {
+        lastOutput = out.slice(0, at);
+        resolve(JSON.parse(out.slice(at + MARKER.length)));
+      }
     });
     child.stdin.end(JSON.stringify(event));
   });
@@ -157,6 +162,12 @@ describe('the bundled functions from cdk.out', () => {
     const loaded = await invoke('images', 'POST /v1/images/load', '/v1/images/load', { body: archive });
     expect(loaded.statusCode).toBe(201);
     expect(JSON.parse(loaded.text).images).toEqual([{ id: imageId, tags: ['bundled:1'] }]);
+    // Each request leaves one CloudWatch EMF line: its operation, and the storage calls it made.
+    const emf = lastOutput.split('\n').filter((line) => line.includes('"_aws"')).map((line) => JSON.parse(line));
+    expect(emf).toHaveLength(1);
+    expect(emf[0]).toMatchObject({ _aws: { CloudWatchMetrics: [{ Namespace: 'Strata', Dimensions: [expect.arrayContaining(['operation'])] }] }, operation: 'loadImage', Requests: 1 });
+    expect(emf[0].MetadataCalls).toBeGreaterThan(0);
+    expect(emf[0].BlobCalls).toBeGreaterThan(0);
 
     const created = await invoke('containers', 'POST /v1/containers', '/v1/containers', { body: JSON.stringify({ image: 'bundled:1', name: 'c1' }), headers: { 'content-type': 'application/json' } });
     expect(created.statusCode).toBe(201);
