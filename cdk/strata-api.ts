@@ -15,12 +15,12 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DEFAULT_ROUTE, routes, type HandlerName } from '../functions/routes.js';
+import { SWEEP_EVENT, TENANT_SWEEP } from '../functions/sweep-events.js';
 import { EVENT_TYPES } from '../shared/domain/events.js';
 import { acknowledgeFindings } from './nag-acknowledgements.js';
 import { accessByFunction, grantAccess, type BackgroundFunction } from './permissions.js';
 
-/** The event the sweep schedule sends to the `system` function. */
-export const SWEEP_EVENT = { source: 'strata.sweep' } as const;
+export { SWEEP_EVENT, TENANT_SWEEP } from '../functions/sweep-events.js';
 
 export interface StrataApiProps {
   /**
@@ -65,8 +65,9 @@ export interface StrataApiProps {
   readonly inlineBodyLimit?: number;
 
   /**
-   * When to sweep unreferenced blobs and expired records. An EventBridge rule invokes the
-   * `system` function with the event `{ "source": "strata.sweep" }`.
+   * When to sweep what crashes leave (unreferenced blobs, unfinished loads and jobs). A rule
+   * invokes the sweep function with `{ "source": "strata.sweep" }`, which puts one
+   * `sweep.tenant` event per tenant on the bus; a rule there sends each back to it alone.
    *
    * @default events.Schedule.rate(Duration.hours(1))
    */
@@ -163,6 +164,8 @@ export class StrataApi extends Construct {
   public readonly url: string;
   /** The EventBridge rule that runs the sweep. */
   public readonly sweepRule: events.Rule;
+  /** The rule on the bus that sends each tenant's sweep event back to the sweep function. */
+  public readonly tenantSweepRule: events.Rule;
   /** The function the schedule runs: the sweep of every tenant, with no route in front of it. */
   public readonly sweepFunction: lambda.IFunction;
   /** Where a scheduled sweep goes when it has failed all its retries. */
@@ -254,12 +257,17 @@ export class StrataApi extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       retentionPeriod: Duration.days(14),
     });
-    this.sweepFunction = this.createFunction('scheduledSweep', 'system', SWEEP_TIMEOUT, settings, {
-      deadLetterQueue: this.sweepDeadLetterQueue,
-      retryAttempts: 2,
-    });
-
     this.eventBus = props.eventBus ?? new events.EventBus(this, 'EventBus', { description: 'Strata events: images, containers, volumes' });
+    this.sweepFunction = this.createFunction(
+      'scheduledSweep',
+      'system',
+      SWEEP_TIMEOUT,
+      settings,
+      { deadLetterQueue: this.sweepDeadLetterQueue, retryAttempts: 2 },
+      { STRATA_EVENT_BUS: this.eventBus.eventBusName },
+    );
+    // The fan-out: one event per tenant on the bus, each back to the sweep function alone.
+    this.eventBus.grantPutEventsTo(this.sweepFunction);
     this.publishDeadLetterQueue = new sqs.Queue(this, 'PublishDeadLetterQueue', {
       enforceSSL: true,
       encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -388,6 +396,12 @@ export class StrataApi extends Construct {
       targets: [
         new targets.LambdaFunction(this.sweepFunction, { event: events.RuleTargetInput.fromObject(SWEEP_EVENT) }),
       ],
+    });
+    this.tenantSweepRule = new events.Rule(this, 'TenantSweeps', {
+      description: 'Strata sweep of one tenant, fanned out by the scheduled sweep',
+      eventBus: this.eventBus,
+      eventPattern: { source: [TENANT_SWEEP.source], detailType: [TENANT_SWEEP.detailType] },
+      targets: [new targets.LambdaFunction(this.sweepFunction, { retryAttempts: 2, deadLetterQueue: this.sweepDeadLetterQueue })],
     });
 
     acknowledgeFindings({ bucket: this.bucket, roles: this.roles, publicRoutes, streamReaders: [publisher.role!, reclaimer.role!, jobs.role!], streamFailures: [this.publishDeadLetterQueue, this.reclaimDeadLetterQueue, this.jobsDeadLetterQueue] });

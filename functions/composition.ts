@@ -70,6 +70,15 @@ export function composeEventBus(config: Config, client?: EventBridgeClient): Eve
 }
 
 let bus: EventBus | undefined;
+let bridge: { client: EventBridgeClient; busName: string } | undefined;
+
+/** The EventBridge client and bus of a function the construct gave STRATA_EVENT_BUS (the sweep's fan-out). */
+export function cloudEventBridge(): { client: EventBridgeClient; busName: string } {
+  if (bridge) return bridge;
+  const config = cloudConfig();
+  if (!config.eventBusName) throw new Error('STRATA_EVENT_BUS must be set');
+  return (bridge = { client: new EventBridgeClient({ region: config.region, endpoint: config.eventsEndpoint }), busName: config.eventBusName });
+}
 
 /** The stream publisher's bus, built from its environment on first use. */
 export function cloudEventBus(): EventBus {

@@ -7,7 +7,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { App } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { StrataStack } from '../../cdk/strata-stack.js';
-import { SWEEP_EVENT } from '../../cdk/strata-api.js';
+import { SWEEP_EVENT, TENANT_SWEEP } from '../../cdk/strata-api.js';
 import { ensureTable } from '../../shared/adapters/dynamo-metadata-store.js';
 import { ensureBucket, s3ClientFor } from '../../shared/adapters/s3-blob-store.js';
 import { Event } from '../../functions/http/event-schemas.js';
@@ -189,9 +189,15 @@ describe('the bundled functions from cdk.out', () => {
     expect(JSON.parse(ps.text).map((c: { Names: string[] }) => c.Names)).toEqual([['/c1']]);
   });
 
-  it('run the scheduled sweep from the EventBridge event', async () => {
-    const report = await handlers.get('scheduledSweep')!(SWEEP_EVENT);
-    expect(Object.keys(report)).toContain(TENANT);
+  it('run the scheduled sweep from the EventBridge events: fanned out per tenant, then one tenant each', async () => {
+    // The schedule's event fans out: one sweep.tenant event per tenant on the bus ...
+    expect(await handlers.get('scheduledSweep')!(SWEEP_EVENT)).toEqual({ tenants: 1 });
+    expect(bus.accepted).toEqual([expect.objectContaining({ Source: TENANT_SWEEP.source, DetailType: TENANT_SWEEP.detailType, Detail: JSON.stringify({ tenant: TENANT }) })]);
+    // ... and each comes back, as EventBridge delivers it, to sweep that tenant alone.
+    const report = await handlers.get('scheduledSweep')!({ version: '0', source: TENANT_SWEEP.source, 'detail-type': TENANT_SWEEP.detailType, detail: { tenant: TENANT } });
+    expect(report).toMatchObject({ namespaces: 0, layers: 0 });
+    bus.accepted.length = 0;
+    bus.requests.length = 0;
   });
 
   it('publish every event item of the table\'s stream to EventBridge with its outbox id, and resume from a refused entry', async () => {
@@ -213,7 +219,7 @@ describe('the bundled functions from cdk.out', () => {
     expect(dockerEvents.text.trim().split('\n').map((line) => JSON.parse(line).Type + ' ' + JSON.parse(line).Action)).toEqual(['image load', 'container create', 'volume create']);
 
     // The second entry is refused: the batch reports its record, and Lambda retries from there.
-    bus.refuse.add(1);
+    bus.refuse.add(bus.receivedCount + 1);
     const first = await handlers.get('publishEvents')!({ Records: kept });
     expect(first).toEqual({ batchItemFailures: kept.slice(1).map((r) => ({ itemIdentifier: r.dynamodb!.SequenceNumber })) });
     const retried = await handlers.get('publishEvents')!({ Records: kept.slice(1) });
@@ -250,8 +256,8 @@ describe('the bundled functions from cdk.out', () => {
     );
     expect(kept.map((r) => r.eventName)).toEqual(['INSERT']);
     expect(await handlers.get('reclaimStorage')!({ Records: kept })).toEqual({ batchItemFailures: [] });
-    const report = await handlers.get('scheduledSweep')!(SWEEP_EVENT);
-    expect(report[TENANT]).toMatchObject({ namespaces: 0 });
+    const report = await handlers.get('scheduledSweep')!({ version: '0', source: TENANT_SWEEP.source, 'detail-type': TENANT_SWEEP.detailType, detail: { tenant: TENANT } });
+    expect(report).toMatchObject({ namespaces: 0 });
   });
 
   it('run an asynchronous load of an upload from the stream, as the job function', async () => {

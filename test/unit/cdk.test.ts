@@ -4,7 +4,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
-import { StrataApi, SWEEP_EVENT, type StrataApiProps } from '../../cdk/strata-api.js';
+import { StrataApi, SWEEP_EVENT, TENANT_SWEEP, type StrataApiProps } from '../../cdk/strata-api.js';
 import { accessByFunction } from '../../cdk/permissions.js';
 import { StrataStack } from '../../cdk/strata-stack.js';
 import { routeKeyOf, routes, type HandlerName } from '../../functions/routes.js';
@@ -275,6 +275,23 @@ describe('StrataApi', () => {
     const given = new StrataApi(stack, 'Strata', { codeFor: inlineCode, eventBus: bus });
     expect(given.eventBus).toBe(bus);
     Template.fromStack(stack).resourceCountIs('AWS::Events::EventBus', 0);
+  });
+
+  it('fans the sweep out per tenant through a rule on the bus, back to the sweep function with retries and its queue', () => {
+    const sweepId = logicalId(stack, strata.sweepFunction);
+    expect(resources[sweepId].Properties.Environment.Variables.STRATA_EVENT_BUS).toEqual({ Ref: stack.getLogicalId(strata.eventBus.node.defaultChild as CfnElement) });
+    expect(actionsOf(strata.sweepFunction)).toContain('events:PutEvents');
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: stack.getLogicalId(strata.eventBus.node.defaultChild as CfnElement) },
+      EventPattern: { source: [TENANT_SWEEP.source], 'detail-type': [TENANT_SWEEP.detailType] },
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [sweepId, 'Arn'] },
+          RetryPolicy: { MaximumRetryAttempts: 2 },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [stack.getLogicalId(strata.sweepDeadLetterQueue.node.defaultChild as CfnElement), 'Arn'] } },
+        }),
+      ],
+    });
   });
 
   it('turns CORS off', () => {
