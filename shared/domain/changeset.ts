@@ -6,6 +6,10 @@ import type { Node, VisibleNode } from './nodes.js';
 import { resolveIfPresent, Resolver, seenFrom } from './resolver.js';
 import { HoleBudget, MAX_WRITTEN_HOLE_BYTES, type TreeReader } from './tree-read.js';
 import type { View } from './view.js';
+import { MAX_BATCH_BYTES } from './batched-reads.js';
+
+/** Entries written per window of batched reads. */
+const WINDOW_ENTRIES = 1000;
 
 /** Docker's change kinds: 0 changed, 1 added, 2 deleted. */
 export const enum ChangeKind {
@@ -112,16 +116,15 @@ export class Changeset {
     const writer = new TarWriter();
     const holes = new HoleBudget(MAX_WRITTEN_HOLE_BYTES);
     const links = new Map<string, string>();
-    (async () => {
-      for await (const { path, node: raw } of this.topNodes(view, '/', true)) {
-        const node = raw.type === 'whiteout' ? raw : await this.throughInode(view, raw);
-        await this.writeNode(writer, path, node, { holes, links });
-        if (node.type === 'dir' && node.redirect) {
-          for await (const [child, childNode] of this.mergedBelow(view, path)) await this.writeNode(writer, child, childNode, { holes, links });
-        }
+    const self = this;
+    async function* entries(): AsyncGenerator<[string, Node]> {
+      for await (const { path, node: raw } of self.topNodes(view, '/', true)) {
+        const node = raw.type === 'whiteout' ? raw : await self.throughInode(view, raw);
+        yield [path, node];
+        if (node.type === 'dir' && node.redirect) yield* self.mergedBelow(view, path);
       }
-      await writer.finish();
-    })().catch((error) => writer.stream.destroy(error));
+    }
+    this.writeAll(writer, entries(), { holes, links }).catch((error) => writer.stream.destroy(error));
     return writer.stream;
   }
 
@@ -129,13 +132,33 @@ export class Changeset {
   exportTar(view: View): Readable {
     const writer = new TarWriter();
     const holes = new HoleBudget(MAX_WRITTEN_HOLE_BYTES);
-    (async () => {
-      // The flattened tree: whiteouts and opaque markers belong in a layer, never in an export.
-      const links = new Map<string, string>();
-      for await (const [path, node] of this.mergedBelow(view, '/', true)) await this.writeNode(writer, path, node, { markers: false, holes, links });
-      await writer.finish();
-    })().catch((error) => writer.stream.destroy(error));
+    // The flattened tree: whiteouts and opaque markers belong in a layer, never in an export.
+    this.writeAll(writer, this.mergedBelow(view, '/', true), { markers: false, holes, links: new Map() }).catch((error) => writer.stream.destroy(error));
     return writer.stream;
+  }
+
+  /**
+   * Writes the entries in windows of up to 1,000 (and MAX_BATCH_BYTES of small files): each
+   * window's small files are read ahead in a few batched GETs, larger ones stream as written.
+   */
+  private async writeAll(writer: TarWriter, entries: AsyncIterable<[string, Node]>, options: { markers?: boolean; holes: HoleBudget; links: Map<string, string> }): Promise<void> {
+    const batched = this.reader.batchedReads();
+    let window: [string, Node][] = [];
+    let bytes = 0;
+    const flush = async () => {
+      const bodies = batched.read(window.map(([, node]) => (node.type === 'file' ? node.extents : [])));
+      for (let i = 0; i < window.length; i++) await this.writeNode(writer, window[i][0], window[i][1], { ...options, body: bodies[i] });
+      window = [];
+      bytes = 0;
+    };
+    for await (const entry of entries) {
+      window.push(entry);
+      const node = entry[1];
+      if (node.type === 'file' && batched.batchable(node.extents)) bytes += node.size;
+      if (window.length >= WINDOW_ENTRIES || bytes >= MAX_BATCH_BYTES) await flush();
+    }
+    await flush();
+    await writer.finish();
   }
 
   /** A container's or volume's name of a hard-linked file, as the file its inode holds. */
@@ -148,7 +171,12 @@ export class Changeset {
    * opaque marker. The second and later names of a hard-linked file (`links`: inode to the first
    * name written) are tar hard links to the first.
    */
-  private async writeNode(writer: TarWriter, path: string, node: Node, { markers = true, holes, links }: { markers?: boolean; holes: HoleBudget; links: Map<string, string> }): Promise<void> {
+  private async writeNode(
+    writer: TarWriter,
+    path: string,
+    node: Node,
+    { markers = true, holes, links, body }: { markers?: boolean; holes: HoleBudget; links: Map<string, string>; body?: () => AsyncIterable<Buffer> },
+  ): Promise<void> {
     const name = path.slice(1);
     if (node.type === 'whiteout') {
       const slash = name.lastIndexOf('/');
@@ -173,7 +201,7 @@ export class Changeset {
         }
         if (node.inode) links.set(node.inode, name);
         holes.spend(node.extents);
-        await writer.entry({ path: name, type: 'file', ...meta, size: node.size }, this.reader.extentStream(node.extents) as AsyncIterable<Buffer>);
+        await writer.entry({ path: name, type: 'file', ...meta, size: node.size }, body ? body() : (this.reader.extentStream(node.extents) as AsyncIterable<Buffer>));
         return;
       }
     }

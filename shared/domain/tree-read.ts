@@ -1,3 +1,4 @@
+import { BatchedReads, type BatchedReadOptions } from './batched-reads.js';
 import { Readable } from 'node:stream';
 import { FsError, InvalidInputError, NotFoundError, RangeNotSatisfiableError, TooLargeError } from '../errors.js';
 import { isPacked, keys, type NamespaceId } from '../keys.js';
@@ -131,6 +132,11 @@ export class TreeReader {
       const [key, offset, length] = extents[0];
       await this.blobs.copy(key, target, { start: offset, end: offset + length });
     } else await this.blobs.put(target, this.extentStream(extents));
+  }
+
+  /** Reads many small files' bytes in few ranged GETs (export, commit, save). */
+  batchedReads(options?: BatchedReadOptions): BatchedReads {
+    return new BatchedReads(this.blobs, (extents) => this.extentStream(extents), options);
   }
 
   /**
