@@ -19,6 +19,7 @@ import { ConflictError } from './errors.js';
 import { normalizeReference, sha256Digest } from './domain/refs.js';
 import { Idempotency, type IdempotencyOps } from './domain/idempotency.js';
 import { Jobs } from './domain/jobs.js';
+import type { BatchedReadOptions } from './domain/batched-reads.js';
 import { DEFAULT_MAX_FILE_BYTES } from './domain/limits.js';
 
 export interface EngineOptions {
@@ -26,6 +27,8 @@ export interface EngineOptions {
   readonly clock?: () => number;
   /** Largest file size, offset or write end. @default 1 TiB */
   readonly maxFileBytes?: number;
+  /** How export and commit batch small files' reads (the benchmark turns it off to compare). */
+  readonly batchedReads?: BatchedReadOptions;
 }
 
 export interface CommitOptions {
@@ -77,7 +80,7 @@ export class Engine {
     this.volumes = new VolumeService(meta, clock, this.events);
     this.containers = new ContainerService(meta, this.images, this.volumes, clock, this.events);
     this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, maxFileBytes);
-    this.changeset = new Changeset(meta, reader);
+    this.changeset = new Changeset(meta, reader, options.batchedReads);
     this.jobs = new Jobs(meta, blobs, this.images, this.events, clock);
     this.sweeper = new Sweeper(meta, blobs, this.events, clock, this.jobs);
     this.fsck = new Fsck(meta, blobs, clock);

@@ -9,8 +9,10 @@ export interface BatchedReadOptions {
   readonly smallFileBytes?: number;
   /** One ranged GET covers at most this many bytes. @default 8 MiB */
   readonly maxRunBytes?: number;
-  /** Extents this close in one blob share a GET, the bytes between read and dropped (a tar header and padding). @default 16 KiB */
+  /** Extents this close in one blob share a GET, the bytes between read and dropped (tar headers, other files). @default 64 KiB */
   readonly maxGapBytes?: number;
+  /** A batch whose runs, gaps included, would hold more than this is read without gaps instead. @default 64 MiB */
+  readonly maxHeldBytes?: number;
   /** GETs in flight at once. @default 4 */
   readonly concurrency?: number;
 }
@@ -35,6 +37,7 @@ export class BatchedReads {
   private readonly smallFileBytes: number;
   private readonly maxRunBytes: number;
   private readonly maxGapBytes: number;
+  private readonly maxHeldBytes: number;
   private readonly concurrency: number;
 
   constructor(
@@ -44,7 +47,8 @@ export class BatchedReads {
   ) {
     this.smallFileBytes = options.smallFileBytes ?? 1024 * 1024;
     this.maxRunBytes = options.maxRunBytes ?? 8 * 1024 * 1024;
-    this.maxGapBytes = options.maxGapBytes ?? 16 * 1024;
+    this.maxGapBytes = options.maxGapBytes ?? 64 * 1024;
+    this.maxHeldBytes = options.maxHeldBytes ?? 64 * 1024 * 1024;
     this.concurrency = options.concurrency ?? 4;
   }
 
@@ -68,14 +72,9 @@ export class BatchedReads {
       this.batchable(extents) ? extents.map(([key, offset, length]) => ({ key, offset, length })) : [],
     );
     const sorted = pieces.flat().filter((p) => p.length > 0).sort((a, b) => (a.key === b.key ? a.offset - b.offset : a.key < b.key ? -1 : 1));
-    const runs: Run[] = [];
-    for (const piece of sorted) {
-      const last = runs.at(-1);
-      const end = piece.offset + piece.length;
-      if (last && last.key === piece.key && piece.offset - last.end <= this.maxGapBytes && end - last.start <= this.maxRunBytes) last.end = Math.max(last.end, end);
-      else runs.push({ key: piece.key, start: piece.offset, end });
-      piece.run = runs.at(-1);
-    }
+    let runs = this.plan(sorted, this.maxGapBytes);
+    // Files scattered over a blob would make the gaps the bulk of what is held: read them without.
+    if (runs.reduce((n, r) => n + r.end - r.start, 0) > this.maxHeldBytes) runs = this.plan(sorted, 0);
     this.fetch(runs);
     return files.map((extents, i) => {
       if (!this.batchable(extents)) return () => this.streamOf(extents);
@@ -89,6 +88,19 @@ export class BatchedReads {
           }
         })();
     });
+  }
+
+  /** Merges sorted pieces into runs (each piece learns its run). */
+  private plan(sorted: { key: string; offset: number; length: number; run?: Run }[], maxGap: number): Run[] {
+    const runs: Run[] = [];
+    for (const piece of sorted) {
+      const last = runs.at(-1);
+      const end = piece.offset + piece.length;
+      if (last && last.key === piece.key && piece.offset - last.end <= maxGap && end - last.start <= this.maxRunBytes) last.end = Math.max(last.end, end);
+      else runs.push({ key: piece.key, start: piece.offset, end });
+      piece.run = runs.at(-1);
+    }
+    return runs;
   }
 
   /** Fetches the runs in order, `concurrency` at a time; each run's promise settles with its bytes. */

@@ -6,10 +6,10 @@ import type { Node, VisibleNode } from './nodes.js';
 import { resolveIfPresent, Resolver, seenFrom } from './resolver.js';
 import { HoleBudget, MAX_WRITTEN_HOLE_BYTES, type TreeReader } from './tree-read.js';
 import type { View } from './view.js';
-import { MAX_BATCH_BYTES } from './batched-reads.js';
+import { MAX_BATCH_BYTES, type BatchedReadOptions } from './batched-reads.js';
 
 /** Entries written per window of batched reads. */
-const WINDOW_ENTRIES = 1000;
+const WINDOW_ENTRIES = 4096;
 
 /** Docker's change kinds: 0 changed, 1 added, 2 deleted. */
 export const enum ChangeKind {
@@ -31,6 +31,7 @@ export class Changeset {
   constructor(
     private readonly meta: MetadataStore,
     private readonly reader: TreeReader,
+    private readonly batching: BatchedReadOptions = {},
   ) {}
 
   /**
@@ -138,11 +139,11 @@ export class Changeset {
   }
 
   /**
-   * Writes the entries in windows of up to 1,000 (and MAX_BATCH_BYTES of small files): each
+   * Writes the entries in windows of up to 4,096 (and MAX_BATCH_BYTES of small files): each
    * window's small files are read ahead in a few batched GETs, larger ones stream as written.
    */
   private async writeAll(writer: TarWriter, entries: AsyncIterable<[string, Node]>, options: { markers?: boolean; holes: HoleBudget; links: Map<string, string> }): Promise<void> {
-    const batched = this.reader.batchedReads();
+    const batched = this.reader.batchedReads(this.batching);
     let window: [string, Node][] = [];
     let bytes = 0;
     const flush = async () => {

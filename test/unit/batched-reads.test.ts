@@ -74,4 +74,24 @@ describe('batched reads', () => {
       await cleanup();
     }
   });
+
+  it('read scattered files without their gaps when the gaps would be most of what is held', async () => {
+    const { blobs, cleanup } = await localEngine();
+    try {
+      const counter = countGets(blobs);
+      await blobs.put('t/x/a', Buffer.alloc(200_000, 3));
+      // Ten 10-byte files 20,000 bytes apart: with gaps, one run of 180 KB for 100 useful bytes.
+      const lists: Extent[][] = Array.from({ length: 10 }, (_, i) => [['t/x/a', i * 20_000, 10]]);
+      counter.gets = 0;
+      const merged = new BatchedReads(blobs, () => expect.fail('small'), { maxGapBytes: 32_000 }).read(lists);
+      for (const body of merged) expect(await readAll(body())).toEqual(Buffer.alloc(10, 3));
+      expect(counter.gets).toBe(1);
+      counter.gets = 0;
+      const bounded = new BatchedReads(blobs, () => expect.fail('small'), { maxGapBytes: 32_000, maxHeldBytes: 100_000 }).read(lists);
+      for (const body of bounded) expect(await readAll(body())).toEqual(Buffer.alloc(10, 3));
+      expect(counter.gets).toBe(10);
+    } finally {
+      await cleanup();
+    }
+  });
 });
