@@ -22,7 +22,8 @@ export function acknowledgeFindings(parts: {
     Validations.of(role).acknowledge(
       {
         id: `AwsSolutions-IAM5[Resource::${bucketArn}/${TENANT_BLOBS}]`,
-        reason: 'Every blob key starts with t/<hash of the tenant>/, and tenants are created at run time, so the grant must cover all tenant folders; the functions scope each key by the caller\'s tenant themselves. Nothing outside t/ is granted.',
+        reason:
+          "Every blob key starts with t/<hash of the tenant>/, and tenants are created at run time, so the grant must cover all tenant folders; the functions scope each key by the caller's tenant themselves. Nothing outside t/ is granted.",
       },
       {
         id: `AwsSolutions-IAM5[Resource::${bucketArn}/${TENANT_BLOBS}/uploads/*]`,
@@ -36,12 +37,16 @@ export function acknowledgeFindings(parts: {
       reason: 'Health check and the OpenAPI document answer without credentials by design: they hold no tenant data (functions/routes.ts marks them public).',
     });
   }
-  for (const reader of parts.streamReaders) Validations.of(reader).acknowledge({
-    id: 'AwsSolutions-IAM5[Resource::*]',
-    reason: 'dynamodb:ListStreams, which a stream event source needs, has no resource to scope it to (the grant CDK adds with the stream); the stream\'s own read actions are on the table\'s stream ARN.',
-  });
-  for (const queue of parts.streamFailures) Validations.of(queue).acknowledge({
-    id: 'AwsSolutions-SQS3',
-    reason: 'This queue is the on-failure destination of a stream mapping (the event publisher\'s, the reclaimer\'s or the job runner\'s): it is the dead-letter queue (cdk-nag only recognises those of a function\'s DeadLetterConfig).',
-  });
+  for (const reader of parts.streamReaders)
+    Validations.of(reader).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        "dynamodb:ListStreams, which a stream event source needs, has no resource to scope it to (the grant CDK adds with the stream); the stream's own read actions are on the table's stream ARN.",
+    });
+  for (const queue of parts.streamFailures)
+    Validations.of(queue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        "This queue is the on-failure destination of a stream mapping (the event publisher's, the reclaimer's or the job runner's): it is the dead-letter queue (cdk-nag only recognises those of a function's DeadLetterConfig).",
+    });
 }

@@ -343,9 +343,7 @@ export class StrataApi extends Construct {
     );
     this.jobsFunction = jobs;
 
-    const protectedRoutes = props.jwtIssuer
-      ? new HttpJwtAuthorizer('JwtAuthorizer', props.jwtIssuer, { jwtAudience: props.jwtAudience! })
-      : new HttpIamAuthorizer();
+    const protectedRoutes = props.jwtIssuer ? new HttpJwtAuthorizer('JwtAuthorizer', props.jwtIssuer, { jwtAudience: props.jwtAudience! }) : new HttpIamAuthorizer();
 
     this.api = new apigwv2.HttpApi(this, 'HttpApi', {
       description: 'Strata: Docker storage model (images, containers, volumes) over HTTP',
@@ -393,9 +391,7 @@ export class StrataApi extends Construct {
     this.sweepRule = new events.Rule(this, 'SweepSchedule', {
       description: 'Strata sweep: removes unreferenced blobs and expired records',
       schedule: props.sweepSchedule ?? events.Schedule.rate(Duration.hours(1)),
-      targets: [
-        new targets.LambdaFunction(this.sweepFunction, { event: events.RuleTargetInput.fromObject(SWEEP_EVENT) }),
-      ],
+      targets: [new targets.LambdaFunction(this.sweepFunction, { event: events.RuleTargetInput.fromObject(SWEEP_EVENT) })],
     });
     this.tenantSweepRule = new events.Rule(this, 'TenantSweeps', {
       description: 'Strata sweep of one tenant, fanned out by the scheduled sweep',
@@ -404,7 +400,13 @@ export class StrataApi extends Construct {
       targets: [new targets.LambdaFunction(this.sweepFunction, { retryAttempts: 2, deadLetterQueue: this.sweepDeadLetterQueue })],
     });
 
-    acknowledgeFindings({ bucket: this.bucket, roles: this.roles, publicRoutes, streamReaders: [publisher.role!, reclaimer.role!, jobs.role!], streamFailures: [this.publishDeadLetterQueue, this.reclaimDeadLetterQueue, this.jobsDeadLetterQueue] });
+    acknowledgeFindings({
+      bucket: this.bucket,
+      roles: this.roles,
+      publicRoutes,
+      streamReaders: [publisher.role!, reclaimer.role!, jobs.role!],
+      streamFailures: [this.publishDeadLetterQueue, this.reclaimDeadLetterQueue, this.jobsDeadLetterQueue],
+    });
   }
 
   /** One function for one concern: its own role with only that concern's grants, its own log group. */

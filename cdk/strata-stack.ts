@@ -15,7 +15,10 @@ export interface StrataStackProps extends StackProps {
 function audienceFromContext(value: unknown): string[] | undefined {
   if (value === undefined || value === '') return undefined;
   if (Array.isArray(value)) return value.map(String);
-  return String(value).split(',').map((audience) => audience.trim()).filter(Boolean);
+  return String(value)
+    .split(',')
+    .map((audience) => audience.trim())
+    .filter(Boolean);
 }
 
 /**

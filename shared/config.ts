@@ -6,7 +6,9 @@ export interface Config {
   /** DynamoDB table holding all metadata. */
   readonly tableName: string;
   /** Where blobs go: an S3 bucket, or a local folder (the embedded default on one machine). */
-  readonly blobs: { readonly kind: 's3'; readonly bucket: string; readonly endpoint?: string; readonly accessKeyId?: string; readonly secretAccessKey?: string } | { readonly kind: 'fs'; readonly root: string };
+  readonly blobs:
+    | { readonly kind: 's3'; readonly bucket: string; readonly endpoint?: string; readonly accessKeyId?: string; readonly secretAccessKey?: string }
+    | { readonly kind: 'fs'; readonly root: string };
   readonly region: string;
   /** DynamoDB endpoint override (DynamoDB Local). */
   readonly dynamoEndpoint?: string;
@@ -86,9 +88,10 @@ export function localConfig(env: Env = process.env): LocalConfig {
   const s3Endpoint = env.STRATA_S3_ENDPOINT;
   return {
     tableName: env.STRATA_TABLE ?? 'strata',
-    blobs: s3Endpoint || env.STRATA_BUCKET
-      ? { kind: 's3', bucket: env.STRATA_BUCKET ?? 'strata', endpoint: s3Endpoint, accessKeyId: env.STRATA_S3_ACCESS_KEY, secretAccessKey: env.STRATA_S3_SECRET_KEY }
-      : { kind: 'fs', root: `${dataDir}/blobs` },
+    blobs:
+      s3Endpoint || env.STRATA_BUCKET
+        ? { kind: 's3', bucket: env.STRATA_BUCKET ?? 'strata', endpoint: s3Endpoint, accessKeyId: env.STRATA_S3_ACCESS_KEY, secretAccessKey: env.STRATA_S3_SECRET_KEY }
+        : { kind: 'fs', root: `${dataDir}/blobs` },
     region: env.AWS_REGION ?? 'us-east-1',
     dynamoEndpoint: env.STRATA_DYNAMO_ENDPOINT,
     inlineBodyLimit: int(env, 'STRATA_INLINE_LIMIT', 4 * 1024 * 1024),

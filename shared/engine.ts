@@ -114,7 +114,10 @@ export class Engine {
     if (options.author) config.author = options.author;
     if (options.changes) config.config = applyRuntimeChanges(config.config, options.changes);
     config.rootfs = { type: 'layers', diff_ids: [...parent.diffIds, layer.diffId] };
-    config.history = [...(config.history ?? []), { created: now, created_by: `strata commit ${record.id.slice(0, 12)}`, comment: options.comment ?? '', ...(options.author ? { author: options.author } : {}) }];
+    config.history = [
+      ...(config.history ?? []),
+      { created: now, created_by: `strata commit ${record.id.slice(0, 12)}`, comment: options.comment ?? '', ...(options.author ? { author: options.author } : {}) },
+    ];
     const bytes = Buffer.from(JSON.stringify(config));
     const result = { id: sha256Digest(bytes), tags: reference ? [reference] : [] };
     await this.images.storeCommit(tenant, parent, bytes, layer, result.tags, { id: record.id, name: record.name }, recordAlso?.(result));

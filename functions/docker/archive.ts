@@ -58,7 +58,9 @@ async function statCall({ request, params, query }: DockerCall): Promise<{ reque
   await orNoSuch(`No such container: ${params.id}`, request.services.engine.containers.record(request.tenant, params.id));
   // `/dir/.` and `/dir/` name the directory; a final symlink is the link itself, as lstat sees it.
   const follow = /\/\.?$/.test(path);
-  const stat = follow ? await request.services.engine.files.stat(request.tenant, target, path, { follow }).catch(() => undefined) : await lstat(request.services.engine.files, request.tenant, target, path);
+  const stat = follow
+    ? await request.services.engine.files.stat(request.tenant, target, path, { follow }).catch(() => undefined)
+    : await lstat(request.services.engine.files, request.tenant, target, path);
   if (!stat) throw new NotFoundError(`Could not find the file ${path} in container ${params.id}`);
   return { request, target, path, stat };
 }

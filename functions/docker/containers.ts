@@ -30,7 +30,10 @@ export const containerRoutes: DockerRoute[] = [
     path: '/containers/{id}/changes',
     operation: async ({ request, params }) => {
       const changes = await orNoSuch(noSuchContainer(params.id), request.services.engine.changes(request.tenant, params.id));
-      return json(200, changes.map((c) => ({ Path: c.path, Kind: c.kind })));
+      return json(
+        200,
+        changes.map((c) => ({ Path: c.path, Kind: c.kind })),
+      );
     },
   },
   {
@@ -87,7 +90,8 @@ function binds(value: unknown): MountRequest[] {
   return value.map((bind: string) => {
     const [source, target, options = ''] = bind.split(':');
     if (!source || !target) throw new InvalidInputError(`invalid volume specification: '${bind}'`);
-    if (source.startsWith('/') || source.startsWith('.')) throw new InvalidInputError(`bind mounts of host paths are not supported ('${bind}'): Strata has no host filesystem; use a named volume, -v name:${target}`);
+    if (source.startsWith('/') || source.startsWith('.'))
+      throw new InvalidInputError(`bind mounts of host paths are not supported ('${bind}'): Strata has no host filesystem; use a named volume, -v name:${target}`);
     return { target, volume: source, readOnly: options.split(',').includes('ro') };
   });
 }
@@ -110,7 +114,8 @@ function objectKeys(value: unknown, name: string): string[] {
 }
 
 function stringRecord(value: unknown, name: string): Record<string, string> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string')) throw new InvalidInputError(`${name} must be an object of strings`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string'))
+    throw new InvalidInputError(`${name} must be an object of strings`);
   return value as Record<string, string>;
 }
 
@@ -179,7 +184,7 @@ async function removeContainer({ request, params, query }: DockerCall): Promise<
 
 async function renameContainer({ request, params, query }: DockerCall): Promise<HttpResult> {
   const name = query.get('name')?.replace(/^\//, '');
-  if (!name) throw new InvalidInputError('name is required: the container\'s new name');
+  if (!name) throw new InvalidInputError("name is required: the container's new name");
   await orNoSuch(noSuchContainer(params.id), request.services.engine.containers.rename(request.tenant, params.id, name));
   return noContent();
 }
@@ -226,11 +231,20 @@ function configChanges(raw: Buffer): RuntimeConfigChanges {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidInputError('the commit body must be a container config object');
   const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
   const record = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
-  const checks: Record<string, (v: unknown) => boolean> = { Env: strings, Cmd: strings, Entrypoint: strings, WorkingDir: (v) => typeof v === 'string', User: (v) => typeof v === 'string', Labels: (v) => record(v) && Object.values(v as object).every((x) => typeof x === 'string'), ExposedPorts: record, Volumes: record };
+  const checks: Record<string, (v: unknown) => boolean> = {
+    Env: strings,
+    Cmd: strings,
+    Entrypoint: strings,
+    WorkingDir: (v) => typeof v === 'string',
+    User: (v) => typeof v === 'string',
+    Labels: (v) => record(v) && Object.values(v as object).every((x) => typeof x === 'string'),
+    ExposedPorts: record,
+    Volumes: record,
+  };
   const changes: Record<string, unknown> = {};
   for (const [key, valid] of Object.entries(checks)) {
     const value = body[key];
-    if (value === undefined || value === null || value === '' ) continue;
+    if (value === undefined || value === null || value === '') continue;
     if (!valid(value)) throw new InvalidInputError(`config.${key} has the wrong type`);
     changes[key] = value;
   }

@@ -22,7 +22,14 @@ export interface DockerEventMessage {
 export function dockerMessages(event: StrataEvent): DockerEventMessage[] {
   const d = event.detail as Record<string, unknown>;
   const at = { scope: 'local' as const, time: Math.floor(event.time / 1000), timeNano: event.time * 1_000_000 };
-  const image = (action: string, id: string, attributes: Record<string, string>): DockerEventMessage => ({ status: action, id, Type: 'image', Action: action, Actor: { ID: id, Attributes: attributes }, ...at });
+  const image = (action: string, id: string, attributes: Record<string, string>): DockerEventMessage => ({
+    status: action,
+    id,
+    Type: 'image',
+    Action: action,
+    Actor: { ID: id, Attributes: attributes },
+    ...at,
+  });
   const container = (action: string, attributes: Record<string, string>): DockerEventMessage => ({
     status: action,
     id: String(d.container),

@@ -20,7 +20,11 @@ export class Filters {
     for (const [name, value] of Object.entries(parsed)) {
       if (!known.includes(name)) throw new InvalidInputError(`invalid filter '${name}'`);
       if (Array.isArray(value) && value.every((v) => typeof v === 'string')) values.set(name, value);
-      else if (typeof value === 'object' && value !== null) values.set(name, Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] === true));
+      else if (typeof value === 'object' && value !== null)
+        values.set(
+          name,
+          Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] === true),
+        );
       else throw new InvalidInputError(`filter '${name}' must be a list of strings`);
     }
     return new Filters(values);

@@ -14,7 +14,15 @@ const truthy = (value: string | null) => value !== null && /^(1|true|yes|)$/i.te
 export const imageRoutes: DockerRoute[] = [
   { method: 'GET', path: '/images/json', operation: listImages },
   { method: 'POST', path: '/images/load', operation: loadImages },
-  { method: 'GET', path: '/images/get', operation: ({ request, query }) => saveImages(request, query.getAll('names').flatMap((n) => n.split(','))) },
+  {
+    method: 'GET',
+    path: '/images/get',
+    operation: ({ request, query }) =>
+      saveImages(
+        request,
+        query.getAll('names').flatMap((n) => n.split(',')),
+      ),
+  },
   { method: 'POST', path: '/images/prune', operation: pruneImages },
   {
     method: 'POST',
@@ -50,12 +58,20 @@ async function listImages({ request, query }: DockerCall): Promise<HttpResult> {
     .sort((a, b) => b.created - a.created);
   // As dockerd does, a reference filter also narrows RepoTags to the tags it matched.
   const tagsShown = (image: ImageSummary) => (filters.has('reference') ? image.tags.filter((tag) => filters.get('reference').some((p) => referenceMatches(p, tag))) : image.tags);
-  return json(200, shown.map((image) => imageSummary({ ...image, tags: tagsShown(image) }, { sizes: truthy(query.get('shared-size')), labels: labels.get(image.id) })));
+  return json(
+    200,
+    shown.map((image) => imageSummary({ ...image, tags: tagsShown(image) }, { sizes: truthy(query.get('shared-size')), labels: labels.get(image.id) })),
+  );
 }
 
 /** `docker image ls --filter reference=alp*`: a glob over `repo` or `repo:tag`, `*` within a path segment. */
 function referenceMatches(pattern: string, tag: string): boolean {
-  const glob = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+  const glob = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '[^/]*')
+      .replace(/\?/g, '[^/]')}$`,
+  );
   const repo = tag.slice(0, tag.lastIndexOf(':'));
   return glob.test(tag) || glob.test(repo);
 }

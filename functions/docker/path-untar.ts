@@ -33,7 +33,9 @@ export async function extractInto(files: FileService, tenant: string, target: Tr
     if (replaces) {
       // As the daemon does, whatever was there goes first, so a symlink is replaced, never followed.
       if (options.noOverwriteDirNonDir && (existing.type === 'dir') !== (header.type === 'directory')) {
-        throw new InvalidInputError(existing.type === 'dir' ? `cannot overwrite directory "${path}" with non-directory "${path}"` : `cannot overwrite non-directory "${path}" with directory "${path}"`);
+        throw new InvalidInputError(
+          existing.type === 'dir' ? `cannot overwrite directory "${path}" with non-directory "${path}"` : `cannot overwrite non-directory "${path}" with directory "${path}"`,
+        );
       }
       await files.remove(tenant, target, path, { recursive: existing.type === 'dir' });
     }

@@ -60,7 +60,9 @@ export class DockerRouter {
       const match = pattern.exec(path);
       if (!match) continue;
       const params: Record<string, string> = {};
-      names.forEach((name, i) => (params[name] = decodeSegment(match[i + 1], name)));
+      names.forEach((name, i) => {
+        params[name] = decodeSegment(match[i + 1], name);
+      });
       return route.operation({ request, params, query: new URLSearchParams(request.event.rawQueryString ?? ''), version });
     }
     throw new NotImplementedError(`${method} ${path} is not supported: Strata serves the storage half of the Docker Engine API (images, containers as file trees, volumes, system df)`);
@@ -72,7 +74,8 @@ function splitVersion(rawPath: string): { version: string; path: string } {
   if (!match) return { version: MAX_API_VERSION, path: rawPath };
   const version = match[1];
   if (compareVersions(version, MAX_API_VERSION) > 0) throw new InvalidInputError(`client version ${version} is too new. Maximum supported API version is ${MAX_API_VERSION}`);
-  if (compareVersions(version, MIN_API_VERSION) < 0) throw new InvalidInputError(`client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+  if (compareVersions(version, MIN_API_VERSION) < 0)
+    throw new InvalidInputError(`client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
   return { version, path: match[2] };
 }
 

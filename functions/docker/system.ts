@@ -24,7 +24,15 @@ export const systemRoutes: DockerRoute[] = [
     method: 'GET',
     path: '/version',
     operation: async () => {
-      const details = { ApiVersion: MAX_API_VERSION, MinAPIVersion: MIN_API_VERSION, GitCommit: 'strata', GoVersion: `node${process.versions.node}`, Os: 'linux', Arch: GOARCH[arch()] ?? arch(), BuildTime: '' };
+      const details = {
+        ApiVersion: MAX_API_VERSION,
+        MinAPIVersion: MIN_API_VERSION,
+        GitCommit: 'strata',
+        GoVersion: `node${process.versions.node}`,
+        Os: 'linux',
+        Arch: GOARCH[arch()] ?? arch(),
+        BuildTime: '',
+      };
       return json(200, {
         Platform: { Name: 'Strata (storage only: images, containers as file trees, volumes)' },
         Components: [{ Name: 'Engine', Version: ENGINE_VERSION, Details: { ...details, Experimental: 'false' } }],
@@ -107,6 +115,7 @@ export const systemRoutes: DockerRoute[] = [
 /** Bytes of shared layers, each counted once. */
 function sharedOnce(images: readonly { layers: { diffId: string; size: number }[] }[]): number {
   const users = new Map<string, { size: number; count: number }>();
-  for (const image of images) for (const layer of new Map(image.layers.map((l) => [l.diffId, l])).values()) users.set(layer.diffId, { size: layer.size, count: (users.get(layer.diffId)?.count ?? 0) + 1 });
+  for (const image of images)
+    for (const layer of new Map(image.layers.map((l) => [l.diffId, l])).values()) users.set(layer.diffId, { size: layer.size, count: (users.get(layer.diffId)?.count ?? 0) + 1 });
   return [...users.values()].filter((u) => u.count > 1).reduce((sum, u) => sum + u.size, 0);
 }

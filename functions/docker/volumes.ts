@@ -31,7 +31,8 @@ export const volumeRoutes: DockerRoute[] = [
       if (body.DriverOpts && typeof body.DriverOpts === 'object' && Object.keys(body.DriverOpts).length) throw new NotImplementedError('volume driver options are not supported');
       if (body.Name !== undefined && typeof body.Name !== 'string') throw new InvalidInputError('Name must be a string');
       const labels = body.Labels ?? {};
-      if (typeof labels !== 'object' || labels === null || Array.isArray(labels) || !Object.values(labels).every((v) => typeof v === 'string')) throw new InvalidInputError('Labels must be an object of strings');
+      if (typeof labels !== 'object' || labels === null || Array.isArray(labels) || !Object.values(labels).every((v) => typeof v === 'string'))
+        throw new InvalidInputError('Labels must be an object of strings');
       const volume = await request.services.engine.volumes.create(request.tenant, body.Name || undefined, labels as Record<string, string>);
       return json(201, volumeSummary(volume));
     },
@@ -44,11 +45,16 @@ export const volumeRoutes: DockerRoute[] = [
       // Before API 1.42, prune removed named volumes too.
       const all = filters.flag('all') ?? compareVersions(version, '1.42') < 0;
       const engine = request.services.engine;
-      const candidates = (await engine.volumes.list(request.tenant)).filter((v) => v.refCount === 0 && (all || v.anonymous) && filters.labels(v.labels) && (!filters.has('label!') || !filters.labels(v.labels, 'label!')));
+      const candidates = (await engine.volumes.list(request.tenant)).filter(
+        (v) => v.refCount === 0 && (all || v.anonymous) && filters.labels(v.labels) && (!filters.has('label!') || !filters.labels(v.labels, 'label!')),
+      );
       const deleted: string[] = [];
       let reclaimed = 0;
       for (const volume of candidates) {
-        const removed = await engine.volumes.remove(request.tenant, volume.name).then(() => true, () => false);
+        const removed = await engine.volumes.remove(request.tenant, volume.name).then(
+          () => true,
+          () => false,
+        );
         if (!removed) continue;
         deleted.push(volume.name);
         reclaimed += volume.size;

@@ -8,7 +8,6 @@ import { SWEEP_EVENT, TENANT_SWEEP } from '../sweep-events.js';
 
 const http = createHandler('system', systemOperations, cloudServices);
 
-
 type TenantSweepEvent = { source: typeof TENANT_SWEEP.source; 'detail-type': typeof TENANT_SWEEP.detailType; detail: { tenant: string } };
 
 /**

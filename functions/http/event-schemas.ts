@@ -23,7 +23,10 @@ const imageStored = {
 const envelope = <T extends string, D extends z.ZodRawShape>(type: T, detail: D, description: string) =>
   z
     .object({
-      id: z.string().regex(/^[0-9a-z]{9}-[0-9a-f]{12}$/).meta({ description: 'Unique and sortable; the same however often the event is delivered. The feed’s cursor.' }),
+      id: z
+        .string()
+        .regex(/^[0-9a-z]{9}-[0-9a-f]{12}$/)
+        .meta({ description: 'Unique and sortable; the same however often the event is delivered. The feed’s cursor.' }),
       type: z.literal(type),
       tenant: z.string(),
       time: z.int().min(0).meta({ description: 'When the change was made, ms since the epoch.' }),
@@ -48,7 +51,10 @@ export const eventSchemas = [
       job: z.uuid(),
       kind: z.literal('load'),
       status: z.enum(['succeeded', 'failed']),
-      images: z.array(z.object({ id: imageId, tags })).optional().meta({ description: 'When it succeeded.' }),
+      images: z
+        .array(z.object({ id: imageId, tags }))
+        .optional()
+        .meta({ description: 'When it succeeded.' }),
       error: z.object({ message: z.string(), code: z.string() }).optional().meta({ description: 'When it failed.' }),
     },
     'An asynchronous load finished (its images also have their `image.loaded` events).',
@@ -58,7 +64,6 @@ export const eventSchemas = [
 export const Event = z.discriminatedUnion('type', eventSchemas).meta({ description: 'One change, as the feed, webhooks and EventBridge carry it.' });
 
 export type EventBody = z.infer<typeof Event>;
-
 
 /** The JSON Schema (2020-12) of events.schema.json, one `oneOf` branch per type. */
 export function eventJsonSchema(): Record<string, unknown> {

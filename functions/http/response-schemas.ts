@@ -97,8 +97,7 @@ export const ContainerSummary = z.object({
   created: epochMs(),
   mounts: z.array(z.object({ target: z.string(), volume: z.string(), readOnly: z.boolean(), anonymous: z.boolean() })),
   labels,
-  size: bytes("Bytes of files the container created or changed (Docker's SizeRw). Listings include it with `?size=true`.")
-    .optional(),
+  size: bytes("Bytes of files the container created or changed (Docker's SizeRw). Listings include it with `?size=true`.").optional(),
   virtualSize: bytes("Image size plus `size` (Docker's SizeRootFs).").optional(),
 });
 
@@ -138,9 +137,7 @@ export const DiskUsage = z.object({
   volumes: usage(VolumeSummary, 'Volumes some container uses.', 'Bytes of volumes no container uses.'),
 });
 
-export const SweepReport = z
-  .object({ namespaces: count, nodes: count, layers: count, chains: count, blobs: count })
-  .meta({ description: 'Counts of what was removed.' });
+export const SweepReport = z.object({ namespaces: count, nodes: count, layers: count, chains: count, blobs: count }).meta({ description: 'Counts of what was removed.' });
 
 export const Upload = z.object({
   id: z.uuid().meta({ description: 'Name it as `?upload=<id>`.' }),
@@ -197,7 +194,5 @@ export function responseJsonSchemas(): Record<string, Record<string, unknown>> {
       if (zodSchema._zod.def.type === 'literal' && jsonSchema.enum?.every(Number.isInteger)) jsonSchema.type = 'integer';
     },
   });
-  return Object.fromEntries(
-    Object.entries(schemas).map(([name, { $schema: _dialect, $id: _id, ...jsonSchema }]) => [name, jsonSchema as Record<string, unknown>]),
-  );
+  return Object.fromEntries(Object.entries(schemas).map(([name, { $schema: _dialect, $id: _id, ...jsonSchema }]) => [name, jsonSchema as Record<string, unknown>]));
 }

@@ -18,9 +18,14 @@ const id = (name: string) => {
 };
 const modeMessage = 'mode must be an integer from 0 to 0o7777 (or an octal string like "0644")';
 /** Permission bits in a JSON body; the OpenAPI document's Mode schema is generated from it. */
-export const fileMode = z.union([z.number({ error: modeMessage }).int(modeMessage).min(0, modeMessage).max(0o7777, modeMessage), z.string({ error: modeMessage }).regex(/^0?[0-7]{1,4}$/, modeMessage)], { error: modeMessage });
+export const fileMode = z.union(
+  [z.number({ error: modeMessage }).int(modeMessage).min(0, modeMessage).max(0o7777, modeMessage), z.string({ error: modeMessage }).regex(/^0?[0-7]{1,4}$/, modeMessage)],
+  { error: modeMessage },
+);
 
-export const TagRequest = z.strictObject({ tag: z.string({ error: 'tag is required and must be a string' }).min(1, 'tag is required and must be a string') }).meta({ description: '`repo[:tag]`; `:latest` if no tag is given.' });
+export const TagRequest = z
+  .strictObject({ tag: z.string({ error: 'tag is required and must be a string' }).min(1, 'tag is required and must be a string') })
+  .meta({ description: '`repo[:tag]`; `:latest` if no tag is given.' });
 
 export const MountRequest = z.strictObject({
   target: z.string({ error: 'mounts[].target is required and must be a string' }).meta({ description: 'Absolute path in the container; not `/`.' }),
@@ -48,11 +53,21 @@ export const CreateVolumeRequest = z.strictObject({
 
 export const AttributesRequest = z
   .strictObject({
-    size: z.number({ error: 'size must be a non-negative integer' }).int('size must be a non-negative integer').min(0, 'size must be a non-negative integer').optional().meta({ description: 'Truncate or extend (with a hole) to this size.' }),
+    size: z
+      .number({ error: 'size must be a non-negative integer' })
+      .int('size must be a non-negative integer')
+      .min(0, 'size must be a non-negative integer')
+      .optional()
+      .meta({ description: 'Truncate or extend (with a hole) to this size.' }),
     mode: fileMode.optional(),
     uid: id('uid').optional(),
     gid: id('gid').optional(),
-    mtime: z.number({ error: 'mtime must be milliseconds since the epoch' }).int('mtime must be milliseconds since the epoch').min(MIN_MTIME_MS, `mtime must be from ${MIN_MTIME_MS} to ${MAX_MTIME_MS}`).max(MAX_MTIME_MS, `mtime must be from ${MIN_MTIME_MS} to ${MAX_MTIME_MS} (years 1 to 9999)`).optional(),
+    mtime: z
+      .number({ error: 'mtime must be milliseconds since the epoch' })
+      .int('mtime must be milliseconds since the epoch')
+      .min(MIN_MTIME_MS, `mtime must be from ${MIN_MTIME_MS} to ${MAX_MTIME_MS}`)
+      .max(MAX_MTIME_MS, `mtime must be from ${MIN_MTIME_MS} to ${MAX_MTIME_MS} (years 1 to 9999)`)
+      .optional(),
   })
   .refine((a) => Object.values(a).some((v) => v !== undefined), 'give at least one of size, mode, uid, gid, mtime');
 
@@ -78,7 +93,8 @@ export function parseWith<T extends z.ZodType>(schema: T, value: unknown): z.inf
   // A record's bad key is reported inside an invalid_key issue.
   if (issue.code === 'invalid_key' && issue.issues[0]) issue = { ...issue.issues[0], path: issue.path } as typeof issue;
   const where = issue.path.length ? issue.path.join('.') : '';
-  if (issue.code === 'unrecognized_keys') throw new InvalidInputError(`unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(where ? `${where}.${k}` : k)).join(', ')}`);
+  if (issue.code === 'unrecognized_keys')
+    throw new InvalidInputError(`unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(where ? `${where}.${k}` : k)).join(', ')}`);
   throw new InvalidInputError(issue.message.includes(' ') ? issue.message : `${where || 'body'}: ${issue.message}`);
 }
 
@@ -95,13 +111,22 @@ export function requestJsonSchemas(): Record<string, unknown> {
 // ---- query parameters ------------------------------------------------------------------------
 
 /** A true/false query parameter (read by `flag` in parse.ts); the OpenAPI document types it as its Flag schema. */
-export const flagParam = z.string().regex(/^(|1|0|true|false|yes|no)$/i, 'must be true or false').optional();
+export const flagParam = z
+  .string()
+  .regex(/^(|1|0|true|false|yes|no)$/i, 'must be true or false')
+  .optional();
 const cursor = z.string().optional();
 const limit = z.string().regex(/^\d+$/, 'limit must be a non-negative integer').optional();
 const upload = z.string().optional();
 const listing = { cursor, limit };
 const fileRead = { stat: flagParam, follow: flagParam, ...listing };
-const fileWrite = { type: z.enum(['file', 'dir', 'symlink'], { error: 'type must be file, dir or symlink' }).optional(), mode: z.string().optional(), parents: flagParam, target: z.string().optional(), upload };
+const fileWrite = {
+  type: z.enum(['file', 'dir', 'symlink'], { error: 'type must be file, dir or symlink' }).optional(),
+  mode: z.string().optional(),
+  parents: flagParam,
+  target: z.string().optional(),
+  upload,
+};
 const filePatch = { offset: z.string().optional(), append: flagParam, upload };
 
 /**
@@ -111,7 +136,13 @@ const filePatch = { offset: z.string().optional(), append: flagParam, upload };
 export const querySchemas: Readonly<Record<string, z.ZodObject>> = Object.fromEntries(
   Object.entries({
     listContainers: { size: flagParam },
-    listEvents: { since: z.string().regex(/^[0-9a-z]{9}-[0-9a-f]{12}$/, 'since must be the cursor of an earlier page of events').optional(), limit },
+    listEvents: {
+      since: z
+        .string()
+        .regex(/^[0-9a-z]{9}-[0-9a-f]{12}$/, 'since must be the cursor of an earlier page of events')
+        .optional(),
+      limit,
+    },
     removeContainer: { volumes: flagParam, v: flagParam },
     removeImage: { force: flagParam },
     loadImage: { upload, async: flagParam },

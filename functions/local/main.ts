@@ -33,10 +33,12 @@ export async function runLocal(config: LocalConfig = localConfig()) {
   const { dynamo, documentClient, s3, effective } = storage;
   let baseUrl = config.publicUrl;
   const services = compose(effective, { dynamo: documentClient, s3, presigner: localPresigner(() => baseUrl, signingKey) }, { canStream: true });
-  const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs }).catch(async (error) => {
-    await dynamo?.stop();
-    throw error;
-  });
+  const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs }).catch(
+    async (error) => {
+      await dynamo?.stop();
+      throw error;
+    },
+  );
   baseUrl ||= server.url;
   const webhooks = hooks.length ? new WebhookDelivery(services.engine.events, hooks, resolve(dataDir, 'webhooks'), { log: (m) => console.warn(m) }) : undefined;
   await webhooks?.start();
@@ -84,7 +86,10 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
       const stop = () => {
         if (stopping) return;
         stopping = true;
-        running.stop().then(() => process.exit(0), () => process.exit(1));
+        running.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);

@@ -65,9 +65,16 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
     throw new Error('without a token file (STRATA_TOKENS_FILE) the local server only listens on loopback');
   }
   const handlers = new Map<HandlerName, LambdaHandler>();
-  for (const name of Object.keys(operationsOf) as HandlerName[]) handlers.set(name, createHandler(name, operationsOf[name], () => options.services));
+  for (const name of Object.keys(operationsOf) as HandlerName[])
+    handlers.set(
+      name,
+      createHandler(name, operationsOf[name], () => options.services),
+    );
   // Literal paths before parameterised ones, so /v1/volumes/prune never reads as a volume name.
-  const compiled = routes.filter((r) => r.path !== DEFAULT_ROUTE).map(compile).sort((a, b) => a.names.length - b.names.length);
+  const compiled = routes
+    .filter((r) => r.path !== DEFAULT_ROUTE)
+    .map(compile)
+    .sort((a, b) => a.names.length - b.names.length);
   const fallbackRoute = routes.find((r) => r.path === DEFAULT_ROUTE);
   const fallback: CompiledRoute | undefined = fallbackRoute && { route: fallbackRoute, pattern: /^/, names: [] };
 
@@ -93,7 +100,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
     // A path no route matches goes to the default route, as in API Gateway.
     const hit = matches.find((x) => x.c.route.method === method) ?? (matches.length === 0 && fallback ? { c: fallback, m: fallback.pattern.exec(url.pathname) } : undefined);
     if (!hit) {
-      if (matches.length) return send(res, 405, { message: `${method} is not allowed on ${url.pathname}`, code: 'method_not_allowed' }, { allow: [...new Set(matches.map((x) => x.c.route.method))].join(', ') });
+      if (matches.length)
+        return send(res, 405, { message: `${method} is not allowed on ${url.pathname}`, code: 'method_not_allowed' }, { allow: [...new Set(matches.map((x) => x.c.route.method))].join(', ') });
       return send(res, 404, { message: `no route for ${method} ${url.pathname}`, code: 'not_found' });
     }
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -111,7 +119,9 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
     }
     if (!body) return send(res, 413, { message: `bodies over ${options.maxBodyBytes} bytes go through POST /v1/uploads`, code: 'too_large' });
     const pathParameters: Record<string, string> = {};
-    hit.c.names.forEach((name, i) => (pathParameters[name] = hit.m![i + 1]));
+    hit.c.names.forEach((name, i) => {
+      pathParameters[name] = hit.m![i + 1];
+    });
     const event = toEvent(req, url, method, routeKeyOf(hit.c.route), pathParameters, body, tenantOf(req));
     const response = await handlers.get(hit.c.route.handler)!(event, lambdaContext(hit.c.route.handler, options.requestTimeoutMs ?? 15 * 60_000));
     await respond(res, response, method === 'HEAD');
@@ -155,10 +165,11 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
   return {
     url: `http://${host}:${address.port}`,
     server,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

@@ -1,14 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  DescribeStreamCommand,
-  type DynamoDBStreamsClient,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  type _Record as StreamRecord,
-  type Shard,
-} from '@aws-sdk/client-dynamodb-streams';
+import { DescribeStreamCommand, type DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand, type _Record as StreamRecord, type Shard } from '@aws-sdk/client-dynamodb-streams';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 
 type StreamHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse>;
@@ -72,7 +65,10 @@ export class StreamPump {
   }
 
   private async run(): Promise<void> {
-    const state: PumpState = await readFile(this.stateFile, 'utf8').then((text) => JSON.parse(text) as PumpState, () => ({ shards: {} }));
+    const state: PumpState = await readFile(this.stateFile, 'utf8').then(
+      (text) => JSON.parse(text) as PumpState,
+      () => ({ shards: {} }),
+    );
     while (!this.stopped) {
       try {
         await this.pass(state);

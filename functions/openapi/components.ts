@@ -25,10 +25,8 @@ export const jsonContent = (schema: Json) => ({ 'application/json': { schema } }
 export const bytesOf = (mediaType: string) => ({ schema: { type: 'string', contentMediaType: mediaType } });
 
 /** Response headers by their HTTP names; each refers to the header component named without dashes. */
-type HeaderName = 'ETag' | 'Last-Modified' | 'X-Strata-Type' | 'X-Strata-Mode' | 'X-Strata-Uid' | 'X-Strata-Gid'
-  | 'Accept-Ranges' | 'Content-Length' | 'Content-Range' | 'Location' | 'Retry-After';
-export const headerRefs = (...names: HeaderName[]) =>
-  Object.fromEntries(names.map((name) => [name, { $ref: `#/components/headers/${name.replaceAll('-', '')}` }]));
+type HeaderName = 'ETag' | 'Last-Modified' | 'X-Strata-Type' | 'X-Strata-Mode' | 'X-Strata-Uid' | 'X-Strata-Gid' | 'Accept-Ranges' | 'Content-Length' | 'Content-Range' | 'Location' | 'Retry-After';
+export const headerRefs = (...names: HeaderName[]) => Object.fromEntries(names.map((name) => [name, { $ref: `#/components/headers/${name.replaceAll('-', '')}` }]));
 
 const STAT_HEADERS: HeaderName[] = ['ETag', 'Last-Modified', 'X-Strata-Type', 'X-Strata-Mode', 'X-Strata-Uid', 'X-Strata-Gid'];
 const CONTENT_HEADERS: HeaderName[] = [...STAT_HEADERS, 'Accept-Ranges', 'Content-Length'];
@@ -70,25 +68,15 @@ export const parameterSchemas = {
 const octal = { type: 'string', pattern: '^0?[0-7]{1,4}$' };
 const text = { type: 'string' };
 
-const pathParameter = (name: string, description: string, extra: Json = {}) =>
-  ({ name, in: 'path' as const, required: true, description, schema: text, ...extra });
-const query = (name: string, description: string, schema: Json = schemaRef('Flag')) =>
-  ({ name, in: 'query' as const, description, schema });
-const header = (name: string, description: string, schema: Json = text, extra: Json = {}) =>
-  ({ name, in: 'header' as const, description, schema, ...extra });
+const pathParameter = (name: string, description: string, extra: Json = {}) => ({ name, in: 'path' as const, required: true, description, schema: text, ...extra });
+const query = (name: string, description: string, schema: Json = schemaRef('Flag')) => ({ name, in: 'query' as const, description, schema });
+const header = (name: string, description: string, schema: Json = text, extra: Json = {}) => ({ name, in: 'header' as const, description, schema, ...extra });
 
 export const parameters = {
-  ImageRef: pathParameter(
-    'ref',
-    'Image ID (`sha256:…`), unique ID prefix, or tag (`repo[:tag]`; percent-encode `/` as `%2F`). An ambiguous prefix answers 409.',
-  ),
+  ImageRef: pathParameter('ref', 'Image ID (`sha256:…`), unique ID prefix, or tag (`repo[:tag]`; percent-encode `/` as `%2F`). An ambiguous prefix answers 409.'),
   ContainerRef: pathParameter('id', 'Container ID (64 hex digits), unique ID prefix (4+ hex digits) or name. An ambiguous prefix answers 409.'),
   VolumeName: pathParameter('name', 'Volume name.'),
-  FilePath: pathParameter(
-    'path',
-    'Path inside the tree, without the leading `/`. Greedy: it may contain slashes (API Gateway `{path+}`). Percent-decoded.',
-    { example: 'etc/nginx/nginx.conf' },
-  ),
+  FilePath: pathParameter('path', 'Path inside the tree, without the leading `/`. Greedy: it may contain slashes (API Gateway `{path+}`). Percent-decoded.', { example: 'etc/nginx/nginx.conf' }),
   Cursor: query('cursor', 'Opaque cursor from the previous page of a directory listing; 400 if it is not one the API handed out.', text),
   Since: query('since', 'The `cursor` of the previous page of events (an event id); omitted: from the oldest event kept.', text),
   Limit: query('limit', 'Most entries per page (at most 1000, the default).', {
@@ -101,10 +89,7 @@ export const parameters = {
   Follow: query('follow', 'With `stat`: follow a symlink at the path (default true); `false` stats the link itself.'),
   Range: header(
     'Range',
-    prose(
-      'One byte range: `bytes=start-end`, `bytes=start-` or `bytes=-suffix`. Answers 206 with `Content-Range`;',
-      'a range outside the file or an unsupported form (several ranges) answers 416.',
-    ),
+    prose('One byte range: `bytes=start-end`, `bytes=start-` or `bytes=-suffix`. Answers 206 with `Content-Range`;', 'a range outside the file or an unsupported form (several ranges) answers 416.'),
     { type: 'string', pattern: '^bytes=\\d*-\\d*$' },
     { example: 'bytes=0-1023' },
   ),
@@ -126,10 +111,7 @@ export const parameters = {
   ),
   Upload: query(
     'upload',
-    prose(
-      'ID of an upload (`POST /v1/uploads`) whose bytes were sent; used instead of the request body.',
-      '404 for an unknown upload, 400 if its bytes have not arrived.',
-    ),
+    prose('ID of an upload (`POST /v1/uploads`) whose bytes were sent; used instead of the request body.', '404 for an unknown upload, 400 if its bytes have not arrived.'),
     text,
   ),
   WriteType: query('type', 'What to make at the path.', { type: 'string', enum: ['file', 'dir', 'symlink'], default: 'file' }),
@@ -149,13 +131,7 @@ export const pathParameters: Readonly<Record<string, Json>> = {
   name: parameterRef('VolumeName'),
   path: parameterRef('FilePath'),
   job: pathParameter('job', 'The job ID, from the 202 answer of `POST /v1/images/load?async=true`.'),
-  tag: pathParameter(
-    'tag',
-    prose(
-      'The tag to remove (`repo[:tag]`; percent-encode `/` as `%2F`).',
-      'It must name the image `{ref}` names: a tag of another image answers 404 and stays.',
-    ),
-  ),
+  tag: pathParameter('tag', prose('The tag to remove (`repo[:tag]`; percent-encode `/` as `%2F`).', 'It must name the image `{ref}` names: a tag of another image answers 404 and stays.')),
 };
 
 /** Query parameters several operations take, by their name in the query validators (functions/http/schemas.ts). */
@@ -180,10 +156,7 @@ export const flagQuery = (name: string, description: string) => query(name, desc
 
 export const requestBodies = {
   PutBody: {
-    description: prose(
-      "`type=file`: the file's bytes (none with `?upload=`).",
-      '`type=symlink`: the link target as UTF-8 text, unless `?target=` is given. `type=dir`: no body.',
-    ),
+    description: prose("`type=file`: the file's bytes (none with `?upload=`).", '`type=symlink`: the link target as UTF-8 text, unless `?target=` is given. `type=dir`: no body.'),
     required: false,
     content: { 'application/octet-stream': bytesOf('application/octet-stream'), 'text/plain': { schema: text } },
   },
@@ -214,10 +187,7 @@ const errorResponse = (description: string, extra: Json = {}) => ({ description,
 
 export const responses = {
   DirListing: {
-    description: prose(
-      "A page of the directory's entries, names in byte order; pass `cursor` back for the next page.",
-      'The stat headers describe the directory.',
-    ),
+    description: prose("A page of the directory's entries, names in byte order; pass `cursor` back for the next page.", 'The stat headers describe the directory.'),
     headers: headerRefs(...STAT_HEADERS),
     content: jsonContent(schemaRef('DirPage')),
   },
@@ -262,12 +232,7 @@ export const responses = {
   Unauthorized: errorResponse('Missing or invalid credentials (`unauthorized`).'),
   Forbidden: errorResponse('The credentials name no valid tenant, or the path is under a read-only mount (`forbidden`).'),
   NotFound: errorResponse('No such image, tag, container, volume, path or upload (`not_found`).'),
-  Conflict: errorResponse(
-    prose(
-      'The state forbids the change (`conflict`): in use, name taken, ambiguous ID prefix, mount point,',
-      'a concurrent change (retry); or `ENOTEMPTY` / `EEXIST`.',
-    ),
-  ),
+  Conflict: errorResponse(prose('The state forbids the change (`conflict`): in use, name taken, ambiguous ID prefix, mount point,', 'a concurrent change (retry); or `ENOTEMPTY` / `EEXIST`.')),
   PreconditionFailed: errorResponse('`If-Match` or `If-None-Match` did not hold (`precondition_failed`).'),
   TooLarge: errorResponse(
     prose(
@@ -282,10 +247,7 @@ export const responses = {
   IdempotencyKeyReused: errorResponse('The Idempotency-Key was used before for a different request (`idempotency_key_reused`).'),
   InternalError: errorResponse('Internal error (`internal`); details go to the log only.'),
   Unavailable: errorResponse(
-    prose(
-      'Storage is throttling (`unavailable`); retry shortly.',
-      'Or the request ran out of time (`deadline_exceeded`, no `Retry-After`): a change it made may or may not have taken effect.',
-    ),
+    prose('Storage is throttling (`unavailable`); retry shortly.', 'Or the request ran out of time (`deadline_exceeded`, no `Retry-After`): a change it made may or may not have taken effect.'),
     { headers: headerRefs('Retry-After') },
   ),
 };

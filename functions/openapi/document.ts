@@ -41,17 +41,11 @@ const tags = [
   { name: 'system', description: 'Health, this document, disk usage and garbage collection.' },
   {
     name: 'images',
-    description: prose(
-      'Load, save, tag and remove images.',
-      '`{ref}` is an image ID (`sha256:…`), a unique ID prefix, or a tag (`repo[:tag]`; percent-encode `/` as `%2F`).',
-    ),
+    description: prose('Load, save, tag and remove images.', '`{ref}` is an image ID (`sha256:…`), a unique ID prefix, or a tag (`repo[:tag]`; percent-encode `/` as `%2F`).'),
   },
   {
     name: 'containers',
-    description: prose(
-      'Writable copy-on-write layers on top of an image. No processes run.',
-      '`{id}` is a container ID, a unique ID prefix (4+ hex digits) or a name.',
-    ),
+    description: prose('Writable copy-on-write layers on top of an image. No processes run.', '`{id}` is a container ID, a unique ID prefix (4+ hex digits) or a name.'),
   },
   { name: 'volumes', description: 'Storage that outlives containers, mounted into them by name.' },
   {
@@ -162,5 +156,9 @@ function responsesOf(route: Route, doc: OperationDoc): Json {
   if (twice.length) throw new Error(`${route.operation} gives statuses ${twice.join(', ')} twice`);
   const reused = Object.fromEntries(statuses.map((status) => [status, responseRef(statusResponses[status])]));
   const all: Record<string, Json> = { ...doc.responses, ...reused };
-  return Object.fromEntries(Object.keys(all).sort().map((status) => [status, all[status]]));
+  return Object.fromEntries(
+    Object.keys(all)
+      .sort()
+      .map((status) => [status, all[status]]),
+  );
 }

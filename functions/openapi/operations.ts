@@ -1,15 +1,4 @@
-import {
-  bytesOf,
-  headerRefs,
-  jsonContent,
-  parameters,
-  prose,
-  requestBodyRef,
-  responseRef,
-  schemaRef,
-  type Json,
-  type Status,
-} from './components.js';
+import { bytesOf, headerRefs, jsonContent, type parameters, prose, requestBodyRef, responseRef, schemaRef, type Json, type Status } from './components.js';
 import type { ResponseSchemaName } from '../http/response-schemas.js';
 
 /**
@@ -60,10 +49,7 @@ const system: Record<string, OperationDoc> = {
   systemDf: {
     tag: 'system',
     summary: 'Disk usage (`docker system df`)',
-    description: prose(
-      "Counts, sizes and reclaimable bytes of the tenant's images, containers and volumes.",
-      'No container runs, so all container bytes count as reclaimable.',
-    ),
+    description: prose("Counts, sizes and reclaimable bytes of the tenant's images, containers and volumes.", 'No container runs, so all container bytes count as reclaimable.'),
     responses: { 200: json('Disk usage.', schemaRef('DiskUsage')) },
   },
   sweep: {
@@ -80,7 +66,7 @@ const system: Record<string, OperationDoc> = {
     summary: 'The durable event feed',
     description: prose(
       "What changed in the tenant's images, containers and volumes, oldest first: each event is written in the transaction of its change, so none is lost or invented.",
-      'Pass the answer\'s `cursor` as `since` for the next page (an empty page keeps the cursor).',
+      "Pass the answer's `cursor` as `since` for the next page (an empty page keeps the cursor).",
       'An event shows 2 s after it happened, so a slower concurrent change cannot land behind a cursor; events are kept 7 days.',
     ),
     responses: { 200: json('A page of events.', schemaRef('EventPage')) },
@@ -164,10 +150,7 @@ const containers: Record<string, OperationDoc> = {
   createContainer: {
     tag: 'containers',
     summary: 'Create a container (`docker create`)',
-    description: prose(
-      'Copies nothing: the container is an empty writable layer over the image.',
-      'A mount naming a missing volume creates it; a mount without a volume gets a new anonymous one.',
-    ),
+    description: prose('Copies nothing: the container is an empty writable layer over the image.', 'A mount naming a missing volume creates it; a mount without a volume gets a new anonymous one.'),
     requestBody: jsonBody('CreateContainerRequest', true),
     responses: {
       201: json('The new container.', schemaRef('ContainerSummary'), { headers: headerRefs('Location') }),
@@ -204,10 +187,7 @@ const containers: Record<string, OperationDoc> = {
   commitContainer: {
     tag: 'containers',
     summary: "Commit the container's changes as a new image (`docker commit`)",
-    description: prose(
-      "The new image is the container's image plus one layer of its changes (volumes excluded).",
-      'The body may be empty.',
-    ),
+    description: prose("The new image is the container's image plus one layer of its changes (volumes excluded).", 'The body may be empty.'),
     headers: ['IdempotencyKey'],
     requestBody: jsonBody('CommitRequest', false),
     responses: { 201: json('The new image.', schemaRef('ImageRef')) },
@@ -226,10 +206,7 @@ const volumes: Record<string, OperationDoc> = {
   createVolume: {
     tag: 'volumes',
     summary: 'Create a volume (`docker volume create`)',
-    description: prose(
-      'Without a name, an anonymous volume with a random 64-hex-digit name.',
-      'Creating a name that exists returns that volume unchanged.',
-    ),
+    description: prose('Without a name, an anonymous volume with a random 64-hex-digit name.', 'Creating a name that exists returns that volume unchanged.'),
     requestBody: jsonBody('CreateVolumeRequest', false),
     responses: { 201: json('The volume.', schemaRef('VolumeSummary')) },
   },
@@ -265,10 +242,7 @@ const uploads: Record<string, OperationDoc> = {
   createUpload: {
     tag: 'uploads',
     summary: 'Start a presigned upload',
-    description: prose(
-      'Answers a presigned URL: send the bytes there with the given method before it expires,',
-      'then name the upload with `?upload=<id>` in a file PUT or PATCH or an image load.',
-    ),
+    description: prose('Answers a presigned URL: send the bytes there with the given method before it expires,', 'then name the upload with `?upload=<id>` in a file PUT or PATCH or an image load.'),
     responses: { 201: json('The upload.', schemaRef('Upload')) },
   },
 };
@@ -346,9 +320,7 @@ function fileOperations(tree: 'image' | 'container' | 'volume'): Record<string, 
       summary: 'Remove a file, symlink or directory',
       description: prose(
         'A non-empty directory needs `?recursive=true` (else 409 ENOTEMPTY).',
-        container
-          ? 'The root and mount points cannot be removed. Removing a path that exists in the image leaves a whiteout.'
-          : 'The root cannot be removed.',
+        container ? 'The root and mount points cannot be removed. Removing a path that exists in the image leaves a whiteout.' : 'The root cannot be removed.',
       ),
       headers: preconditions,
       responses: removed,

@@ -25,7 +25,10 @@ export const containerOperations: Record<string, Operation> = {
 
   containerChanges: async ({ tenant, services, params }) => {
     const changes = await services.engine.changes(tenant, params.id);
-    return json(200, changes.map((c) => ({ path: c.path, kind: c.kind, kindName: KIND_NAMES[c.kind] })));
+    return json(
+      200,
+      changes.map((c) => ({ path: c.path, kind: c.kind, kindName: KIND_NAMES[c.kind] })),
+    );
   },
 
   commitContainer: async (request) => {

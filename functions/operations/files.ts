@@ -75,7 +75,7 @@ async function read(request: RequestContext, head: boolean): Promise<HttpResult>
       range = { start: Math.max(0, size - Number(match[2])), end: size };
     } else range = { start: Number(match[1]), end: match[2] === '' ? undefined : Number(match[2]) + 1 };
   }
-  let result;
+  let result: Awaited<ReturnType<typeof files.read>>;
   try {
     result = await files.read(tenant, target, path, range);
   } catch (error) {

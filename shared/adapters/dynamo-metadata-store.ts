@@ -4,13 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  CreateTableCommand,
-  DescribeTableCommand,
-  UpdateTableCommand,
-  DynamoDBClient,
-  waitUntilTableExists,
-} from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, UpdateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   BatchWriteCommand,
@@ -23,18 +17,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentChangeError, TransactionConditionError } from '../errors.js';
 import { compareNames } from '../paths.js';
-import {
-  checkTransaction,
-  checkUpdateFields,
-  itemId,
-  type Condition,
-  type Item,
-  type ItemKey,
-  type MetadataStore,
-  type QueryOptions,
-  type QueryPage,
-  type WriteOp,
-} from '../ports/metadata-store.js';
+import { checkTransaction, checkUpdateFields, itemId, type Condition, type Item, type ItemKey, type MetadataStore, type QueryOptions, type QueryPage, type WriteOp } from '../ports/metadata-store.js';
 
 const BATCH_GET_KEYS = 100;
 const BATCH_WRITE_ITEMS = 25;
@@ -53,9 +36,7 @@ export class DynamoMetadataStore implements MetadataStore {
   ) {}
 
   async get(key: ItemKey): Promise<Item | undefined> {
-    const { Item: stored } = await this.client.send(
-      new GetCommand({ TableName: this.tableName, Key: keyOf(key), ConsistentRead: true }),
-    );
+    const { Item: stored } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: keyOf(key), ConsistentRead: true }));
     return stored === undefined ? undefined : toItem(stored);
   }
 
@@ -66,9 +47,7 @@ export class DynamoMetadataStore implements MetadataStore {
       let pending: Record<string, unknown>[] = batch;
       for (let attempt = 0; pending.length > 0; attempt++) {
         if (attempt > 0) await backoff(attempt, 'BatchGetItem');
-        const response = await this.client.send(
-          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }),
-        );
+        const response = await this.client.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }));
         for (const stored of response.Responses?.[this.tableName] ?? []) {
           const item = toItem(stored);
           found.set(itemId(item), item);
@@ -130,9 +109,7 @@ export class DynamoMetadataStore implements MetadataStore {
       lastPerKey.delete(itemId(key));
       lastPerKey.set(itemId(key), op);
     }
-    const requests = [...lastPerKey.values()].map((op) =>
-      op.op === 'put' ? { PutRequest: { Item: storedItem(op.item) } } : { DeleteRequest: { Key: keyOf(op.key) } },
-    );
+    const requests = [...lastPerKey.values()].map((op) => (op.op === 'put' ? { PutRequest: { Item: storedItem(op.item) } } : { DeleteRequest: { Key: keyOf(op.key) } }));
     await inBatches(chunk(requests, BATCH_WRITE_ITEMS), async (batch) => {
       let pending: typeof batch = batch;
       for (let attempt = 0; pending.length > 0; attempt++) {
@@ -252,7 +229,6 @@ function toItem(stored: Record<string, unknown>): Item {
   return { pk: pk as string, sk: sk as string, attrs };
 }
 
-
 function chunk<T>(values: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];
   for (let start = 0; start < values.length; start += size) chunks.push(values.slice(start, start + size));
@@ -312,9 +288,7 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
 export function dynamoDocumentClient(options: { endpoint?: string; region?: string }): DynamoDBDocumentClient {
   const local = options.endpoint !== undefined;
   const client = new DynamoDBClient({
-    ...(local
-      ? { endpoint: options.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
-      : {}),
+    ...(local ? { endpoint: options.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
     ...(options.region !== undefined ? { region: options.region } : local ? { region: 'us-east-1' } : {}),
   });
   return DynamoDBDocumentClient.from(client, {

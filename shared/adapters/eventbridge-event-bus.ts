@@ -1,4 +1,4 @@
-import { type EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { type EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import type { StrataEvent } from '../domain/events.js';
 import type { EventBus } from '../ports/event-bus.js';
 
@@ -19,7 +19,7 @@ export class EventBridgeEventBus implements EventBus {
   async publish(events: readonly StrataEvent[]): Promise<number> {
     let accepted = 0;
     for (const batch of batches(events.map((e) => this.entryOf(e)))) {
-      let answer;
+      let answer: PutEventsCommandOutput;
       try {
         answer = await this.client.send(new PutEventsCommand({ Entries: batch }));
       } catch (error) {

@@ -155,9 +155,7 @@ export class FsBlobStore implements BlobStore {
   /** Keys come from Strata itself; rejecting odd ones is defence in depth against escaping the root. */
   private pathOf(key: string): string {
     const segments = key.split('/');
-    const unsafe =
-      key.includes('\0') ||
-      segments.some((segment) => segment === '' || segment === '.' || segment === '..' || segment.startsWith(partialPrefix));
+    const unsafe = key.includes('\0') || segments.some((segment) => segment === '' || segment === '.' || segment === '..' || segment.startsWith(partialPrefix));
     if (unsafe) throw new Error(`unsafe blob key ${JSON.stringify(key)}`);
     return join(this.root, ...segments);
   }
@@ -168,7 +166,7 @@ export class FsBlobStore implements BlobStore {
  * name plus `/`, so `a-c` (0x2d) comes before `a/b` (0x2f) as it does in S3.
  */
 async function* walk(folder: string, folderKey: string, namePrefix: string, cursor?: string): AsyncGenerator<string> {
-  let entries;
+  let entries: Awaited<ReturnType<typeof readFolder>>;
   try {
     entries = await readFolder(folder);
   } catch (error) {
@@ -193,7 +191,7 @@ async function* walk(folder: string, folderKey: string, namePrefix: string, curs
 
 /** Partial files anywhere below a folder. */
 async function* partialFiles(folder: string): AsyncGenerator<string> {
-  let entries;
+  let entries: Awaited<ReturnType<typeof opendir>>;
   try {
     entries = await opendir(folder);
   } catch (error) {

@@ -76,9 +76,7 @@ export class MemoryMetadataStore implements MetadataStore {
 
     // Compute every new state before storing any, so a bad op leaves nothing half applied.
     const writes = ops.flatMap((op) => this.nextState(op));
-    const failedIndexes = ops.flatMap((op, index) =>
-      (op.conditions ?? []).every((condition) => this.holds(op.op === 'put' ? op.item : op.key, condition)) ? [] : [index],
-    );
+    const failedIndexes = ops.flatMap((op, index) => ((op.conditions ?? []).every((condition) => this.holds(op.op === 'put' ? op.item : op.key, condition)) ? [] : [index]));
     if (failedIndexes.length > 0) {
       throw new TransactionConditionError(`transaction condition failed on op ${failedIndexes.join(', ')}`, failedIndexes);
     }
@@ -206,7 +204,6 @@ function copyValue(value: unknown): unknown {
 function isStorable(value: unknown): boolean {
   return value !== undefined && typeof value !== 'function';
 }
-
 
 /** The index of the first sort key for which `isAtOrPast` holds (it must be monotonic over the sorted keys). */
 function firstIndex(sortedKeys: readonly string[], isAtOrPast: (sk: string) => boolean): number {

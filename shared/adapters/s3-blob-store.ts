@@ -153,13 +153,9 @@ export class S3BlobStore implements BlobStore {
         parts.push({ PartNumber: partNumber, ETag: CopyPartResult?.ETag });
       }
       // RGW answers CompleteMultipartUpload with an ETag the SDK reads as empty: nothing here uses it.
-      await this.client.send(
-        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId, MultipartUpload: { Parts: parts } }),
-      );
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId, MultipartUpload: { Parts: parts } }));
     } catch (error) {
-      await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId }))
-        .catch(() => {}); // the original error matters more than a failed clean-up
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId })).catch(() => {}); // the original error matters more than a failed clean-up
       throw error;
     }
     return { size: end - range.start };
@@ -183,9 +179,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async list(prefix: string, cursor?: string): Promise<{ keys: string[]; cursor?: string }> {
-    const page = await this.client.send(
-      new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: cursor }),
-    );
+    const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: cursor }));
     return {
       keys: (page.Contents ?? []).flatMap(({ Key }) => (Key === undefined ? [] : [Key])),
       cursor: page.IsTruncated ? page.NextContinuationToken : undefined,
@@ -210,10 +204,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async presign(key: string, method: 'GET' | 'PUT', expiresInSeconds: number): Promise<string> {
-    const command =
-      method === 'GET'
-        ? new GetObjectCommand({ Bucket: this.bucket, Key: key })
-        : new PutObjectCommand({ Bucket: this.bucket, Key: key });
+    const command = method === 'GET' ? new GetObjectCommand({ Bucket: this.bucket, Key: key }) : new PutObjectCommand({ Bucket: this.bucket, Key: key });
     return getSignedUrl(this.client, command, { expiresIn: expiresInSeconds });
   }
 
@@ -260,12 +251,7 @@ function assertRange({ start, end }: ByteRange): void {
  * addressing and checksums only where the API requires them (RGW rejects the SDK's default streamed
  * checksums with 411 MissingContentLength).
  */
-export function s3ClientFor(options: {
-  endpoint?: string;
-  region?: string;
-  accessKeyId?: string;
-  secretAccessKey?: string;
-}): S3Client {
+export function s3ClientFor(options: { endpoint?: string; region?: string; accessKeyId?: string; secretAccessKey?: string }): S3Client {
   const { endpoint, region = 'us-east-1', accessKeyId, secretAccessKey } = options;
   return new S3Client({
     region,

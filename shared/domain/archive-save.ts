@@ -27,7 +27,9 @@ export class ArchiveSaver {
       if (!looksLikeImageId(ref)) entry.repoTags.push(normalizeReference(ref));
       byId.set(image.id, entry);
     }
-    const configs = await Promise.all([...byId.values()].map(async ({ image, repoTags }) => ({ config: await readAll(await this.blobs.get(image.configKey)), configDigest: image.id, diffIds: [...image.diffIds], repoTags })));
+    const configs = await Promise.all(
+      [...byId.values()].map(async ({ image, repoTags }) => ({ config: await readAll(await this.blobs.get(image.configKey)), configDigest: image.id, diffIds: [...image.diffIds], repoTags })),
+    );
     const layerRecords = await this.meta.getMany([...new Set(configs.flatMap((c) => c.diffIds))].map((d) => keys.layer(tenant, d)));
     const layerOf = new Map([...layerRecords.values()].map((i) => [i.attrs.diffId as string, i.attrs as unknown as LayerRecord]));
     const members = dockerArchiveMetadata(configs);

@@ -71,7 +71,10 @@ export class BatchedReads {
     const pieces: { key: string; offset: number; length: number; run?: Run }[][] = files.map((extents) =>
       this.batchable(extents) ? extents.map(([key, offset, length]) => ({ key, offset, length })) : [],
     );
-    const sorted = pieces.flat().filter((p) => p.length > 0).sort((a, b) => (a.key === b.key ? a.offset - b.offset : a.key < b.key ? -1 : 1));
+    const sorted = pieces
+      .flat()
+      .filter((p) => p.length > 0)
+      .sort((a, b) => (a.key === b.key ? a.offset - b.offset : a.key < b.key ? -1 : 1));
     let runs = this.plan(sorted, this.maxGapBytes);
     // Files scattered over a blob would make the gaps the bulk of what is held: read them without.
     if (runs.reduce((n, r) => n + r.end - r.start, 0) > this.maxHeldBytes) runs = this.plan(sorted, 0);
@@ -107,8 +110,7 @@ export class BatchedReads {
   private fetch(runs: readonly Run[]): void {
     let active = 0;
     const waiting: (() => void)[] = [];
-    const acquire = () =>
-      active < this.concurrency ? (active++, Promise.resolve()) : new Promise<void>((resolve) => waiting.push(() => (active++, resolve())));
+    const acquire = () => (active < this.concurrency ? (active++, Promise.resolve()) : new Promise<void>((resolve) => waiting.push(() => (active++, resolve()))));
     const release = () => {
       active--;
       waiting.shift()?.();

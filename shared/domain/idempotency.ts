@@ -69,7 +69,15 @@ export class Idempotency {
       fingerprint,
       whole: { op: 'put', item: { ...itemKey, attrs: { ...attrs, state: 'done' } }, conditions: [{ kind: 'absent' }] },
       begin: { op: 'put', item: { ...itemKey, attrs: { ...attrs, state: 'pending' } }, conditions: [{ kind: 'absent' }] },
-      finish: { op: 'update', key: itemKey, set: { state: 'done' }, conditions: [{ kind: 'equals', field: 'state', value: 'pending' }, { kind: 'equals', field: 'fingerprint', value: fingerprint }] },
+      finish: {
+        op: 'update',
+        key: itemKey,
+        set: { state: 'done' },
+        conditions: [
+          { kind: 'equals', field: 'state', value: 'pending' },
+          { kind: 'equals', field: 'fingerprint', value: fingerprint },
+        ],
+      },
     };
   }
 

@@ -50,7 +50,9 @@ export class ImageStore {
     for (let i = 0; i < distinct.length; i += 16) {
       const batch = distinct.slice(i, i + 16);
       const recorded = await Promise.all(batch.map((layer) => this.recordLayer(tenant, layer, now)));
-      batch.forEach((layer, j) => blobKeyOf.set(layer.diffId, recorded[j]));
+      batch.forEach((layer, j) => {
+        blobKeyOf.set(layer.diffId, recorded[j]);
+      });
     }
     const chain = chainIds(ingested.map((l) => l.diffId));
     const chainId = chain[chain.length - 1];
@@ -88,7 +90,10 @@ export class ImageStore {
       if (await this.meta.get(keys.chain(tenant, chainId))) await this.touchChain(tenant, chainId);
       else {
         const merged = await this.flatten(tenant, parent);
-        applyLayer(merged, layerNodes(layer.toc, blobKey, layer.diffId.slice(7, 19), (p) => visible(merged.get(p))));
+        applyLayer(
+          merged,
+          layerNodes(layer.toc, blobKey, layer.diffId.slice(7, 19), (p) => visible(merged.get(p))),
+        );
         await this.writeChainIndex(tenant, chainId, merged);
       }
       stack = [`k:${chainId}`];
@@ -278,7 +283,10 @@ export const MAX_STACK = 8;
 function mergeLayers(ingested: readonly IngestedLayer[], blobKeyOf: (layer: IngestedLayer) => string): LayerTree {
   const merged = new LayerTree();
   for (const layer of ingested) {
-    applyLayer(merged, layerNodes(layer.toc, blobKeyOf(layer), layer.diffId.slice(7, 19), (p) => visible(merged.get(p))));
+    applyLayer(
+      merged,
+      layerNodes(layer.toc, blobKeyOf(layer), layer.diffId.slice(7, 19), (p) => visible(merged.get(p))),
+    );
   }
   return merged;
 }

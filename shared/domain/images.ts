@@ -52,7 +52,12 @@ export class ImageService {
   }
 
   /** Loads every image in an archive (plain or compressed tar). Returns the images with their tags. */
-  load(tenant: string, archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, recordAlso?: (result: LoadResult) => IdempotencyOps, onProgress?: (progress: LoadProgress) => void): Promise<LoadResult> {
+  load(
+    tenant: string,
+    archive: Readable | AsyncIterable<Buffer> | Iterable<Buffer>,
+    recordAlso?: (result: LoadResult) => IdempotencyOps,
+    onProgress?: (progress: LoadProgress) => void,
+  ): Promise<LoadResult> {
     return this.loader.load(tenant, archive, recordAlso, onProgress);
   }
 
@@ -62,7 +67,15 @@ export class ImageService {
   }
 
   /** Records a committed layer and the image on top of `parent`. */
-  storeCommit(tenant: string, parent: ImageRecord, config: Buffer, layer: IngestedLayer, repoTags: readonly string[], container: { readonly id: string; readonly name: string }, idempotency?: IdempotencyOps): Promise<string> {
+  storeCommit(
+    tenant: string,
+    parent: ImageRecord,
+    config: Buffer,
+    layer: IngestedLayer,
+    repoTags: readonly string[],
+    container: { readonly id: string; readonly name: string },
+    idempotency?: IdempotencyOps,
+  ): Promise<string> {
     return this.store.storeCommit(tenant, parent, config, layer, repoTags, container, idempotency);
   }
 
@@ -173,7 +186,11 @@ export class ImageService {
       return { untagged: tags.slice(0, 99), deleted: [] };
     }
     try {
-      const ops: WriteOp[] = [{ op: 'delete', key: keys.image(tenant, image.id), conditions: [{ kind: 'equals', field: 'containers', value: 0 }] }, this.events.op(tenant, 'image.removed', { image: image.id, tags }), ...untag];
+      const ops: WriteOp[] = [
+        { op: 'delete', key: keys.image(tenant, image.id), conditions: [{ kind: 'equals', field: 'containers', value: 0 }] },
+        this.events.op(tenant, 'image.removed', { image: image.id, tags }),
+        ...untag,
+      ];
       await this.meta.transact(ops.slice(0, 100));
     } catch (error) {
       if (error instanceof TransactionConditionError) throw new ConflictError(`image ${image.id} is now used by a container`);

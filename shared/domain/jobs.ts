@@ -51,7 +51,18 @@ export class Jobs {
   /** Queues the load of an upload's bytes (the caller checked they arrived). */
   async queueLoad(tenant: string, upload: string, blobKey: string): Promise<JobRecord> {
     const now = this.clock();
-    const job: JobRecord = { id: randomUUID(), jobKind: 'load', status: 'queued', upload, blobKey, created: now, updated: now, bytesDone: 0, bytesTotal: await this.blobs.size(blobKey), layersDone: 0 };
+    const job: JobRecord = {
+      id: randomUUID(),
+      jobKind: 'load',
+      status: 'queued',
+      upload,
+      blobKey,
+      created: now,
+      updated: now,
+      bytesDone: 0,
+      bytesTotal: await this.blobs.size(blobKey),
+      layersDone: 0,
+    };
     await this.meta.transact([{ op: 'put', item: { ...keys.job(tenant, job.id), attrs: { ...job } }, conditions: [{ kind: 'absent' }] }]);
     return job;
   }
@@ -87,7 +98,10 @@ export class Jobs {
       outcome = { status: 'succeeded', result: { images } };
     } catch (error) {
       // The job's reader sees what a request would have been answered, never internals.
-      outcome = { status: 'failed', error: error instanceof StrataError ? { message: error.message, code: error.code } : { message: 'the load failed on a storage error; load again', code: 'internal' } };
+      outcome = {
+        status: 'failed',
+        error: error instanceof StrataError ? { message: error.message, code: error.code } : { message: 'the load failed on a storage error; load again', code: 'internal' },
+      };
     } finally {
       await writing;
     }
@@ -118,7 +132,10 @@ export class Jobs {
     for (const item of await queryAll(this.meta, keys.jobs(tenant))) {
       const job = item.attrs as unknown as JobRecord;
       if (job.status !== 'running' || (job.leaseUntil ?? 0) >= now) continue;
-      await this.finish(tenant, job, { status: 'failed', error: { message: 'the load was interrupted; load again', code: 'internal' } }, job).then(() => failed++, () => undefined);
+      await this.finish(tenant, job, { status: 'failed', error: { message: 'the load was interrupted; load again', code: 'internal' } }, job).then(
+        () => failed++,
+        () => undefined,
+      );
     }
     return failed;
   }
@@ -128,7 +145,13 @@ export class Jobs {
     const done = outcome.status === 'succeeded' ? { bytesDone: job.bytesTotal, layersDone: progress.layersDone } : progress;
     await this.meta.transact([
       { op: 'update', key: keys.job(tenant, job.id), set: { ...outcome, ...done, updated: now, leaseUntil: 0 }, conditions: [{ kind: 'equals', field: 'status', value: 'running' }] },
-      this.events.op(tenant, 'job.completed', { job: job.id, kind: job.jobKind, status: outcome.status, ...(outcome.result ? { images: outcome.result.images } : {}), ...(outcome.error ? { error: outcome.error } : {}) }),
+      this.events.op(tenant, 'job.completed', {
+        job: job.id,
+        kind: job.jobKind,
+        status: outcome.status,
+        ...(outcome.result ? { images: outcome.result.images } : {}),
+        ...(outcome.error ? { error: outcome.error } : {}),
+      }),
     ]);
   }
 }

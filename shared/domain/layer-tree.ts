@@ -190,7 +190,13 @@ export function layerNodes(toc: readonly TocEntry[], blobKey: string, etagPrefix
           const target = own?.type === 'file' ? own : lowerFile(root);
           if (!target || target.type !== 'file') throw new InvalidInputError(`hard link ${e.path} points to ${e.linkname}, which is not a file in this or a lower layer`);
           if (own?.type !== 'file') lowerTargets.set(root, target);
-          names = own?.type === 'file' || !target.names ? [root] : target.names.filter((n) => { const lower = lowerFile(n); return lower?.type === 'file' && lower.inode === target.inode; });
+          names =
+            own?.type === 'file' || !target.names
+              ? [root]
+              : target.names.filter((n) => {
+                  const lower = lowerFile(n);
+                  return lower?.type === 'file' && lower.inode === target.inode;
+                });
           groups.set(root, names);
         }
         names.push(e.path);

@@ -35,14 +35,8 @@ export async function undoLoad(meta: MetadataStore, blobs: BlobStore, events: Ev
     // Only a tag this load wrote (a later write of the tag, by anyone, replaced the marker).
     const ours = [{ kind: 'equals', field: 'loadedBy', value: id }] as const;
     const ops: WriteOp[] = previous
-      ? [
-          { op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: previous } }, conditions: ours },
-          events.op(tenant, 'image.tagged', { image: previous, tag }),
-        ]
-      : [
-          { op: 'delete', key: keys.tag(tenant, tag), conditions: ours },
-          events.op(tenant, 'image.untagged', { image, tags: [tag] }),
-        ];
+      ? [{ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: previous } }, conditions: ours }, events.op(tenant, 'image.tagged', { image: previous, tag })]
+      : [{ op: 'delete', key: keys.tag(tenant, tag), conditions: ours }, events.op(tenant, 'image.untagged', { image, tags: [tag] })];
     await meta.transact(ops).catch(ignoreChanged);
   }
   for (const { id: image, configKey } of journal.images) {
@@ -69,7 +63,14 @@ export async function undoLoad(meta: MetadataStore, blobs: BlobStore, events: Ev
   }
   if (journal.idempotency) {
     const { key, fingerprint } = journal.idempotency;
-    const pending: WriteOp = { op: 'delete', key: keys.idempotency(tenant, key), conditions: [{ kind: 'equals', field: 'state', value: 'pending' }, { kind: 'equals', field: 'fingerprint', value: fingerprint }] };
+    const pending: WriteOp = {
+      op: 'delete',
+      key: keys.idempotency(tenant, key),
+      conditions: [
+        { kind: 'equals', field: 'state', value: 'pending' },
+        { kind: 'equals', field: 'fingerprint', value: fingerprint },
+      ],
+    };
     await meta.transact([pending]).catch(ignoreChanged);
   }
   await meta.transact([{ op: 'delete', key: keys.loadJournal(tenant, id) }]);
@@ -77,7 +78,5 @@ export async function undoLoad(meta: MetadataStore, blobs: BlobStore, events: Ev
 
 /** Journals started at or before `cutoff` (ms): loads a crash stopped, for the sweep to undo. */
 export async function staleJournals(meta: MetadataStore, tenant: string, cutoff: number): Promise<{ id: string; journal: LoadJournal }[]> {
-  return (await queryAll(meta, keys.loadJournals(tenant)))
-    .map((item) => ({ id: item.sk, journal: item.attrs as unknown as LoadJournal }))
-    .filter(({ journal }) => journal.started <= cutoff);
+  return (await queryAll(meta, keys.loadJournals(tenant))).map((item) => ({ id: item.sk, journal: item.attrs as unknown as LoadJournal })).filter(({ journal }) => journal.started <= cutoff);
 }

@@ -110,14 +110,7 @@ export class Resolver {
     return state;
   }
 
-  private async walk(
-    view: View,
-    path: string,
-    base: string,
-    outer: View,
-    follow: boolean,
-    physical: boolean,
-  ): Promise<Omit<Resolved, 'view' | 'mount' | 'absolutePath'> | { restart: string }> {
+  private async walk(view: View, path: string, base: string, outer: View, follow: boolean, physical: boolean): Promise<Omit<Resolved, 'view' | 'mount' | 'absolutePath'> | { restart: string }> {
     const parts = components(path);
     let state: WalkState = { path: '/', lowerPath: '/', activeLowers: view.lowers };
     const ancestors: Ancestor[] = [];

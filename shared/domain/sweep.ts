@@ -127,7 +127,13 @@ export class Sweeper {
   }
 
   /** Of the given layers and chains, drops those no image in `images` uses and nothing touched after `cutoff`. */
-  private async reclaimUnused(tenant: string, images: readonly ImageRecord[], layers: readonly LayerRecord[], chains: readonly Item[], cutoff: number): Promise<{ report: SweepReport; liveLayerBlobs: Set<string> }> {
+  private async reclaimUnused(
+    tenant: string,
+    images: readonly ImageRecord[],
+    layers: readonly LayerRecord[],
+    chains: readonly Item[],
+    cutoff: number,
+  ): Promise<{ report: SweepReport; liveLayerBlobs: Set<string> }> {
     const report = emptyReport();
     const usedLayers = new Set(images.flatMap((i) => i.diffIds));
     const usedNamespaces = new Set<string>(images.flatMap((i) => i.stack));

@@ -104,7 +104,13 @@ export class TreeReader {
    * Reads a file, or `range` of it (end exclusive, clamped to the size). An unchanged lower file
    * is one extent, so this is one ranged GET of the layer blob.
    */
-  async read(view: View, rawPath: string, range?: { start: number; end?: number }, extra: readonly ItemKey[] = [], resolver = this.resolver()): Promise<{ stat: FileStat; start: number; end: number; body: Readable; extents: Extent[] }> {
+  async read(
+    view: View,
+    rawPath: string,
+    range?: { start: number; end?: number },
+    extra: readonly ItemKey[] = [],
+    resolver = this.resolver(),
+  ): Promise<{ stat: FileStat; start: number; end: number; body: Readable; extents: Extent[] }> {
     const { resolved } = await this.existing(view, rawPath, true, extra, resolver);
     const node = resolved.node;
     if (node.type !== 'file') throw new FsError('EISDIR', `not a file: ${resolved.absolutePath}`);
@@ -202,9 +208,7 @@ export class TreeReader {
     if (resolved.children.lowerPath !== null) {
       for (const ns of resolved.children.activeLowers) sources.push({ ns, dir: resolved.children.lowerPath });
     }
-    const mountNames = resolved.mount
-      ? []
-      : view.mounts.filter((m) => parentOf(m.target) === resolved.path && m.target !== '/').map((m) => baseName(m.target));
+    const mountNames = resolved.mount ? [] : view.mounts.filter((m) => parentOf(m.target) === resolved.path && m.target !== '/').map((m) => baseName(m.target));
     const iterators = sources.map((s) => this.partition(view.tenant, s.ns, s.dir, after));
     const heads: ([string, Node] | undefined)[] = await Promise.all(iterators.map(async (it) => (await it.next()).value ?? undefined));
     const mounts = mountNames.filter((n) => after === undefined || compareNames(n, after) > 0).sort(compareNames);

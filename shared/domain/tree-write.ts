@@ -1,35 +1,13 @@
 import type { Readable } from 'node:stream';
-import {
-  ConcurrentChangeError,
-  ConflictError,
-  StrataError,
-  ForbiddenError,
-  FsError,
-  InvalidInputError,
-  NotFoundError,
-  PreconditionFailedError,
-  TransactionConditionError,
-} from '../errors.js';
+import { ConcurrentChangeError, ConflictError, StrataError, ForbiddenError, FsError, InvalidInputError, NotFoundError, PreconditionFailedError, TransactionConditionError } from '../errors.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { isWithin, joinPath, normalizePath, parentOf, rebase } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { itemId, MAX_TRANSACTION_OPS, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import { statsChange } from './stats.js';
-import {
-  inodeToAttrs,
-  nameNode,
-  newEtag,
-  nodeToAttrs,
-  spliceExtents,
-  truncateExtents,
-  type DirNode,
-  type FileMeta,
-  type FileNode,
-  type Node,
-  type VisibleNode,
-} from './nodes.js';
+import { inodeToAttrs, nameNode, newEtag, nodeToAttrs, spliceExtents, truncateExtents, type DirNode, type FileMeta, type FileNode, type Node, type VisibleNode } from './nodes.js';
 import { resolveIfPresent, Resolver, type Resolved } from './resolver.js';
-import { statOf, TreeReader, type FileStat } from './tree-read.js';
+import { statOf, type TreeReader, type FileStat } from './tree-read.js';
 import { checkFileBytes, DEFAULT_MAX_FILE_BYTES } from './limits.js';
 import { InodeLinks, NO_INODE_CHANGE, type ImageNames } from './inode-links.js';
 import { ATTEMPTS, unchanged } from './write-conditions.js';
@@ -129,18 +107,24 @@ export class TreeWriter {
     try {
       // An append without preconditions only needs its turn: it keeps trying while others land.
       const unconditional = position === 'end' && options.ifMatch === undefined && options.ifNoneMatch === undefined;
-      const stat = await this.retry(view, path, true, async (r) => {
-        this.checkPreconditions(r, options);
-        this.checkSameTarget(r, target);
-        const file = this.requireFile(r);
-        // A write of nothing changes nothing, not even the mtime (as write(2) with 0 bytes).
-        if (length === 0) return statOf(r.absolutePath, file);
-        const at = position === 'end' ? file.size : position;
-        const extents = spliceExtents(file.extents, file.size, at, [key, 0, length]);
-        const size = Math.max(file.size, at + length);
-        const node: FileNode = { ...file, size, extents, etag: newEtag(), mtime: this.clock(), overLower: r.lower !== undefined || undefined };
-        return this.putFile(r, extents.length > MAX_EXTENTS ? await this.compact(r.view, node) : node);
-      }, unconditional ? APPEND_ATTEMPTS : ATTEMPTS);
+      const stat = await this.retry(
+        view,
+        path,
+        true,
+        async (r) => {
+          this.checkPreconditions(r, options);
+          this.checkSameTarget(r, target);
+          const file = this.requireFile(r);
+          // A write of nothing changes nothing, not even the mtime (as write(2) with 0 bytes).
+          if (length === 0) return statOf(r.absolutePath, file);
+          const at = position === 'end' ? file.size : position;
+          const extents = spliceExtents(file.extents, file.size, at, [key, 0, length]);
+          const size = Math.max(file.size, at + length);
+          const node: FileNode = { ...file, size, extents, etag: newEtag(), mtime: this.clock(), overLower: r.lower !== undefined || undefined };
+          return this.putFile(r, extents.length > MAX_EXTENTS ? await this.compact(r.view, node) : node);
+        },
+        unconditional ? APPEND_ATTEMPTS : ATTEMPTS,
+      );
       if (length === 0) await this.blobs.delete([key]).catch(() => undefined);
       return stat;
     } catch (error) {
@@ -249,11 +233,7 @@ export class TreeWriter {
       // A file's first link: its content moves into an inode item that both names then share.
       const inode = newInodeId();
       const shared: FileNode = { ...file, etag: newEtag() };
-      const ops: WriteOp[] = [
-        { op: 'put', item: { ...keys.inode(tenant, ns, inode), attrs: inodeToAttrs(shared, 2, 2) }, conditions: [{ kind: 'absent' }] },
-        name(source, inode),
-        name(r, inode),
-      ];
+      const ops: WriteOp[] = [{ op: 'put', item: { ...keys.inode(tenant, ns, inode), attrs: inodeToAttrs(shared, 2, 2) }, conditions: [{ kind: 'absent' }] }, name(source, inode), name(r, inode)];
       const ownBytes = source.top?.type === 'file' ? source.top.size : 0;
       await this.transact(r, ops, file.size - ownBytes, [source]);
       return statOf(r.absolutePath, { ...shared, inode, nlink: 2 });
@@ -670,7 +650,13 @@ export class TreeWriter {
     const node = closed.top as DirNode;
     const { closing: _c, ...open } = node;
     await this.meta
-      .transact([{ op: 'put', item: { ...keys.node(closed.view.tenant, closed.view.top!, closed.path), attrs: nodeToAttrs({ ...open, etag: newEtag() }) }, conditions: [{ kind: 'equals', field: 'e', value: node.etag }] }])
+      .transact([
+        {
+          op: 'put',
+          item: { ...keys.node(closed.view.tenant, closed.view.top!, closed.path), attrs: nodeToAttrs({ ...open, etag: newEtag() }) },
+          conditions: [{ kind: 'equals', field: 'e', value: node.etag }],
+        },
+      ])
       .catch(() => undefined);
   }
 

@@ -86,7 +86,14 @@ export class VolumeService {
   removalOps(tenant: string, record: VolumeRecord, refs: number): WriteOp[] {
     const ns = volumeNamespace(record);
     return [
-      { op: 'delete', key: keys.volume(tenant, record.name), conditions: [{ kind: 'equals', field: 'refs', value: refs }, { kind: 'equals', field: 'uid', value: record.uid }] },
+      {
+        op: 'delete',
+        key: keys.volume(tenant, record.name),
+        conditions: [
+          { kind: 'equals', field: 'refs', value: refs },
+          { kind: 'equals', field: 'uid', value: record.uid },
+        ],
+      },
       ...statsRemoval(tenant, ns),
       { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock() } } },
       this.events.op(tenant, 'volume.removed', { volume: record.name, anonymous: record.anonymous }),

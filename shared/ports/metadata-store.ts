@@ -111,7 +111,9 @@ export function checkTransaction(ops: readonly WriteOp[]): void {
 export function checkUpdateFields(op: Extract<WriteOp, { op: 'update' }>): void {
   const fields = [
     ...Object.keys(op.add ?? {}),
-    ...Object.entries(op.set ?? {}).filter(([, value]) => value !== undefined).map(([field]) => field),
+    ...Object.entries(op.set ?? {})
+      .filter(([, value]) => value !== undefined)
+      .map(([field]) => field),
     ...(op.remove ?? []),
   ];
   if (fields.length === 0) throw new Error(`update of ${itemId(op.key)} has nothing to add, set or remove`);

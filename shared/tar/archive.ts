@@ -111,9 +111,7 @@ export function imagesFromOciLayout(members: ArchiveMembers): ArchiveImage[] {
  * tagged. The caller adds each layer's uncompressed tar as `<diffhex>/layer.tar` (once per DiffID).
  * Loading the result gives back the same image IDs and DiffIDs.
  */
-export function dockerArchiveMetadata(
-  images: readonly { config: Buffer; configDigest: string; diffIds: readonly string[]; repoTags: readonly string[] }[],
-): Map<string, Buffer> {
+export function dockerArchiveMetadata(images: readonly { config: Buffer; configDigest: string; diffIds: readonly string[]; repoTags: readonly string[] }[]): Map<string, Buffer> {
   const members = new Map<string, Buffer>();
   const manifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
   const repositories = new Map<string, Map<string, string>>(); // a Map: tags like `__proto__:x` must stay data
@@ -195,12 +193,7 @@ function blobOf(names: Map<string, Buffer>, desc: Descriptor, where: string): Bu
   return blob;
 }
 
-function resolveImage(
-  names: Map<string, Buffer>,
-  desc: Descriptor,
-  where: string,
-  depth: number,
-): { manifestDigest: string; image: ArchiveImage } {
+function resolveImage(names: Map<string, Buffer>, desc: Descriptor, where: string, depth: number): { manifestDigest: string; image: ArchiveImage } {
   const doc = parseJson(blobOf(names, desc, where), blobName(desc.digest));
   if (!isObject(doc)) throw new InvalidInputError(`${where}: ${desc.digest} is not a JSON object`);
   if (typeof doc.mediaType === 'string' && desc.mediaType !== undefined && doc.mediaType !== desc.mediaType) {
@@ -249,12 +242,7 @@ function resolveImage(
  * multi-platform index, and BuildKit adds attestation manifests that are not images.
  */
 function pickPlatform(names: Map<string, Buffer>, choices: Descriptor[]): Descriptor | undefined {
-  const present = choices.filter(
-    (d) =>
-      names.has(blobName(d.digest)) &&
-      d.annotations['vnd.docker.reference.type'] !== 'attestation-manifest' &&
-      d.platform?.os !== 'unknown',
-  );
+  const present = choices.filter((d) => names.has(blobName(d.digest)) && d.annotations['vnd.docker.reference.type'] !== 'attestation-manifest' && d.platform?.os !== 'unknown');
   return present.find((d) => d.platform?.os === 'linux' && d.platform.architecture === 'amd64') ?? present[0];
 }
 

@@ -1,14 +1,6 @@
 import type { Readable } from 'node:stream';
 import { InvalidInputError, TooLargeError } from '../errors.js';
-import {
-  BLOCK_SIZE,
-  FIELD,
-  TYPEFLAG,
-  paddingFor,
-  signedChecksum,
-  unsignedChecksum,
-  type FieldName,
-} from './tar-format.js';
+import { BLOCK_SIZE, FIELD, TYPEFLAG, paddingFor, signedChecksum, unsignedChecksum, type FieldName } from './tar-format.js';
 
 /**
  * A streaming tar parser: ustar, POSIX pax ('x' per-entry headers; 'g' global headers are
@@ -71,10 +63,7 @@ export const DEFAULT_TAR_LIMITS: Readonly<TarLimits> = Object.freeze({
 });
 
 /** Parses a tar stream entry by entry. Throws InvalidInputError for a malformed or truncated archive, TooLargeError past a limit. */
-export async function* readTar(
-  source: AsyncIterable<Buffer> | Readable,
-  limits: Partial<TarLimits> = {},
-): AsyncGenerator<TarEntry> {
+export async function* readTar(source: AsyncIterable<Buffer> | Readable, limits: Partial<TarLimits> = {}): AsyncGenerator<TarEntry> {
   const limit: TarLimits = { ...DEFAULT_TAR_LIMITS, ...limits };
   const input = new ByteSource(source, limit.maxTotalBytes);
   let pending: PendingMeta | undefined;
@@ -377,12 +366,7 @@ function decodeText(bytes: Uint8Array, what: string, offset: number): string {
  * A numeric header field: octal ASCII padded with spaces or NULs, or GNU base-256 (high bit of
  * the first byte set) for values too large for octal.
  */
-function parseNumber(
-  block: Buffer,
-  name: FieldName,
-  offset: number,
-  { allowNegative = false, allowEmpty = true } = {},
-): number {
+function parseNumber(block: Buffer, name: FieldName, offset: number, { allowNegative = false, allowEmpty = true } = {}): number {
   const bytes = field(block, name);
   const invalid = () => new InvalidInputError(`invalid ${name} field in tar header at offset ${offset}`);
   if (bytes[0]! & 0x80) {
@@ -486,14 +470,7 @@ function resolveHeader(raw: RawHeader, pending: PendingMeta | undefined, offset:
 }
 
 /** Types whose size field is ignored because no data follows them. */
-const HEADER_ONLY = new Set<number>([
-  TYPEFLAG.hardlink,
-  TYPEFLAG.symlink,
-  TYPEFLAG.charDevice,
-  TYPEFLAG.blockDevice,
-  TYPEFLAG.directory,
-  TYPEFLAG.fifo,
-]);
+const HEADER_ONLY = new Set<number>([TYPEFLAG.hardlink, TYPEFLAG.symlink, TYPEFLAG.charDevice, TYPEFLAG.blockDevice, TYPEFLAG.directory, TYPEFLAG.fifo]);
 
 function entryType(typeflag: number): TarEntryType {
   switch (typeflag) {

@@ -128,7 +128,10 @@ async function main() {
     const commitTimes = { small: [] as number[], large: [] as number[] };
     const commitRequests = { small: 0, large: 0 };
     for (let i = 0; i < 9; i++) {
-      for (const [kind, image] of [['small', 'read-1-10:1'], ['large', 'read-1-10000:1']] as const) {
+      for (const [kind, image] of [
+        ['small', 'read-1-10:1'],
+        ['large', 'read-1-10000:1'],
+      ] as const) {
         const c = (await engine.containers.create(T, { image })).id;
         await engine.files.writeFile(T, { kind: 'container', ref: c }, '/data/d0/file0', Buffer.from(`changed ${i}`));
         counter.reset();
@@ -139,7 +142,9 @@ async function main() {
     }
     results.commit_ratio = round(median(commitTimes.large) / median(commitTimes.small));
     results.commit_requests = commitRequests;
-    log(`commit: ${median(commitTimes.small).toFixed(0)} ms and ${commitRequests.small} requests (10 files) vs ${median(commitTimes.large).toFixed(0)} ms and ${commitRequests.large} requests (10,000 files)`);
+    log(
+      `commit: ${median(commitTimes.small).toFixed(0)} ms and ${commitRequests.small} requests (10 files) vs ${median(commitTimes.large).toFixed(0)} ms and ${commitRequests.large} requests (10,000 files)`,
+    );
 
     // --- load of a 100 MiB, 5,000-file layer vs tar -x of the same tar
     const entries: LayerEntry[] = Array.from({ length: 5000 }, (_, i) => ({ path: `tree/d${i % 100}/f${i}`, content: Buffer.alloc(20_972, i % 251) }));
@@ -180,7 +185,10 @@ async function main() {
       // Through a pipe: GNU tar skips reading the files when its archive is /dev/null itself.
       tarCMs.push(await timed(() => run('sh', ['-c', `tar -cf - -C '${join(scratch, `x${i}`)}' . | wc -c > /dev/null`])));
     }
-    for (const [name, e] of [['tiny_10000_files', engine], ['tiny_10000_files_unbatched', unbatched]] as const) {
+    for (const [name, e] of [
+      ['tiny_10000_files', engine],
+      ['tiny_10000_files_unbatched', unbatched],
+    ] as const) {
       counter.reset();
       const ms = await timed(async () => drain(await e.export(T, containers.get('1/10000')!)));
       exportRequests[name] = { s3: counter.s3, dynamo: counter.dynamo, ms: Math.round(ms) } as never;
@@ -197,7 +205,9 @@ async function main() {
     results.load_vs_tar_ratio = round(median(loadMs) / median(tarMs));
     results.load_vs_tar_ratio_folder_blobs = round(median(folderLoadMs) / median(tarMs));
     results.load_ms = { rgw: Math.round(median(loadMs)), folder: Math.round(median(folderLoadMs)), tar_x: Math.round(median(tarMs)) };
-    log(`load of ${(layerTar.length / MiB).toFixed(0)} MiB / 5,000 files: ${median(loadMs).toFixed(0)} ms on RGW, ${median(folderLoadMs).toFixed(0)} ms on the folder store; tar -x: ${median(tarMs).toFixed(0)} ms`);
+    log(
+      `load of ${(layerTar.length / MiB).toFixed(0)} MiB / 5,000 files: ${median(loadMs).toFixed(0)} ms on RGW, ${median(folderLoadMs).toFixed(0)} ms on the folder store; tar -x: ${median(tarMs).toFixed(0)} ms`,
+    );
 
     // --- peak memory while loading a 1 GiB layer, in a process of its own: once with glibc's
     // default malloc, once with the fixed mmap threshold the CDK construct sets on Lambda
@@ -216,7 +226,9 @@ async function main() {
     results.load_peak_rss_mib = tuned.peakRssMiB;
     results.load_peak_rss_mib_default_malloc = plain.peakRssMiB;
     results.load_peak_buffers_mib = Math.max(tuned.peakArrayBuffersMiB, plain.peakArrayBuffersMiB);
-    log(`1 GiB layer load: peak RSS ${tuned.peakRssMiB} MiB with MALLOC_MMAP_THRESHOLD_=131072, ${plain.peakRssMiB} MiB without (live buffers at most ${results.load_peak_buffers_mib} MiB, heap ${tuned.peakHeapMiB} MiB), ${tuned.seconds} s`);
+    log(
+      `1 GiB layer load: peak RSS ${tuned.peakRssMiB} MiB with MALLOC_MMAP_THRESHOLD_=131072, ${plain.peakRssMiB} MiB without (live buffers at most ${results.load_peak_buffers_mib} MiB, heap ${tuned.peakHeapMiB} MiB), ${tuned.seconds} s`,
+    );
 
     results.reads = Object.fromEntries(reads.map((r) => [`${r.layers}x${r.files}`, { ddb: r.ddb, s3: r.s3, cold_ddb: r.coldDdb }]));
   } finally {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { TarWriter } from '../../shared/tar/tar-writer.js';
 
 /** Layers of generated files, produced as streams so a 1 GiB layer never sits in memory. */

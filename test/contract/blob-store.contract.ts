@@ -10,10 +10,7 @@ import type { BlobStore } from '../../shared/ports/blob-store.js';
 
 const MiB = 1024 * 1024;
 
-export function blobStoreContract(
-  name: string,
-  makeStore: () => Promise<{ store: BlobStore; cleanup?: () => Promise<void> }>,
-): void {
+export function blobStoreContract(name: string, makeStore: () => Promise<{ store: BlobStore; cleanup?: () => Promise<void> }>): void {
   describe(`BlobStore contract: ${name}`, () => {
     let store: BlobStore;
     let cleanup: (() => Promise<void>) | undefined;
@@ -66,9 +63,7 @@ export function blobStoreContract(
         const key = `${newPrefix()}once`;
         await store.put(key, Buffer.from('original'));
         await expect(store.put(key, Buffer.from('replacement'))).rejects.toBeInstanceOf(ConflictError);
-        await expect(store.put(key, Readable.from([Buffer.from('streamed replacement')]))).rejects.toBeInstanceOf(
-          ConflictError,
-        );
+        await expect(store.put(key, Readable.from([Buffer.from('streamed replacement')]))).rejects.toBeInstanceOf(ConflictError);
         expect((await read(key)).toString()).toBe('original');
       });
 
@@ -174,17 +169,13 @@ export function blobStoreContract(
       it('throws RangeNotSatisfiableError for a range past the end of the source', async () => {
         const prefix = newPrefix();
         await store.put(`${prefix}source`, Buffer.from('abc'));
-        await expect(store.copy(`${prefix}source`, `${prefix}target`, { start: 3, end: 4 })).rejects.toBeInstanceOf(
-          RangeNotSatisfiableError,
-        );
+        await expect(store.copy(`${prefix}source`, `${prefix}target`, { start: 3, end: 4 })).rejects.toBeInstanceOf(RangeNotSatisfiableError);
       });
 
       it('throws NotFoundError for a missing source and creates nothing', async () => {
         const prefix = newPrefix();
         await expect(store.copy(`${prefix}missing`, `${prefix}target`)).rejects.toBeInstanceOf(NotFoundError);
-        await expect(store.copy(`${prefix}missing`, `${prefix}target`, { start: 0, end: 1 })).rejects.toBeInstanceOf(
-          NotFoundError,
-        );
+        await expect(store.copy(`${prefix}missing`, `${prefix}target`, { start: 0, end: 1 })).rejects.toBeInstanceOf(NotFoundError);
         expect((await store.list(prefix)).keys).toEqual([]);
       });
     });
@@ -230,11 +221,8 @@ export function blobStoreContract(
 
       it('does not return keys of a sibling prefix', async () => {
         const tenants = newPrefix();
-        await Promise.all(
-          ['a/one', 'a/two', 'ab/one', 'b/one', 'a-one'].map((name) => store.put(`${tenants}${name}`, Buffer.from(name))),
-        );
-        const listed = async (prefix: string) =>
-          (await listAllPages(store, `${tenants}${prefix}`)).flatMap((page) => page.keys).sort();
+        await Promise.all(['a/one', 'a/two', 'ab/one', 'b/one', 'a-one'].map((name) => store.put(`${tenants}${name}`, Buffer.from(name))));
+        const listed = async (prefix: string) => (await listAllPages(store, `${tenants}${prefix}`)).flatMap((page) => page.keys).sort();
 
         expect(await listed('a/')).toEqual([`${tenants}a/one`, `${tenants}a/two`]);
         expect(await listed('ab/')).toEqual([`${tenants}ab/one`]);
@@ -334,7 +322,13 @@ async function outcomeWithin(promise: Promise<unknown>, ms: number): Promise<str
   let timer: NodeJS.Timeout | undefined;
   const pending = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
   try {
-    return await Promise.race([promise.then(() => 'stored', () => 'rejected'), pending]);
+    return await Promise.race([
+      promise.then(
+        () => 'stored',
+        () => 'rejected',
+      ),
+      pending,
+    ]);
   } finally {
     clearTimeout(timer);
   }

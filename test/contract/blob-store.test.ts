@@ -70,15 +70,13 @@ describe('FsBlobStore specifics', () => {
     expect(calls).toEqual([['t/a/blob', 'PUT', 300]]);
   });
 
-  it.each(['../escape', 't/../../escape', '/absolute', 't/a\0b', 't//double', 't/./dot', ''])(
-    'rejects the unsafe key %j with a plain Error',
-    async (key) =>
-      withStore(async (store) => {
-        const attempt = store.put(key, Buffer.from('x'));
-        await expect(attempt).rejects.toThrow('unsafe blob key');
-        await expect(attempt).rejects.not.toBeInstanceOf(StrataError);
-        await expect(store.get(key)).rejects.toThrow('unsafe blob key');
-      }),
+  it.each(['../escape', 't/../../escape', '/absolute', 't/a\0b', 't//double', 't/./dot', ''])('rejects the unsafe key %j with a plain Error', async (key) =>
+    withStore(async (store) => {
+      const attempt = store.put(key, Buffer.from('x'));
+      await expect(attempt).rejects.toThrow('unsafe blob key');
+      await expect(attempt).rejects.not.toBeInstanceOf(StrataError);
+      await expect(store.get(key)).rejects.toThrow('unsafe blob key');
+    }),
   );
 
   it('leaves no partial file in the folder after a failed put', async () =>
@@ -167,8 +165,12 @@ async function serveBlobs(store: () => BlobStore): Promise<{ url: string; close(
     const key = decodeURIComponent(new URL(request.url!, 'http://localhost').pathname.slice(1));
     const answer =
       request.method === 'PUT'
-        ? store().put(key, request).then(() => void response.writeHead(200).end())
-        : store().get(key).then((body) => void body.pipe(response.writeHead(200)));
+        ? store()
+            .put(key, request)
+            .then(() => void response.writeHead(200).end())
+        : store()
+            .get(key)
+            .then((body) => void body.pipe(response.writeHead(200)));
     answer.catch((error: unknown) => {
       response.writeHead(error instanceof StrataError ? error.status : 500).end(String(error));
     });

@@ -5,14 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PreconditionFailedError, TransactionConditionError } from '../../shared/errors.js';
-import {
-  itemId,
-  MAX_TRANSACTION_OPS,
-  type Item,
-  type ItemKey,
-  type MetadataStore,
-  type WriteOp,
-} from '../../shared/ports/metadata-store.js';
+import { itemId, MAX_TRANSACTION_OPS, type Item, type ItemKey, type MetadataStore, type WriteOp } from '../../shared/ports/metadata-store.js';
 
 export function metadataStoreContract(name: string, makeStore: () => Promise<MetadataStore>): void {
   describe(`MetadataStore contract: ${name}`, () => {
@@ -25,8 +18,7 @@ export function metadataStoreContract(name: string, makeStore: () => Promise<Met
     /** A partition key no other test uses. */
     const newPk = (label = 'p') => `${label}-${randomUUID()}`;
 
-    const put = (pk: string, sk: string, attrs: Item['attrs'] = {}) =>
-      store.transact([{ op: 'put', item: { pk, sk, attrs } }]);
+    const put = (pk: string, sk: string, attrs: Item['attrs'] = {}) => store.transact([{ op: 'put', item: { pk, sk, attrs } }]);
 
     /** Asserts that the transaction fails its conditions on exactly `failedIndexes`. */
     async function expectConditionFailure(ops: readonly WriteOp[], failedIndexes: number[]): Promise<void> {
@@ -162,14 +154,7 @@ export function metadataStoreContract(name: string, makeStore: () => Promise<Met
       it('filters by prefix', async () => {
         const pk = await seedSorted();
         expect((await store.query(pk, { prefix: 'a/' })).items.map((item) => item.sk)).toEqual(['a/', 'a/b', 'a/b/c']);
-        expect((await store.query(pk, { prefix: 'a' })).items.map((item) => item.sk)).toEqual([
-          'a',
-          'a-b',
-          'a/',
-          'a/b',
-          'a/b/c',
-          'a0',
-        ]);
+        expect((await store.query(pk, { prefix: 'a' })).items.map((item) => item.sk)).toEqual(['a', 'a-b', 'a/', 'a/b', 'a/b/c', 'a0']);
         expect((await store.query(pk, { prefix: 'zzz' })).items).toEqual([]);
       });
 
@@ -183,8 +168,7 @@ export function metadataStoreContract(name: string, makeStore: () => Promise<Met
 
       it('combines prefix and after, with after inside, before and beyond the prefix range', async () => {
         const pk = await seedSorted();
-        const sks = async (after: string) =>
-          (await store.query(pk, { prefix: 'a/', after })).items.map((item) => item.sk);
+        const sks = async (after: string) => (await store.query(pk, { prefix: 'a/', after })).items.map((item) => item.sk);
         expect(await sks('a/')).toEqual(['a/b', 'a/b/c']);
         expect(await sks('a/a')).toEqual(['a/b', 'a/b/c']);
         expect(await sks('a/b/c')).toEqual([]);
@@ -382,11 +366,7 @@ export function metadataStoreContract(name: string, makeStore: () => Promise<Met
         });
 
         it('requires every condition of an op to hold', async () => {
-          const all = [
-            { kind: 'present' },
-            { kind: 'equals', field: 'state', value: 'open' },
-            { kind: 'atLeast', field: 'size', value: 5 },
-          ] as const;
+          const all = [{ kind: 'present' }, { kind: 'equals', field: 'state', value: 'open' }, { kind: 'atLeast', field: 'size', value: 5 }] as const;
           const pk = newPk();
           await put(pk, 'item', { state: 'open', size: 5 });
           await store.transact([{ op: 'check', key: { pk, sk: 'item' }, conditions: all }]);
@@ -429,10 +409,7 @@ export function metadataStoreContract(name: string, makeStore: () => Promise<Met
 
         it('does not create the item when a present condition fails', async () => {
           const pk = newPk();
-          await expectConditionFailure(
-            [{ op: 'update', key: { pk, sk: 'item' }, set: { a: 1 }, conditions: [{ kind: 'present' }] }],
-            [0],
-          );
+          await expectConditionFailure([{ op: 'update', key: { pk, sk: 'item' }, set: { a: 1 }, conditions: [{ kind: 'present' }] }], [0]);
           expect(await store.get({ pk, sk: 'item' })).toBeUndefined();
         });
 

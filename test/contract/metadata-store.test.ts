@@ -3,13 +3,8 @@
  * injects the DynamoDB failures that a single local server cannot produce on demand.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  DeleteTableCommand,
-  DynamoDBClient,
-  ThrottlingException,
-  TransactionCanceledException,
-} from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteTableCommand, DynamoDBClient, ThrottlingException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { DynamoMetadataStore, dynamoDocumentClient, ensureTable } from '../../shared/adapters/dynamo-metadata-store.js';
@@ -143,7 +138,10 @@ describe('DynamoMetadataStore failure handling (mocked client)', () => {
   it('retries unprocessed items of a batch write', async () => {
     const { mock, store } = mockedStore();
     const leftOver = [{ DeleteRequest: { Key: { pk: 'p', sk: 'b' } } }];
-    mock.on(BatchWriteCommand).resolvesOnce({ UnprocessedItems: { mocked: leftOver } }).resolvesOnce({});
+    mock
+      .on(BatchWriteCommand)
+      .resolvesOnce({ UnprocessedItems: { mocked: leftOver } })
+      .resolvesOnce({});
     await store.writeMany([
       { op: 'put', item: { pk: 'p', sk: 'a', attrs: {} } },
       { op: 'delete', key: { pk: 'p', sk: 'b' } },

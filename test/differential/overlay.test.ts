@@ -158,7 +158,11 @@ const found: Record<string, AbstractOp[]> = {
 };
 
 /** Whether a sequence of concrete operations still disagrees. */
-const disagrees = (ops: readonly AbstractOp[]) => agree(ops).then(() => false, () => true);
+const disagrees = (ops: readonly AbstractOp[]) =>
+  agree(ops).then(
+    () => false,
+    () => true,
+  );
 
 /** Drops operations, halves first, while the sequence still disagrees (delta debugging). */
 async function minimized(ops: readonly AbstractOp[]): Promise<AbstractOp[]> {
@@ -184,7 +188,10 @@ describe('Strata against kernel overlayfs (redirect_dir=on, index=on)', () => {
       const ops = JSON.parse(await readFile(toMinimize, 'utf8')) as AbstractOp[];
       expect(await disagrees(ops), 'the sequence must disagree to begin with').toBe(true);
       const minimal = await minimized(ops);
-      const why = await agree(minimal).then(() => '', (error: Error) => error.message);
+      const why = await agree(minimal).then(
+        () => '',
+        (error: Error) => error.message,
+      );
       console.log(`minimal disagreeing sequence: ${JSON.stringify(minimal)}\n${why}`);
     });
   }

@@ -31,7 +31,12 @@ const manyLayers: LayerEntry[][] = Array.from({ length: 127 }, (_, i) => [
   { path: `f${i}`, content: `layer ${i}` },
   { path: 'common', content: `written by ${i}`, mtime: 1_700_000_000 + i },
   ...(i > 0 && i % 5 === 0 ? [{ path: `.wh.f${i - 1}`, content: '' }] : []),
-  ...(i % 7 === 0 ? [{ path: 'dir/', dir: true, mode: 0o700 + (i % 8) * 0o10 }, { path: `dir/d${i}`, content: 'd' }] : []),
+  ...(i % 7 === 0
+    ? [
+        { path: 'dir/', dir: true, mode: 0o700 + (i % 8) * 0o10 },
+        { path: `dir/d${i}`, content: 'd' },
+      ]
+    : []),
   ...(i % 11 === 0 ? [{ path: 'dir/.wh..wh..opq', content: '' }] : []),
 ]);
 
@@ -74,7 +79,13 @@ const images: Record<string, LayerEntry[][]> = {
       { path: 'p/r', content: 'dir again' },
     ],
   ],
-  'a file replaced by a directory without a whiteout': [[{ path: 'x', content: 'file' }], [{ path: 'x/', dir: true }, { path: 'x/inside', content: 'i' }]],
+  'a file replaced by a directory without a whiteout': [
+    [{ path: 'x', content: 'file' }],
+    [
+      { path: 'x/', dir: true },
+      { path: 'x/inside', content: 'i' },
+    ],
+  ],
   'symlink loops and escapes are kept as written': [
     [
       { path: 'etc/passwd', content: 'root' },

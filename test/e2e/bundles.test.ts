@@ -163,7 +163,10 @@ describe('the bundled functions from cdk.out', () => {
     expect(loaded.statusCode).toBe(201);
     expect(JSON.parse(loaded.text).images).toEqual([{ id: imageId, tags: ['bundled:1'] }]);
     // Each request leaves one CloudWatch EMF line: its operation, and the storage calls it made.
-    const emf = lastOutput.split('\n').filter((line) => line.includes('"_aws"')).map((line) => JSON.parse(line));
+    const emf = lastOutput
+      .split('\n')
+      .filter((line) => line.includes('"_aws"'))
+      .map((line) => JSON.parse(line));
     expect(emf).toHaveLength(1);
     expect(emf[0]).toMatchObject({ _aws: { CloudWatchMetrics: [{ Namespace: 'Strata', Dimensions: [expect.arrayContaining(['operation'])] }] }, operation: 'loadImage', Requests: 1 });
     expect(emf[0].MetadataCalls).toBeGreaterThan(0);
@@ -177,7 +180,10 @@ describe('the bundled functions from cdk.out', () => {
     expect((await invoke('files', fsRoute('PUT'), '/v1/containers/c1/fs/etc/motd', { ...at, body: 'written in the container' })).statusCode).toBe(200);
     expect(await invoke('files', fsRoute('GET'), '/v1/containers/c1/fs/etc/motd', at)).toMatchObject({ statusCode: 200, text: 'written in the container' });
     const changes = await invoke('containers', 'GET /v1/containers/{id}/changes', '/v1/containers/c1/changes', { pathParameters: { id: 'c1' } });
-    expect(JSON.parse(changes.text)).toEqual([{ path: '/etc', kind: 0, kindName: 'C' }, { path: '/etc/motd', kind: 0, kindName: 'C' }]);
+    expect(JSON.parse(changes.text)).toEqual([
+      { path: '/etc', kind: 0, kindName: 'C' },
+      { path: '/etc/motd', kind: 0, kindName: 'C' },
+    ]);
 
     expect((await invoke('volumes', 'POST /v1/volumes', '/v1/volumes', { body: JSON.stringify({ name: 'data' }), headers: { 'content-type': 'application/json' } })).statusCode).toBe(201);
     const upload = await invoke('uploads', 'POST /v1/uploads', '/v1/uploads');
@@ -200,7 +206,7 @@ describe('the bundled functions from cdk.out', () => {
     bus.requests.length = 0;
   });
 
-  it('publish every event item of the table\'s stream to EventBridge with its outbox id, and resume from a refused entry', async () => {
+  it("publish every event item of the table's stream to EventBridge with its outbox id, and resume from a refused entry", async () => {
     // The changes of the route test above are in the stream; Lambda hands the publisher only
     // the records its mapping's filter keeps, so apply the synthesized filter as Lambda would.
     const all = await streamRecords(inject('dynamoEndpoint'), table);
@@ -216,7 +222,12 @@ describe('the bundled functions from cdk.out', () => {
     expect(kept).toHaveLength(feed.length);
     // `docker events --since` deployed: a response cannot stay open there, so it ends at the request's time.
     const dockerEvents = await invoke('docker', '$default', '/v1.47/events', { query: { since: '0' } });
-    expect(dockerEvents.text.trim().split('\n').map((line) => JSON.parse(line).Type + ' ' + JSON.parse(line).Action)).toEqual(['image load', 'container create', 'volume create']);
+    expect(
+      dockerEvents.text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line).Type + ' ' + JSON.parse(line).Action),
+    ).toEqual(['image load', 'container create', 'volume create']);
 
     // The second entry is refused: the batch reports its record, and Lambda retries from there.
     bus.refuse.add(bus.receivedCount + 1);

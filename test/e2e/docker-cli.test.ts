@@ -33,7 +33,12 @@ const DOCKER_INIT = /^(\.dockerenv|dev|proc|sys|etc\/(hostname|hosts|mtab|resolv
 function tarListing(tar: Buffer): string[] {
   // GNU tar lists names only; sorting makes the two writers' orders comparable.
   const listed = execFileSync('tar', ['-t'], { input: tar }).toString('utf8');
-  return listed.split('\n').filter(Boolean).map((n) => n.replace(/\/$/, '').replace(/^\.\//, '')).filter((n) => n && n !== '.' && !DOCKER_INIT.test(n)).sort();
+  return listed
+    .split('\n')
+    .filter(Boolean)
+    .map((n) => n.replace(/\/$/, '').replace(/^\.\//, ''))
+    .filter((n) => n && n !== '.' && !DOCKER_INIT.test(n))
+    .sort();
 }
 
 beforeAll(async () => {
@@ -46,10 +51,7 @@ beforeAll(async () => {
     // How a user gives the CLI a token for a remote daemon: HttpHeaders in config.json.
     await writeFile(join(configs[tenant], 'config.json'), JSON.stringify({ HttpHeaders: { Authorization: `Bearer ${token}` } }));
   }
-  [server, daemon] = await Promise.all([
-    startServer({ STRATA_TOKENS_FILE: tokens, STRATA_DYNAMO_ENDPOINT: inject('dynamoEndpoint'), STRATA_TABLE: `docker-cli-${Date.now()}` }),
-    DockerDaemon.start(),
-  ]);
+  [server, daemon] = await Promise.all([startServer({ STRATA_TOKENS_FILE: tokens, STRATA_DYNAMO_ENDPOINT: inject('dynamoEndpoint'), STRATA_TABLE: `docker-cli-${Date.now()}` }), DockerDaemon.start()]);
   strataHost = server.url.replace(/^http/, 'tcp');
 
   // base:1 from a root tree (symlinks, a hard link, unicode), base:2 adds a file by COPY, and
@@ -145,7 +147,12 @@ describe('docker CLI against Strata', () => {
       await run(['cp', tree, 'c1:/tree']);
     }
     const diff = ['diff', 'c1'];
-    expect((await text(strata(diff))).split('\n').sort()).toEqual((await text(daemon.run(diff))).split('\n').filter((l) => !DOCKER_INIT.test(l.slice(3))).sort());
+    expect((await text(strata(diff))).split('\n').sort()).toEqual(
+      (await text(daemon.run(diff)))
+        .split('\n')
+        .filter((l) => !DOCKER_INIT.test(l.slice(3)))
+        .sort(),
+    );
     const out = await strata(['cp', 'c1:/etc/note.txt', '-']);
     expect(tarListing(out)).toEqual(['note.txt']);
     const back = join(work, 'back');
@@ -258,7 +265,8 @@ describe('docker CLI against Strata', () => {
         ['volume', 'create', 'evv'],
         ['volume', 'rm', 'evv'],
         ['rmi', 'evt:1'],
-      ]) await run(args);
+      ])
+        await run(args);
       // Strata shows an event 2 s after it happened; --until ends the stream then.
       await new Promise((resolve) => setTimeout(resolve, 2500));
       const until = Math.ceil(Date.now() / 1000);

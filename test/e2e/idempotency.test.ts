@@ -22,7 +22,7 @@ const post = (path: string, body: Buffer | string, key?: string) =>
 const images = async () => (await (await fetch(`${server.url}/v1/images`)).json()) as { id: string; tags: string[] }[];
 
 describe('Idempotency-Key', () => {
-  it('makes a retried commit answer the first one\'s image, and a different request under the key a 422', async () => {
+  it("makes a retried commit answer the first one's image, and a different request under the key a 422", async () => {
     const { archive } = await dockerArchive([[{ path: 'etc/motd', content: 'hi' }]], { tags: ['base:1'] });
     expect((await post('/v1/images/load', archive)).status).toBe(201);
     expect((await post('/v1/containers', JSON.stringify({ image: 'base:1', name: 'c1' }))).status).toBe(201);
@@ -67,7 +67,12 @@ describe('Idempotency-Key', () => {
     const copies = await Promise.all([1, 2].map(() => post('/v1/images/load', archive, 'load-big')));
     const statuses = copies.map((r) => r.status).sort();
     // The second copy sees the first still recording (409, retry) or its result (201, replayed).
-    expect([['201', '201'], ['201', '409']].map(String)).toContain(statuses.map(String).join(','));
+    expect(
+      [
+        ['201', '201'],
+        ['201', '409'],
+      ].map(String),
+    ).toContain(statuses.map(String).join(','));
     const retried = await post('/v1/images/load', archive, 'load-big');
     expect(retried.status).toBe(201);
     expect(retried.headers.get('idempotent-replayed')).toBe('true');

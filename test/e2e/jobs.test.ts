@@ -51,7 +51,11 @@ describe('an asynchronous load', () => {
 
     const seen = await poll(`/v1/jobs/${queued.body.id}`);
     const last = seen.at(-1);
-    expect(last).toMatchObject({ status: 'succeeded', progress: { bytesDone: archive.length, bytesTotal: archive.length, layersDone: 5 }, result: { images: [{ id: images[0].imageId, tags: ['big:1'] }] } });
+    expect(last).toMatchObject({
+      status: 'succeeded',
+      progress: { bytesDone: archive.length, bytesTotal: archive.length, layersDone: 5 },
+      result: { images: [{ id: images[0].imageId, tags: ['big:1'] }] },
+    });
     // Progress only grows, and the job was seen before it finished.
     const done = seen.map((s) => s.progress.bytesDone);
     expect(done).toEqual([...done].sort((a, b) => a - b));
@@ -74,7 +78,7 @@ describe('an asynchronous load', () => {
     const last = (await poll(`/v1/jobs/${queued.body.id}`)).at(-1);
     expect(last.status).toBe('failed');
     expect(last.error).toMatchObject({ code: 'invalid_input', message: expect.any(String) });
-    expect((await api('GET', '/v1/images')).body.map((i: any) => i.tags).flat()).toEqual(['big:1']);
+    expect((await api('GET', '/v1/images')).body.flatMap((i: any) => i.tags)).toEqual(['big:1']);
   });
 
   it('refuses an asynchronous load without an upload, and an unknown job', async () => {

@@ -20,7 +20,10 @@ afterAll(async () => server?.stop());
 async function blobFiles(part: string): Promise<string[]> {
   const root = join(server.dataDir, 'blobs');
   const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).filter((p) => p.includes(part));
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .filter((p) => p.includes(part));
 }
 
 async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean, ms = 15_000): Promise<T> {
@@ -34,10 +37,14 @@ async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolea
 }
 
 const call = (method: string, path: string, body?: Buffer | string) =>
-  fetch(`${server.url}${path}`, { method, body: typeof body === 'string' || body === undefined ? body : new Uint8Array(body), headers: typeof body === 'string' ? { 'content-type': 'application/json' } : {} });
+  fetch(`${server.url}${path}`, {
+    method,
+    body: typeof body === 'string' || body === undefined ? body : new Uint8Array(body),
+    headers: typeof body === 'string' ? { 'content-type': 'application/json' } : {},
+  });
 
 describe('reclaiming from the stream', () => {
-  it('frees a removed container\'s objects, then a removed image\'s layers, without a sweep', async () => {
+  it("frees a removed container's objects, then a removed image's layers, without a sweep", async () => {
     const { archive } = await dockerArchive([[{ path: 'etc/motd', content: 'hi' }], [{ path: 'big', content: Buffer.alloc(300_000, 1) }]], { tags: ['base:1'] });
     expect((await call('POST', '/v1/images/load', archive)).status).toBe(201);
     expect((await call('POST', '/v1/containers', JSON.stringify({ image: 'base:1', name: 'c1' }))).status).toBe(201);
@@ -46,10 +53,20 @@ describe('reclaiming from the stream', () => {
     expect(await blobFiles('/layers/')).toHaveLength(2);
 
     expect((await call('DELETE', '/v1/containers/c1')).status).toBe(204);
-    expect(await eventually(() => blobFiles('/ns/c-'), (files) => files.length === 0)).toEqual([]);
+    expect(
+      await eventually(
+        () => blobFiles('/ns/c-'),
+        (files) => files.length === 0,
+      ),
+    ).toEqual([]);
 
     expect((await call('DELETE', '/v1/images/base:1')).status).toBe(200);
-    expect(await eventually(() => blobFiles('/layers/'), (files) => files.length === 0)).toEqual([]);
+    expect(
+      await eventually(
+        () => blobFiles('/layers/'),
+        (files) => files.length === 0,
+      ),
+    ).toEqual([]);
 
     // Nothing was left for the sweep (its grace spares only the config of nothing now).
     const report = await (await call('POST', '/v1/system/sweep')).json();

@@ -28,7 +28,15 @@ describe('on S3 and DynamoDB', () => {
   it('loads, reads a large lower file through a presigned S3 URL, and adopts an upload', async () => {
     const big = Buffer.alloc(300 * 1024);
     for (let i = 0; i < big.length; i++) big[i] = i % 253;
-    const { archive } = await dockerArchive([[{ path: 'big.bin', content: big }, { path: 'small', content: 'tiny' }]], { tags: ['s3:1'] });
+    const { archive } = await dockerArchive(
+      [
+        [
+          { path: 'big.bin', content: big },
+          { path: 'small', content: 'tiny' },
+        ],
+      ],
+      { tags: ['s3:1'] },
+    );
     expect((await fetch(url('/v1/images/load'), { method: 'POST', body: new Uint8Array(archive) })).status).toBe(201);
     const created = await fetch(url('/v1/containers'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: 's3:1', name: 'c' }) });
     expect(created.status).toBe(201);
@@ -48,7 +56,11 @@ describe('on S3 and DynamoDB', () => {
 
     await fetch(url('/v1/containers/c/fs/big.bin?offset=5'), { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' }, body: 'HELLO' });
     const head = await fetch(url('/v1/containers/c/fs/big.bin'), { headers: { range: 'bytes=0-11' } });
-    expect(Buffer.from(await head.arrayBuffer()).subarray(5, 10).toString()).toBe('HELLO');
+    expect(
+      Buffer.from(await head.arrayBuffer())
+        .subarray(5, 10)
+        .toString(),
+    ).toBe('HELLO');
 
     const exported = await fetch(url('/v1/containers/c/export'), { redirect: 'manual' });
     expect(exported.status).toBe(303);

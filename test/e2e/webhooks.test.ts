@@ -36,7 +36,13 @@ beforeAll(async () => {
       const timestamp = String(request.headers['x-strata-timestamp']);
       const expected = `sha256=${createHmac('sha256', SECRET).update(`${timestamp}.${raw}`).digest('hex')}`;
       const status = deliveries.length === 0 ? 500 : 204;
-      deliveries.push({ id: String(request.headers['x-strata-event-id']), type: String(request.headers['x-strata-event-type']), status, signed: request.headers['x-strata-signature'] === expected, body: JSON.parse(raw) });
+      deliveries.push({
+        id: String(request.headers['x-strata-event-id']),
+        type: String(request.headers['x-strata-event-type']),
+        status,
+        signed: request.headers['x-strata-signature'] === expected,
+        body: JSON.parse(raw),
+      });
       response.writeHead(status).end();
     });
   });

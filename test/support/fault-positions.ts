@@ -121,7 +121,11 @@ export const scenarios: Scenario[] = [
     verify: async (e, ok) => {
       const [before, after] = [await read(e, '/opt/dir/sub/f'), await read(e, '/moved/sub/f')];
       if (ok) expect([before, after]).toEqual([undefined, 'x']);
-      else expect([[undefined, 'x'], ['x', undefined]]).toContainEqual([before, after]);
+      else
+        expect([
+          [undefined, 'x'],
+          ['x', undefined],
+        ]).toContainEqual([before, after]);
       await earlierWritesIntact(e);
     },
   },
@@ -195,12 +199,17 @@ async function settledWithin(promise: Promise<unknown>, ms: number): Promise<'re
   let timer: NodeJS.Timeout | undefined;
   const pending = new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
   try {
-    return await Promise.race([promise.then(() => 'resolved' as const, () => 'rejected' as const), pending]);
+    return await Promise.race([
+      promise.then(
+        () => 'resolved' as const,
+        () => 'rejected' as const,
+      ),
+      pending,
+    ]);
   } finally {
     clearTimeout(timer);
   }
 }
-
 
 export interface PositionsReport {
   readonly positions: number;

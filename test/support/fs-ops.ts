@@ -56,7 +56,10 @@ export interface Vocabulary {
  * most operations meet real files and directories instead of failing with ENOENT.
  */
 export type PathSpec = string | { known: number } | { under: number; name: string };
-type Abstract<T> = T extends { path: string } ? Omit<T, 'path' | 'from' | 'to' | 'existing'> & { path: PathSpec } & (T extends { from: string } ? { from: PathSpec; to: PathSpec } : object) & (T extends { existing: string } ? { existing: PathSpec } : object) : never;
+type Abstract<T> = T extends { path: string }
+  ? Omit<T, 'path' | 'from' | 'to' | 'existing'> & { path: PathSpec } & (T extends { from: string } ? { from: PathSpec; to: PathSpec } : object) &
+      (T extends { existing: string } ? { existing: PathSpec } : object)
+  : never;
 export type AbstractOp = Abstract<FsOp> | { op: 'rename'; from: PathSpec; to: PathSpec };
 
 export function opArbitrary(words: Vocabulary): fc.Arbitrary<AbstractOp> {

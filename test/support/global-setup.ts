@@ -14,10 +14,7 @@ export default async function setup(project: TestProject) {
     await Promise.allSettled(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
     throw failed.reason;
   }
-  const [dynamo, rgw] = started.map((r) => (r as PromiseFulfilledResult<{ stop(): Promise<void> }>).value) as [
-    Awaited<ReturnType<typeof startDynamoLocal>>,
-    Awaited<ReturnType<typeof startRgw>>,
-  ];
+  const [dynamo, rgw] = started.map((r) => (r as PromiseFulfilledResult<{ stop(): Promise<void> }>).value) as [Awaited<ReturnType<typeof startDynamoLocal>>, Awaited<ReturnType<typeof startRgw>>];
   project.provide('dynamoEndpoint', dynamo.endpoint);
   project.provide('s3Endpoint', rgw.endpoint);
   project.provide('s3AccessKey', rgw.accessKeyId);

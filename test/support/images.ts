@@ -41,7 +41,10 @@ const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
  * A docker-archive tar (what `docker save` writes) of one image built from layer entry lists,
  * bottom layer first. `compress` stores the layer blobs gzip-compressed.
  */
-export async function dockerArchive(layers: readonly (readonly LayerEntry[] | Buffer)[], options: { tags?: string[]; compress?: boolean } = {}): Promise<{ archive: Buffer; imageId: string; diffIds: string[] }> {
+export async function dockerArchive(
+  layers: readonly (readonly LayerEntry[] | Buffer)[],
+  options: { tags?: string[]; compress?: boolean } = {},
+): Promise<{ archive: Buffer; imageId: string; diffIds: string[] }> {
   const { archive, images } = await multiImageArchive([{ layers, tags: options.tags ?? [] }], options);
   return { archive, ...images[0] };
 }

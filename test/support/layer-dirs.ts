@@ -22,7 +22,10 @@ export const LAYER_MTIME = 1_700_000_000;
 export async function writeLayer(entries: readonly DirEntry[], tarDir: string, kernelDir: string): Promise<Buffer> {
   for (const root of [tarDir, kernelDir]) await mkdir(root, { recursive: true });
   for (const entry of entries) {
-    for (const [root, forKernel] of [[tarDir, false], [kernelDir, true]] as const) {
+    for (const [root, forKernel] of [
+      [tarDir, false],
+      [kernelDir, true],
+    ] as const) {
       const path = join(root, entry.path);
       await mkdir(dirname(path), { recursive: true });
       if ('content' in entry) {

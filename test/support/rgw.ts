@@ -111,10 +111,7 @@ class CephCluster {
     await this.waitForHttp();
 
     this.stage = { name: 'radosgw-admin', logs: ['client.admin.log'] };
-    await this.ceph(
-      'radosgw-admin', 'user', 'create', '--uid=strata-test', '--display-name=Strata tests',
-      `--access-key=${accessKeyId}`, `--secret-key=${secretAccessKey}`,
-    );
+    await this.ceph('radosgw-admin', 'user', 'create', '--uid=strata-test', '--display-name=Strata tests', `--access-key=${accessKeyId}`, `--secret-key=${secretAccessKey}`);
   }
 
   async stop(): Promise<void> {
@@ -245,12 +242,14 @@ rgw data = ${dir}/rgw
 /** Ports the OS says are free right now: bind port 0, read the port, release it. */
 async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: count }, () =>
-      new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-        const server = createServer();
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve(server));
-      }),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
     ),
   );
   // All are held open together so the same port is never handed out twice.

@@ -3,13 +3,7 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../shared/errors.js';
-import {
-  archiveMemberName,
-  dockerArchiveMetadata,
-  imagesFromArchive,
-  imagesFromDockerArchive,
-  imagesFromOciLayout,
-} from '../../shared/tar/archive.js';
+import { archiveMemberName, dockerArchiveMetadata, imagesFromArchive, imagesFromDockerArchive, imagesFromOciLayout } from '../../shared/tar/archive.js';
 import { readTar } from '../../shared/tar/tar-reader.js';
 import { TarWriter } from '../../shared/tar/tar-writer.js';
 
@@ -125,7 +119,10 @@ describe('docker save archives', () => {
     const image = await twoLayerImage();
     const files: Record<string, Buffer> = Object.fromEntries(dockerArchiveMetadata([{ ...image, repoTags: ['a:b'] }]));
     for (const [i, layer] of image.layers.entries()) files[`${hex(image.diffIds[i]!)}/layer.tar`] = layer;
-    const listing = execFileSync('tar', ['-t'], { input: await tarOf(files) }).toString().trim().split('\n');
+    const listing = execFileSync('tar', ['-t'], { input: await tarOf(files) })
+      .toString()
+      .trim()
+      .split('\n');
     expect(listing.sort()).toEqual(Object.keys(files).sort());
   });
 

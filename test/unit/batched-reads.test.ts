@@ -33,7 +33,18 @@ describe('batched reads', () => {
     try {
       const files = Array.from({ length: 2000 }, (_, i) => ({ path: `d${i % 7}/f${i}`, content: `file ${i} `.repeat(1 + (i % 50)) }));
       // A second layer changes some files, and a big file streams on its own.
-      await loadImage(engine, 'acme', [files, [{ path: 'd1/f1', content: 'changed' }, { path: 'big', content: Buffer.alloc(3 << 20, 7) }]], ['many:1']);
+      await loadImage(
+        engine,
+        'acme',
+        [
+          files,
+          [
+            { path: 'd1/f1', content: 'changed' },
+            { path: 'big', content: Buffer.alloc(3 << 20, 7) },
+          ],
+        ],
+        ['many:1'],
+      );
       await engine.containers.create('acme', { image: 'many:1', name: 'c' });
       await engine.files.writeFile('acme', { kind: 'container', ref: 'c' }, '/d2/own', Buffer.from('own'));
       const counter = countGets(blobs);
@@ -60,14 +71,19 @@ describe('batched reads', () => {
       const lists: Extent[][] = [
         [['t/x/a', 5000, 100]],
         [['t/x/a', 0, 100]],
-        [['t/x/b', 0, 10], ['t/x/a', 5600, 50]],
+        [
+          ['t/x/b', 0, 10],
+          ['t/x/a', 5600, 50],
+        ],
         [['t/x/a', 90_000, 10]],
       ];
       counter.gets = 0;
       const bodies = reads.read(lists);
       const got = await Promise.all(bodies.map(async (body) => readAll(body())));
       // Both blobs hold the same bytes, so each file's expected bytes come from `data`.
-      lists.forEach((extents, i) => expect(got[i]).toEqual(Buffer.concat(extents.map(([, offset, length]) => data.subarray(offset, offset + length)))));
+      lists.forEach((extents, i) => {
+        expect(got[i]).toEqual(Buffer.concat(extents.map(([, offset, length]) => data.subarray(offset, offset + length))));
+      });
       // a: [0,100) alone (gap 4,900), [5000,5650) together, [90000,...) alone; b: one.
       expect(counter.gets).toBe(4);
     } finally {

@@ -134,9 +134,7 @@ describe('StrataApi', () => {
     });
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
       PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-        ]),
+        Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
       },
     });
   });
@@ -350,7 +348,9 @@ describe('cdk-nag (AwsSolutions)', () => {
   });
 
   it('finds nothing with a JWT issuer and the test-stack removal policy, under another construct id', () => {
-    expect(findings({ jwtIssuer: 'https://issuer.example.com/', jwtAudience: ['strata'], removalPolicy: RemovalPolicy.DESTROY, uploadCorsOrigins: ['https://app.example.com'] }, 'Elsewhere')).toEqual([]);
+    expect(findings({ jwtIssuer: 'https://issuer.example.com/', jwtAudience: ['strata'], removalPolicy: RemovalPolicy.DESTROY, uploadCorsOrigins: ['https://app.example.com'] }, 'Elsewhere')).toEqual(
+      [],
+    );
   });
 
   it('still reports what it should: a wildcard grant added to a function is a finding', () => {
@@ -392,10 +392,9 @@ describe('StrataStack', () => {
   });
 
   it('reads the JWT issuer and a comma-separated audience from context', () => {
-    stackTemplate({ jwtIssuer: 'https://issuer.example.com/', jwtAudience: 'a, b' }).hasResourceProperties(
-      'AWS::ApiGatewayV2::Authorizer',
-      { JwtConfiguration: { Issuer: 'https://issuer.example.com/', Audience: ['a', 'b'] } },
-    );
+    stackTemplate({ jwtIssuer: 'https://issuer.example.com/', jwtAudience: 'a, b' }).hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      JwtConfiguration: { Issuer: 'https://issuer.example.com/', Audience: ['a', 'b'] },
+    });
   });
 });
 

@@ -24,7 +24,16 @@ beforeAll(async () => {
   const put = blobs.put.bind(blobs);
   // The injected fault: a blob store that stops answering.
   blobs.put = (key, body) => (stall ? new Promise(() => undefined) : put(key, body));
-  const config = { tableName: 't', blobs: { kind: 'fs', root: dir }, region: 'local', inlineBodyLimit: 4 << 20, presignSeconds: 60, maxFileBytes: 1024 ** 4, tenantClaim: 'tenant', logLevel: 'ERROR' } as Config;
+  const config = {
+    tableName: 't',
+    blobs: { kind: 'fs', root: dir },
+    region: 'local',
+    inlineBodyLimit: 4 << 20,
+    presignSeconds: 60,
+    maxFileBytes: 1024 ** 4,
+    tenantClaim: 'tenant',
+    logLevel: 'ERROR',
+  } as Config;
   const services: Services = { config, engine: new Engine(meta, blobs), meta, blobs, streamsBodies: false };
   const server = await startLocalServer({ services, port: 0, host: '127.0.0.1', signingKey: randomBytes(32), maxBodyBytes: 64 << 20, requestTimeoutMs: 2500 });
   ({ url, close } = server);

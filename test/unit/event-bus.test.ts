@@ -89,11 +89,13 @@ describe('the stream publisher', () => {
         record(6, 'acme#events', eventAttrs),
       ],
     } as never);
-    expect(published).toEqual([[
-      { id: '000000001-000000000000', type: 'volume.created', tenant: 'acme', time: 5, detail: { volume: 'v', anonymous: false } },
-      expect.objectContaining({ id: '000000004-000000000000' }),
-      expect.objectContaining({ id: '000000006-000000000000' }),
-    ]]);
+    expect(published).toEqual([
+      [
+        { id: '000000001-000000000000', type: 'volume.created', tenant: 'acme', time: 5, detail: { volume: 'v', anonymous: false } },
+        expect.objectContaining({ id: '000000004-000000000000' }),
+        expect.objectContaining({ id: '000000006-000000000000' }),
+      ],
+    ]);
     expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: '4' }, { itemIdentifier: '6' }] });
   });
 

@@ -30,12 +30,24 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'strata-hostile-'));
   meta = new MemoryMetadataStore();
   const blobs = new FsBlobStore(join(dir, 'blobs'), async (key) => `http://127.0.0.1/unused/${key}`);
-  const config = { tableName: 't', blobs: { kind: 'fs', root: join(dir, 'blobs') }, region: 'local', inlineBodyLimit: 4 << 20, presignSeconds: 60, maxFileBytes: 1024 ** 4, tenantClaim: 'tenant', logLevel: 'ERROR' } as Config;
+  const config = {
+    tableName: 't',
+    blobs: { kind: 'fs', root: join(dir, 'blobs') },
+    region: 'local',
+    inlineBodyLimit: 4 << 20,
+    presignSeconds: 60,
+    maxFileBytes: 1024 ** 4,
+    tenantClaim: 'tenant',
+    logLevel: 'ERROR',
+  } as Config;
   const services: Services = { config, engine: new Engine(meta, blobs), meta, blobs, streamsBodies: false };
   const server = await startLocalServer({ services, port: 0, host: '127.0.0.1', signingKey: randomBytes(32), maxBodyBytes: 64 << 20 });
   url = server.url;
   close = server.close;
-  const base = dockerArchive([layerTar(rawEntry({ name: 'etc/', typeflag: '5', mode: '0000755\0' }), rawEntry({ name: 'etc/hosts' }, 'original'), rawEntry({ name: 'opt/dir/sub/f' }, 'x'))], ['base:1']);
+  const base = dockerArchive(
+    [layerTar(rawEntry({ name: 'etc/', typeflag: '5', mode: '0000755\0' }), rawEntry({ name: 'etc/hosts' }, 'original'), rawEntry({ name: 'opt/dir/sub/f' }, 'x'))],
+    ['base:1'],
+  );
   expect((await call('POST', '/v1/images/load', base)).status).toBe(201);
   expect((await call('POST', '/v1/containers', { image: 'base:1', name: 'box', mounts: [{ target: '/data', volume: 'keep' }] })).status).toBe(201);
   expect((await call('PUT', '/v1/containers/box/fs/etc/motd', Buffer.from('hello'))).status).toBe(200);
@@ -158,10 +170,20 @@ const longName = 'n'.repeat(256);
 
 /** Layers that must be refused, each inside an otherwise valid docker-archive. */
 const layerCases: (Case & { layer: () => Buffer })[] = [
-  { name: 'GNU tar: one file appended twice (tar -r)', layer: () => gnuTar('echo one > f && tar -cf l.tar f && echo two > f && tar -rf l.tar f', 'cat l.tar'), status: 400, message: /holds \/f twice/ },
+  {
+    name: 'GNU tar: one file appended twice (tar -r)',
+    layer: () => gnuTar('echo one > f && tar -cf l.tar f && echo two > f && tar -rf l.tar f', 'cat l.tar'),
+    status: 400,
+    message: /holds \/f twice/,
+  },
   { name: 'GNU tar: a member that climbs (tar -P ../)', layer: () => gnuTar('mkdir d && echo x > secret', 'tar -C d -cPf - ../secret'), status: 400, message: /climbs above the root/ },
   { name: 'GNU tar: a hard link whose target was left out', layer: () => gnuTar('echo x > a && ln a b', 'tar -cf - a b | tar --delete -f - a'), status: 400, message: /hard link \/b points to \/a/ },
-  { name: 'a header that claims 10,000,000 bytes followed by 50', layer: () => Buffer.concat([rawHeader({ name: 'a', size: 10_000_000 }), Buffer.alloc(50, 1)]), status: 400, message: /truncated tar/ },
+  {
+    name: 'a header that claims 10,000,000 bytes followed by 50',
+    layer: () => Buffer.concat([rawHeader({ name: 'a', size: 10_000_000 }), Buffer.alloc(50, 1)]),
+    status: 400,
+    message: /truncated tar/,
+  },
   { name: 'a tar cut off mid-header', layer: () => rawHeader({ name: 'a' }).subarray(0, 300), status: 400, message: /truncated tar/ },
   { name: 'a tar with no end marker', layer: () => rawEntry({ name: 'a' }, 'abc'), status: 400, message: /end-of-archive marker/ },
   { name: 'a pax size larger than the data', layer: () => Buffer.concat([paxEntry({ size: '100000' }), rawEntry({ name: 'a' }, 'abc')]), status: 400, message: /truncated tar/ },
@@ -174,8 +196,18 @@ const layerCases: (Case & { layer: () => Buffer })[] = [
   { name: 'a base-256 uid past 2^32', layer: () => rawTar(rawEntry({ name: 'a', uid: base256(1n << 40n, 8) })), status: 400, message: /uid out of range/ },
   { name: 'a name that climbs with ../', layer: () => rawTar(rawEntry({ name: '../etc/passwd' }, 'x')), status: 400, message: /climbs above the root/ },
   { name: 'a name that climbs after a directory', layer: () => rawTar(rawEntry({ name: 'a/../../x' }, 'x')), status: 400, message: /climbs above the root/ },
-  { name: 'a pax path that climbs', layer: () => rawTar(paxEntry({ path: 'x/../../../root/.ssh/authorized_keys' }), rawEntry({ name: 'harmless' }, 'k')), status: 400, message: /climbs above the root/ },
-  { name: 'a hard link whose target climbs', layer: () => rawTar(rawEntry({ name: 'a' }, 'x'), rawEntry({ name: 'b', typeflag: '1', linkname: '../../etc/shadow' })), status: 400, message: /climbs above the root/ },
+  {
+    name: 'a pax path that climbs',
+    layer: () => rawTar(paxEntry({ path: 'x/../../../root/.ssh/authorized_keys' }), rawEntry({ name: 'harmless' }, 'k')),
+    status: 400,
+    message: /climbs above the root/,
+  },
+  {
+    name: 'a hard link whose target climbs',
+    layer: () => rawTar(rawEntry({ name: 'a' }, 'x'), rawEntry({ name: 'b', typeflag: '1', linkname: '../../etc/shadow' })),
+    status: 400,
+    message: /climbs above the root/,
+  },
   { name: 'a NUL in a pax path', layer: () => rawTar(paxEntry({ path: 'a\0b' }), rawEntry({ name: 'a' }, 'x')), status: 400, message: /NUL/ },
   { name: 'a name that is not UTF-8', layer: () => rawTar(rawEntry({ name: Buffer.from([0x61, 0xff, 0xfe]) }, 'x')), status: 400, message: /not valid UTF-8/ },
   { name: 'a pax path that is not UTF-8', layer: () => rawTar(paxEntry(Buffer.from('11 path=\xff\xfe\n', 'latin1')), rawEntry({ name: 'a' }, 'x')), status: 400, message: /not valid UTF-8/ },
@@ -185,7 +217,12 @@ const layerCases: (Case & { layer: () => Buffer })[] = [
   { name: 'a pax record with a bad length', layer: () => rawTar(paxEntry(Buffer.from('x9 path=a\n')), rawEntry({ name: 'a' }, 'x')), status: 400, message: /bad record length/ },
   { name: 'a pax record whose length does not match', layer: () => rawTar(paxEntry(Buffer.from('30 path=a\n')), rawEntry({ name: 'a' }, 'x')), status: 400, message: /does not match its data/ },
   { name: 'a pax record without key=value', layer: () => rawTar(paxEntry(Buffer.from('9 pathxa\n')), rawEntry({ name: 'a' }, 'x')), status: 400, message: /without key=value/ },
-  { name: 'pax data after NUL padding', layer: () => rawTar(paxEntry(Buffer.concat([Buffer.from('11 path=ab\n'), Buffer.from([0, 0, 0x41])])), rawEntry({ name: 'a' }, 'x')), status: 400, message: /after NUL padding/ },
+  {
+    name: 'pax data after NUL padding',
+    layer: () => rawTar(paxEntry(Buffer.concat([Buffer.from('11 path=ab\n'), Buffer.from([0, 0, 0x41])])), rawEntry({ name: 'a' }, 'x')),
+    status: 400,
+    message: /after NUL padding/,
+  },
   { name: 'a pax size that is not a number', layer: () => rawTar(paxEntry({ size: '12abc' }), rawEntry({ name: 'a' }, 'x')), status: 400, message: /invalid pax size/ },
   { name: 'a pax size of 2^70', layer: () => rawTar(paxEntry({ size: String(1n << 70n) }), rawEntry({ name: 'a' }, 'x')), status: 413, message: /pax size .* is over/ },
   { name: 'a pax uid that is not a number', layer: () => rawTar(paxEntry({ uid: '-1' }), rawEntry({ name: 'a' }, 'x')), status: 400, message: /invalid pax uid/ },
@@ -193,10 +230,20 @@ const layerCases: (Case & { layer: () => Buffer })[] = [
   { name: 'a pax mtime that is not a time', layer: () => rawTar(paxEntry({ mtime: 'yesterday' }), rawEntry({ name: 'a' }, 'x')), status: 400, message: /invalid pax mtime/ },
   { name: 'a GNU sparse entry', layer: () => rawTar(rawEntry({ name: 'a', typeflag: 'S' }, 'x')), status: 400, message: /GNU sparse/ },
   { name: 'pax GNU.sparse records', layer: () => rawTar(paxEntry({ 'GNU.sparse.major': '1' }), rawEntry({ name: 'a' }, 'x')), status: 400, message: /GNU sparse/ },
-  { name: 'a GNU long name over the path limit', layer: () => rawTar(rawEntry({ name: '././@LongLink', typeflag: 'L' }, 'a'.repeat(5000)), rawEntry({ name: 'a' }, 'x')), status: 413, message: /GNU long name/ },
+  {
+    name: 'a GNU long name over the path limit',
+    layer: () => rawTar(rawEntry({ name: '././@LongLink', typeflag: 'L' }, 'a'.repeat(5000)), rawEntry({ name: 'a' }, 'x')),
+    status: 413,
+    message: /GNU long name/,
+  },
   { name: 'a GNU long name cut short', layer: () => Buffer.concat([rawHeader({ name: '././@LongLink', typeflag: 'L', size: 300 }), Buffer.alloc(100, 0x61)]), status: 400, message: /truncated tar/ },
   { name: 'a pax header with no entry after it', layer: () => rawTar(paxEntry({ path: 'a' })), status: 400, message: /has no entry after it/ },
-  { name: 'a lone zero block followed by data', layer: () => Buffer.concat([rawEntry({ name: 'a' }, 'x'), Buffer.alloc(512), rawEntry({ name: 'b' }, 'y'), END]), status: 400, message: /lone zero block/ },
+  {
+    name: 'a lone zero block followed by data',
+    layer: () => Buffer.concat([rawEntry({ name: 'a' }, 'x'), Buffer.alloc(512), rawEntry({ name: 'b' }, 'y'), END]),
+    status: 400,
+    message: /lone zero block/,
+  },
   { name: 'an entry with an empty name', layer: () => rawTar(rawEntry({ name: '' }, 'x')), status: 400, message: /empty name/ },
   { name: 'a symlink with an empty target', layer: () => rawTar(rawEntry({ name: 'l', typeflag: '2', linkname: '' })), status: 400, message: /empty target/ },
   { name: 'a hard link to nothing', layer: () => rawTar(rawEntry({ name: 'h', typeflag: '1', linkname: 'missing' })), status: 400, message: /hard link \/h points to \/missing/ },
@@ -221,15 +268,67 @@ const archiveCases: (Case & { archive: () => Buffer })[] = [
   { name: 'random bytes', archive: () => randomBytes(4096), status: 400, message: /tar/ },
   { name: 'an archive without manifest.json or index.json', archive: () => rawTar(rawEntry({ name: 'x/layer.tar' }, layerTar(rawEntry({ name: 'a' }, 'x')))), status: 400, message: /manifest|index/ },
   { name: 'a manifest.json that is not JSON', archive: () => rawTar(rawEntry({ name: 'manifest.json' }, '[{"Config": ')), status: 400, message: /manifest\.json/ },
-  { name: 'a manifest naming a layer the archive lacks', archive: () => rawTar(rawEntry({ name: 'c.json' }, JSON.stringify({ rootfs: { type: 'layers', diff_ids: [`sha256:${'0'.repeat(64)}`] } })), rawEntry({ name: 'manifest.json' }, JSON.stringify([{ Config: 'c.json', RepoTags: [], Layers: ['gone/layer.tar'] }]))), status: 400, message: /gone\/layer\.tar/ },
-  { name: 'a manifest naming a config the archive lacks', archive: () => rawTar(rawEntry({ name: 'manifest.json' }, JSON.stringify([{ Config: 'nope.json', RepoTags: [], Layers: [] }]))), status: 400, message: /nope\.json/ },
-  { name: 'a config that is not JSON', archive: () => rawTar(rawEntry({ name: 'c.json' }, '{not json'), rawEntry({ name: 'manifest.json' }, JSON.stringify([{ Config: 'c.json', RepoTags: [], Layers: [] }]))), status: 400, message: /c\.json/ },
-  { name: 'a config whose DiffIDs do not match the layer', archive: () => dockerArchive([layerTar(rawEntry({ name: 'a' }, 'x'))], ['bad:diffid'], { diffIds: [`sha256:${'1'.repeat(64)}`] }), status: 400, message: /DiffID/ },
-  { name: 'a config with more DiffIDs than layers', archive: () => dockerArchive([layerTar(rawEntry({ name: 'a' }, 'x'))], ['bad:count'], { diffIds: [`sha256:${'1'.repeat(64)}`, `sha256:${'2'.repeat(64)}`] }), status: 400, message: /diff_ids/ },
-  { name: 'a 9 MiB config', archive: () => dockerArchive([layerTar(rawEntry({ name: 'a' }, 'x'))], ['big:config'], { config: Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: [] }, pad: 'p'.repeat(9 << 20) })) }), status: 413, message: /is \d+ bytes, over the \d+-byte limit for a manifest or config/ },
-  { name: 'two images whose second is bad', archive: () => dockerArchive([layerTar(rawEntry({ name: 'good' }, 'g'))], ['first:ok'], { extraImages: [{ layers: [layerTar(rawEntry({ name: 'a' }, 'x'), rawEntry({ name: 'a' }, 'y'))], tags: ['second:bad'] }] }), status: 400, message: /holds \/a twice/ },
+  {
+    name: 'a manifest naming a layer the archive lacks',
+    archive: () =>
+      rawTar(
+        rawEntry({ name: 'c.json' }, JSON.stringify({ rootfs: { type: 'layers', diff_ids: [`sha256:${'0'.repeat(64)}`] } })),
+        rawEntry({ name: 'manifest.json' }, JSON.stringify([{ Config: 'c.json', RepoTags: [], Layers: ['gone/layer.tar'] }])),
+      ),
+    status: 400,
+    message: /gone\/layer\.tar/,
+  },
+  {
+    name: 'a manifest naming a config the archive lacks',
+    archive: () => rawTar(rawEntry({ name: 'manifest.json' }, JSON.stringify([{ Config: 'nope.json', RepoTags: [], Layers: [] }]))),
+    status: 400,
+    message: /nope\.json/,
+  },
+  {
+    name: 'a config that is not JSON',
+    archive: () => rawTar(rawEntry({ name: 'c.json' }, '{not json'), rawEntry({ name: 'manifest.json' }, JSON.stringify([{ Config: 'c.json', RepoTags: [], Layers: [] }]))),
+    status: 400,
+    message: /c\.json/,
+  },
+  {
+    name: 'a config whose DiffIDs do not match the layer',
+    archive: () => dockerArchive([layerTar(rawEntry({ name: 'a' }, 'x'))], ['bad:diffid'], { diffIds: [`sha256:${'1'.repeat(64)}`] }),
+    status: 400,
+    message: /DiffID/,
+  },
+  {
+    name: 'a config with more DiffIDs than layers',
+    archive: () => dockerArchive([layerTar(rawEntry({ name: 'a' }, 'x'))], ['bad:count'], { diffIds: [`sha256:${'1'.repeat(64)}`, `sha256:${'2'.repeat(64)}`] }),
+    status: 400,
+    message: /diff_ids/,
+  },
+  {
+    name: 'a 9 MiB config',
+    archive: () =>
+      dockerArchive([layerTar(rawEntry({ name: 'a' }, 'x'))], ['big:config'], { config: Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: [] }, pad: 'p'.repeat(9 << 20) })) }),
+    status: 413,
+    message: /is \d+ bytes, over the \d+-byte limit for a manifest or config/,
+  },
+  {
+    name: 'two images whose second is bad',
+    archive: () =>
+      dockerArchive([layerTar(rawEntry({ name: 'good' }, 'g'))], ['first:ok'], {
+        extraImages: [{ layers: [layerTar(rawEntry({ name: 'a' }, 'x'), rawEntry({ name: 'a' }, 'y'))], tags: ['second:bad'] }],
+      }),
+    status: 400,
+    message: /holds \/a twice/,
+  },
   { name: 'a tag that is not a reference', archive: () => dockerArchive([layerTar(rawEntry({ name: 'a' }, 'x'))], ['UPPER/Case:tag']), status: 400, message: /reference|tag|name/i },
-  { name: 'more than 90 tags', archive: () => dockerArchive([layerTar(rawEntry({ name: 'a' }, 'x'))], Array.from({ length: 91 }, (_, i) => `many:t${i}`)), status: 400, message: /at most 90 tags/ },
+  {
+    name: 'more than 90 tags',
+    archive: () =>
+      dockerArchive(
+        [layerTar(rawEntry({ name: 'a' }, 'x'))],
+        Array.from({ length: 91 }, (_, i) => `many:t${i}`),
+      ),
+    status: 400,
+    message: /at most 90 tags/,
+  },
 ];
 
 const bigLabels = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`k${i}`, 'v'.repeat(2500)]));
@@ -255,10 +354,24 @@ const httpCases: (Case & { method: string; path: string; body?: Buffer | object;
   { name: 'an offset that is not a number', method: 'PATCH', path: '/v1/containers/box/fs/etc/hosts?offset=abc', body: Buffer.from('x'), status: 400, message: /offset must be/ },
   { name: 'a write with no position', method: 'PATCH', path: '/v1/containers/box/fs/etc/hosts', body: Buffer.from('x'), status: 400, message: /say where to write/ },
   { name: 'append=maybe', method: 'PATCH', path: '/v1/containers/box/fs/etc/hosts?append=maybe', body: Buffer.from('x'), status: 400, message: /append must be true or false/ },
-  { name: 'a label key __proto__', method: 'POST', path: '/v1/containers', body: JSON.parse('{"image":"base:1","name":"p1","labels":{"__proto__":"x"}}'), status: 400, message: /"__proto__" is not allowed/ },
+  {
+    name: 'a label key __proto__',
+    method: 'POST',
+    path: '/v1/containers',
+    body: JSON.parse('{"image":"base:1","name":"p1","labels":{"__proto__":"x"}}'),
+    status: 400,
+    message: /"__proto__" is not allowed/,
+  },
   { name: 'a label key constructor', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'p2', labels: { constructor: 'x' } }, status: 400, message: /label key "constructor"/ },
   { name: 'labels over 64 KiB', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'p3', labels: bigLabels }, status: 400, message: /over the 65536-byte limit/ },
-  { name: 'a label that is not a string', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'p4', labels: { a: 1 } }, status: 400, message: /labels must be an object of strings/ },
+  {
+    name: 'a label that is not a string',
+    method: 'POST',
+    path: '/v1/containers',
+    body: { image: 'base:1', name: 'p4', labels: { a: 1 } },
+    status: 400,
+    message: /labels must be an object of strings/,
+  },
   { name: 'an empty label key', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'p5', labels: { '': 'x' } }, status: 400, message: /label key "" is not allowed/ },
   { name: 'a volume label key __proto__', method: 'POST', path: '/v1/volumes', body: JSON.parse('{"name":"v1","labels":{"__proto__":"x"}}'), status: 400, message: /"__proto__" is not allowed/ },
   { name: 'volume labels over 64 KiB', method: 'POST', path: '/v1/volumes', body: { name: 'v2', labels: bigLabels }, status: 400, message: /over the 65536-byte limit/ },
@@ -266,11 +379,38 @@ const httpCases: (Case & { method: string; path: string; body?: Buffer | object;
   { name: 'a container name of 64 hex characters', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'a'.repeat(64) }, status: 400, message: /64 hex/ },
   { name: 'a container of a missing image', method: 'POST', path: '/v1/containers', body: { image: 'nope:1', name: 'p6' }, status: 404, message: /nope/ },
   { name: 'a mount at /', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'p7', mounts: [{ target: '/' }] }, status: 400, message: /cannot be mounted at \// },
-  { name: 'one volume mounted twice', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'p8', mounts: [{ target: '/a', volume: 'keep' }, { target: '/b', volume: 'keep' }] }, status: 400, message: /mounted twice/ },
-  { name: 'two mounts at one path', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'p9', mounts: [{ target: '/a' }, { target: '/a/' }] }, status: 400, message: /two mounts at \/a/ },
+  {
+    name: 'one volume mounted twice',
+    method: 'POST',
+    path: '/v1/containers',
+    body: {
+      image: 'base:1',
+      name: 'p8',
+      mounts: [
+        { target: '/a', volume: 'keep' },
+        { target: '/b', volume: 'keep' },
+      ],
+    },
+    status: 400,
+    message: /mounted twice/,
+  },
+  {
+    name: 'two mounts at one path',
+    method: 'POST',
+    path: '/v1/containers',
+    body: { image: 'base:1', name: 'p9', mounts: [{ target: '/a' }, { target: '/a/' }] },
+    status: 400,
+    message: /two mounts at \/a/,
+  },
   { name: 'a mount target that climbs', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'p10', mounts: [{ target: '/../x' }] }, status: 400, message: /\.\./ },
   { name: 'a volume name with a space', method: 'POST', path: '/v1/volumes', body: { name: 'a b' }, status: 400, message: /invalid volume name/ },
-  { name: '%2e%2e segments that would reach another container', method: 'GET', path: '/v1/containers/box/fs/x/%2e%2e/%2e%2e/%2e%2e/other/fs/secret', status: 400, message: /path segments \. and \.\./ },
+  {
+    name: '%2e%2e segments that would reach another container',
+    method: 'GET',
+    path: '/v1/containers/box/fs/x/%2e%2e/%2e%2e/%2e%2e/other/fs/secret',
+    status: 400,
+    message: /path segments \. and \.\./,
+  },
   { name: 'mixed-case %2E. segments', method: 'GET', path: '/v1/containers/box/fs/x/%2E./%2e%2E/%2E%2e/other/fs/secret', status: 400, message: /path segments/ },
   { name: 'a NUL in a path', method: 'GET', path: '/v1/containers/box/fs/etc/ho%00sts', status: 400, message: /NUL/ },
   { name: 'a name over 255 bytes', method: 'PUT', path: `/v1/containers/box/fs/${longName}`, body: Buffer.from('x'), status: 400, message: /255/ },
@@ -284,10 +424,24 @@ const httpCases: (Case & { method: string; path: string; body?: Buffer | object;
   { name: 'a rename without a target', method: 'POST', path: '/v1/containers/box/fs/etc/hosts', body: { action: 'rename' }, status: 400, message: /to is required/ },
   { name: 'an unknown action', method: 'POST', path: '/v1/containers/box/fs/etc/hosts', body: { action: 'explode' }, status: 400, message: /action must be rename, link, symlink or mkdir/ },
   { name: 'an unknown field in a container', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'p11', Image: 'typo' }, status: 400, message: /unknown field "Image"/ },
-  { name: 'an unknown field in a mount', method: 'POST', path: '/v1/containers', body: { image: 'base:1', name: 'p12', mounts: [{ target: '/m', readonly: true }] }, status: 400, message: /unknown field "mounts.0.readonly"/ },
+  {
+    name: 'an unknown field in a mount',
+    method: 'POST',
+    path: '/v1/containers',
+    body: { image: 'base:1', name: 'p12', mounts: [{ target: '/m', readonly: true }] },
+    status: 400,
+    message: /unknown field "mounts.0.readonly"/,
+  },
   { name: 'an unknown attribute', method: 'PATCH', path: '/v1/containers/box/fs/etc/hosts', body: { owner: 'root' }, status: 400, message: /unknown field "owner"/ },
   { name: 'an unknown field in an action', method: 'POST', path: '/v1/containers/box/fs/etc/hosts', body: { action: 'rename', to: '/x', force: true }, status: 400, message: /unknown field "force"/ },
-  { name: 'a __proto__ key anywhere in a body', method: 'POST', path: '/v1/containers/box/commit', body: JSON.parse('{"comment":"c","__proto__":{"polluted":true}}'), status: 400, message: /"__proto__" is not allowed/ },
+  {
+    name: 'a __proto__ key anywhere in a body',
+    method: 'POST',
+    path: '/v1/containers/box/commit',
+    body: JSON.parse('{"comment":"c","__proto__":{"polluted":true}}'),
+    status: 400,
+    message: /"__proto__" is not allowed/,
+  },
   { name: 'an unknown query parameter', method: 'DELETE', path: '/v1/containers/box?force=true', status: 400, message: /unknown query parameter "force"/ },
   { name: 'a misspelt query parameter on a write', method: 'PATCH', path: '/v1/containers/box/fs/etc/hosts?ofset=3', body: Buffer.from('x'), status: 400, message: /unknown query parameter "ofset"/ },
   { name: 'a flag that is neither true nor false', method: 'GET', path: '/v1/containers?size=big', status: 400, message: /size must be true or false/ },
@@ -297,7 +451,14 @@ const httpCases: (Case & { method: string; path: string; body?: Buffer | object;
   { name: 'an If-Match that does not match', method: 'PUT', path: '/v1/containers/box/fs/etc/hosts', body: Buffer.from('x'), headers: { 'if-match': '"nope"' }, status: 412, message: /./ },
   { name: 'a create-only write over an existing file', method: 'PUT', path: '/v1/containers/box/fs/etc/hosts', body: Buffer.from('x'), headers: { 'if-none-match': '*' }, status: 412, message: /./ },
   { name: 'a refused rmdir of a non-empty lower directory', method: 'DELETE', path: '/v1/containers/box/fs/opt/dir/sub', status: 409, message: /ENOTEMPTY|not empty/i },
-  { name: 'a rename of a directory over a non-empty one', method: 'POST', path: '/v1/containers/box/fs/opt/dir/sub', body: { action: 'rename', to: '/etc' }, status: 409, message: /ENOTEMPTY|not empty/i },
+  {
+    name: 'a rename of a directory over a non-empty one',
+    method: 'POST',
+    path: '/v1/containers/box/fs/opt/dir/sub',
+    body: { action: 'rename', to: '/etc' },
+    status: 409,
+    message: /ENOTEMPTY|not empty/i,
+  },
   { name: 'a rename of a file over a directory', method: 'POST', path: '/v1/containers/box/fs/etc/hosts', body: { action: 'rename', to: '/opt' }, status: 400, message: /EISDIR|directory/i },
   { name: 'a mkdir over an existing file', method: 'PUT', path: '/v1/containers/box/fs/etc/hosts?type=dir', status: 409, message: /EEXIST|exists/i },
   { name: 'a hard link to a directory', method: 'POST', path: '/v1/containers/box/fs/newlink', body: { action: 'link', target: '/opt' }, status: 400, message: /./ },

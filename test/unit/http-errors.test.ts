@@ -6,7 +6,7 @@ import { createHandler } from '../../functions/http/create-handler.js';
 import type { HttpEvent, Operation } from '../../functions/http/types.js';
 
 /** The one error mapper: typed errors keep their status and message; anything else is a bare 500. */
-const services = (() => ({ config: { tenantClaim: 'tenant', logLevel: 'CRITICAL', inlineBodyLimit: 1024, presignSeconds: 60 } }) as unknown as Services);
+const services = () => ({ config: { tenantClaim: 'tenant', logLevel: 'CRITICAL', inlineBodyLimit: 1024, presignSeconds: 60 } }) as unknown as Services;
 
 function handlerThrowing(error: unknown) {
   const fail: Operation = async () => {
@@ -53,7 +53,17 @@ describe('error mapping', () => {
 
   it('a protected route without credentials is 401 and runs nothing', async () => {
     let ran = false;
-    const handler = createHandler('system', { health: async () => ({ statusCode: 200 }), openapi: async () => ({ statusCode: 200 }), systemDf: async () => ((ran = true), { statusCode: 200 }), sweep: async () => ({ statusCode: 200 }), listEvents: async () => ({ statusCode: 200 }) }, services);
+    const handler = createHandler(
+      'system',
+      {
+        health: async () => ({ statusCode: 200 }),
+        openapi: async () => ({ statusCode: 200 }),
+        systemDf: async () => ((ran = true), { statusCode: 200 }),
+        sweep: async () => ({ statusCode: 200 }),
+        listEvents: async () => ({ statusCode: 200 }),
+      },
+      services,
+    );
     const response = await handler(event('GET /v1/system/df'), context);
     expect(response.statusCode).toBe(401);
     expect(ran).toBe(false);

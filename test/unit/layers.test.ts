@@ -38,7 +38,16 @@ describe('identities (OCI)', () => {
   });
 
   it('save then load gives the same image ID and DiffIDs', async () => {
-    const { archive, imageId, diffIds } = await dockerArchive([[{ path: 'etc/', dir: true }, { path: 'etc/hosts', content: '127.0.0.1 localhost\n' }], [{ path: 'etc/motd', content: 'hi' }]], { tags: ['demo:1'] });
+    const { archive, imageId, diffIds } = await dockerArchive(
+      [
+        [
+          { path: 'etc/', dir: true },
+          { path: 'etc/hosts', content: '127.0.0.1 localhost\n' },
+        ],
+        [{ path: 'etc/motd', content: 'hi' }],
+      ],
+      { tags: ['demo:1'] },
+    );
     await engine.images.load(T, [archive]);
     const saved = await text(await engine.images.save(T, ['demo:1']).then((s) => s.setEncoding('latin1')));
     const { engine: other, cleanup: done } = await localEngine();
@@ -86,7 +95,12 @@ describe('identities (OCI)', () => {
   });
 
   it('refuses a layer that holds the same path twice', async () => {
-    const { archive } = await dockerArchive([[{ path: 'a', content: '1' }, { path: 'a', content: '2' }]]);
+    const { archive } = await dockerArchive([
+      [
+        { path: 'a', content: '1' },
+        { path: 'a', content: '2' },
+      ],
+    ]);
     await expect(engine.images.load(T, [archive])).rejects.toThrow(/twice/);
   });
 
@@ -106,8 +120,16 @@ describe('identities (OCI)', () => {
 describe('applying a layer over the layers below it', () => {
   it('a whiteout deletes the lower path and everything under it, and is itself invisible', async () => {
     const id = await loadImage(engine, T, [
-      [{ path: 'etc/', dir: true, mode: 0o700 }, { path: 'etc/x', content: 'x' }, { path: 'etc/keep', content: 'k' }, { path: 'd/sub/deep', content: 'deep' }],
-      [{ path: 'etc/.wh.x', content: '' }, { path: '.wh.d', content: '' }],
+      [
+        { path: 'etc/', dir: true, mode: 0o700 },
+        { path: 'etc/x', content: 'x' },
+        { path: 'etc/keep', content: 'k' },
+        { path: 'd/sub/deep', content: 'deep' },
+      ],
+      [
+        { path: 'etc/.wh.x', content: '' },
+        { path: '.wh.d', content: '' },
+      ],
     ]);
     expect(await names(id, '/etc')).toEqual(['keep']);
     expect(await names(id, '/')).toEqual(['etc']);
@@ -117,14 +139,26 @@ describe('applying a layer over the layers below it', () => {
   });
 
   it('a whiteout never hides an entry of its own layer', async () => {
-    const id = await loadImage(engine, T, [[{ path: 'a', content: 'lower' }], [{ path: 'a', content: 'upper' }, { path: '.wh.a', content: '' }]]);
+    const id = await loadImage(engine, T, [
+      [{ path: 'a', content: 'lower' }],
+      [
+        { path: 'a', content: 'upper' },
+        { path: '.wh.a', content: '' },
+      ],
+    ]);
     expect(await read(id, '/a')).toBe('upper');
   });
 
   it('an opaque marker hides lower children at every depth but keeps its own layer entries, wherever it sits in the tar', async () => {
     const id = await loadImage(engine, T, [
-      [{ path: 'd/old', content: 'old' }, { path: 'd/sub/deeper', content: 'deep' }],
-      [{ path: 'd/new', content: 'new' }, { path: 'd/.wh..wh..opq', content: '' }],
+      [
+        { path: 'd/old', content: 'old' },
+        { path: 'd/sub/deeper', content: 'deep' },
+      ],
+      [
+        { path: 'd/new', content: 'new' },
+        { path: 'd/.wh..wh..opq', content: '' },
+      ],
     ]);
     expect(await names(id, '/d')).toEqual(['new']);
     await expect(engine.files.stat(T, image(id), '/d/sub/deeper')).rejects.toMatchObject({ status: 404 });
@@ -132,8 +166,18 @@ describe('applying a layer over the layers below it', () => {
 
   it('two directories merge with the upper attributes; anything else replaces what was below', async () => {
     const id = await loadImage(engine, T, [
-      [{ path: 'd/', dir: true, mode: 0o755 }, { path: 'd/lower', content: 'l' }, { path: 'f/child', content: 'c' }, { path: 'link', symlink: 'd' }],
-      [{ path: 'd/', dir: true, mode: 0o700 }, { path: 'd/upper', content: 'u' }, { path: 'f', content: 'now a file' }, { path: 'link/', dir: true }],
+      [
+        { path: 'd/', dir: true, mode: 0o755 },
+        { path: 'd/lower', content: 'l' },
+        { path: 'f/child', content: 'c' },
+        { path: 'link', symlink: 'd' },
+      ],
+      [
+        { path: 'd/', dir: true, mode: 0o700 },
+        { path: 'd/upper', content: 'u' },
+        { path: 'f', content: 'now a file' },
+        { path: 'link/', dir: true },
+      ],
     ]);
     expect(await names(id, '/d')).toEqual(['lower', 'upper']);
     expect((await engine.files.stat(T, image(id), '/d')).mode).toBe(0o700);
@@ -148,11 +192,23 @@ describe('applying a layer over the layers below it', () => {
   });
 
   it('a whiteout under a name its own layer makes a file hides nothing more, in either order (umoci writes `old` then `old/.wh.o`)', async () => {
-    const lower = [{ path: 'old/o', content: 'o' }, { path: 'old/p', content: 'p' }];
+    const lower = [
+      { path: 'old/o', content: 'o' },
+      { path: 'old/p', content: 'p' },
+    ];
     for (const upper of [
-      [{ path: 'old', content: 'now a file' }, { path: 'old/.wh.o', content: '' }],
-      [{ path: 'old/.wh.o', content: '' }, { path: 'old', content: 'now a file' }],
-      [{ path: 'old/.wh..wh..opq', content: '' }, { path: 'old', content: 'now a file' }],
+      [
+        { path: 'old', content: 'now a file' },
+        { path: 'old/.wh.o', content: '' },
+      ],
+      [
+        { path: 'old/.wh.o', content: '' },
+        { path: 'old', content: 'now a file' },
+      ],
+      [
+        { path: 'old/.wh..wh..opq', content: '' },
+        { path: 'old', content: 'now a file' },
+      ],
     ]) {
       const id = await loadImage(engine, T, [lower, upper]);
       expect((await engine.files.stat(T, image(id), '/old')).type).toBe('file');
@@ -161,26 +217,52 @@ describe('applying a layer over the layers below it', () => {
   });
 
   it('an entry under a name its own layer holds as a file is refused, as unpacking it fails with ENOTDIR', async () => {
-    const { archive } = await dockerArchive([[{ path: 'a', content: 'file' }, { path: 'a/b', content: 'under a file' }]]);
+    const { archive } = await dockerArchive([
+      [
+        { path: 'a', content: 'file' },
+        { path: 'a/b', content: 'under a file' },
+      ],
+    ]);
     await expect(engine.images.load(T, [archive])).rejects.toThrow('layer holds /a/b under /a, which it holds as a file');
-    const after = await dockerArchive([[{ path: 'a/b', content: 'b' }, { path: 'a', content: 'file after its own children' }]]);
+    const after = await dockerArchive([
+      [
+        { path: 'a/b', content: 'b' },
+        { path: 'a', content: 'file after its own children' },
+      ],
+    ]);
     await expect(engine.images.load(T, [after.archive])).rejects.toThrow('layer holds /a as a file after entries under it');
     expect(await engine.images.list(T)).toEqual([]);
   });
 
   it('a whiteout and an entry under the same name in one layer: the lower tree stays hidden', async () => {
-    const id = await loadImage(engine, T, [[{ path: 'p/q/file', content: 'old' }], [{ path: '.wh.p', content: '' }, { path: 'p/r', content: 'new' }]]);
+    const id = await loadImage(engine, T, [
+      [{ path: 'p/q/file', content: 'old' }],
+      [
+        { path: '.wh.p', content: '' },
+        { path: 'p/r', content: 'new' },
+      ],
+    ]);
     expect(await names(id, '/p')).toEqual(['r']);
   });
 
   it('hard links (typeflag 1) point into the same or a lower layer', async () => {
-    const id = await loadImage(engine, T, [[{ path: 'bin/busybox', content: 'BB' }], [{ path: 'bin/sh', hardlink: 'bin/busybox' }, { path: 'x', content: 'X' }, { path: 'y', hardlink: 'x' }]]);
+    const id = await loadImage(engine, T, [
+      [{ path: 'bin/busybox', content: 'BB' }],
+      [
+        { path: 'bin/sh', hardlink: 'bin/busybox' },
+        { path: 'x', content: 'X' },
+        { path: 'y', hardlink: 'x' },
+      ],
+    ]);
     expect(await read(id, '/bin/sh')).toBe('BB');
     expect(await read(id, '/y')).toBe('X');
   });
 
   it('a layer index records where each file lies, so a read is one ranged GET of the stored tar', async () => {
-    const tar = await tarOf([{ path: 'a', content: 'AAAA' }, { path: 'b', content: 'BBBBBBBB' }]);
+    const tar = await tarOf([
+      { path: 'a', content: 'AAAA' },
+      { path: 'b', content: 'BBBBBBBB' },
+    ]);
     const offsets: Record<string, number> = {};
     for await (const e of readTar(Readable.from([tar]))) offsets[e.header.path] = e.dataOffset;
     expect(tar.subarray(offsets.b, offsets.b + 8).toString()).toBe('BBBBBBBB');
@@ -228,8 +310,14 @@ describe('OCI image layouts', () => {
     const { gzipSync } = await import('node:zlib');
     const { TarWriter } = await import('../../shared/tar/tar-writer.js');
     const hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-    const bottom = await tarOf([{ path: 'etc/os-release', content: 'ID=oci\n' }, { path: 'bin/sh', content: 'sh' }]);
-    const top = await tarOf([{ path: 'bin/.wh.sh', content: '' }, { path: 'app/run', content: 'run' }]);
+    const bottom = await tarOf([
+      { path: 'etc/os-release', content: 'ID=oci\n' },
+      { path: 'bin/sh', content: 'sh' },
+    ]);
+    const top = await tarOf([
+      { path: 'bin/.wh.sh', content: '' },
+      { path: 'app/run', content: 'run' },
+    ]);
     const layers = [
       { blob: execFileSync('zstd', ['-q', '-c'], { input: bottom }), mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', diffId: `sha256:${hex(bottom)}` },
       { blob: gzipSync(top), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', diffId: `sha256:${hex(top)}` },
@@ -246,7 +334,9 @@ describe('OCI image layouts', () => {
     const index = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
-        manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${hex(manifest)}`, size: manifest.length, annotations: { 'io.containerd.image.name': 'docker.io/library/oci:1' } }],
+        manifests: [
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${hex(manifest)}`, size: manifest.length, annotations: { 'io.containerd.image.name': 'docker.io/library/oci:1' } },
+        ],
       }),
     );
     const writer = new TarWriter();

@@ -79,7 +79,10 @@ describe('openapi.json', () => {
     for (const route of routes) {
       const item = pathItems[openapiPath(route)];
       const parameters = [...(item.parameters ?? []), ...(item[route.method.toLowerCase()].parameters ?? [])].map(deref);
-      const documented = parameters.filter((p) => p.in === 'query').map((p) => p.name).sort();
+      const documented = parameters
+        .filter((p) => p.in === 'query')
+        .map((p) => p.name)
+        .sort();
       const validated = Object.keys(querySchemas[route.operation]?.shape ?? {}).sort();
       expect(documented, `${route.method} ${route.path}`).toEqual(validated);
     }
@@ -214,9 +217,7 @@ describe('real responses of the handlers', () => {
     cleanup = local.cleanup;
     const config = { tenantClaim: 'tenant', logLevel: 'CRITICAL', inlineBodyLimit: 4 << 20, presignSeconds: 60, maxFileBytes: 1024 ** 4 } as Config;
     const services: Services = { config, engine: local.engine, meta: local.meta, blobs: local.blobs, streamsBodies: false };
-    handlers = Object.fromEntries(
-      Object.entries(operationsByHandler).map(([name, ops]) => [name, createHandler(name as HandlerName, ops, () => services)]),
-    );
+    handlers = Object.fromEntries(Object.entries(operationsByHandler).map(([name, ops]) => [name, createHandler(name as HandlerName, ops, () => services)]));
   });
   afterAll(async () => cleanup());
 

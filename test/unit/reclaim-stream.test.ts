@@ -13,7 +13,7 @@ const garbageInsert = (sequence: string, tenant: string, id: string) => ({
 });
 
 describe('the reclaim stream handler', () => {
-  it('drops a removed container\'s namespace and a removed image\'s layers, and ignores other records', async () => {
+  it("drops a removed container's namespace and a removed image's layers, and ignores other records", async () => {
     const { engine, meta, cleanup } = await localEngine();
     try {
       await loadImage(engine, T, [[{ path: 'a', content: 'A' }]], ['base:1']);

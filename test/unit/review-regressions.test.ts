@@ -15,7 +15,20 @@ let c: { kind: 'container'; ref: string };
 
 beforeEach(async () => {
   ({ engine, meta, blobs, cleanup } = await localEngine());
-  await loadImage(engine, T, [[{ path: 'a/f', content: 'F' }, { path: 'b/', dir: true }, { path: 'm/keep', content: 'K' }, { path: 'lnk', symlink: '/m' }, { path: 'empty', content: '' }]], ['img:1']);
+  await loadImage(
+    engine,
+    T,
+    [
+      [
+        { path: 'a/f', content: 'F' },
+        { path: 'b/', dir: true },
+        { path: 'm/keep', content: 'K' },
+        { path: 'lnk', symlink: '/m' },
+        { path: 'empty', content: '' },
+      ],
+    ],
+    ['img:1'],
+  );
   c = { kind: 'container', ref: (await engine.containers.create(T, { image: 'img:1' })).id };
 });
 afterEach(async () => cleanup());
@@ -49,7 +62,10 @@ describe('rename', () => {
     meta.transact = async (ops) => {
       const isRename = ops.some((op) => op.op === 'put' && (op.item.attrs as { r?: string }).r === '/m');
       if (isRename && refusal === undefined) {
-        refusal = await engine.files.writeFile(T, c, '/m/two', Buffer.from('2')).then(() => 'accepted', (e) => e);
+        refusal = await engine.files.writeFile(T, c, '/m/two', Buffer.from('2')).then(
+          () => 'accepted',
+          (e) => e,
+        );
       }
       return transact(ops);
     };
@@ -68,10 +84,17 @@ describe('rename', () => {
     let writeResult: unknown;
     meta.query = async (pk, options) => {
       // The emptiness check lists /e: a writer arrives right then.
-      if (writeResult === undefined && pk.endsWith('#/e')) writeResult = await engine.files.writeFile(T, c, '/e/late', Buffer.from('x')).then(() => 'accepted', (e) => e);
+      if (writeResult === undefined && pk.endsWith('#/e'))
+        writeResult = await engine.files.writeFile(T, c, '/e/late', Buffer.from('x')).then(
+          () => 'accepted',
+          (e) => e,
+        );
       return query(pk, options);
     };
-    const removal = await engine.files.remove(T, c, '/e').then(() => 'removed', (e) => e);
+    const removal = await engine.files.remove(T, c, '/e').then(
+      () => 'removed',
+      (e) => e,
+    );
     meta.query = query;
     // Either the write was refused and the directory went, or the write won and rmdir said ENOTEMPTY.
     if (writeResult === 'accepted') {
@@ -124,16 +147,36 @@ describe('writes', () => {
 
 describe('layers', () => {
   it('a whiteout and a directory of the same name in one layer hide the lower contents', async () => {
-    const id = await loadImage(engine, T, [[{ path: 'd/old', content: 'o' }], [{ path: '.wh.d', content: '' }, { path: 'd/', dir: true }, { path: 'd/new', content: 'n' }]]);
+    const id = await loadImage(engine, T, [
+      [{ path: 'd/old', content: 'o' }],
+      [
+        { path: '.wh.d', content: '' },
+        { path: 'd/', dir: true },
+        { path: 'd/new', content: 'n' },
+      ],
+    ]);
     expect((await engine.files.list(T, { kind: 'image', ref: id }, '/d')).entries.map((e) => e.name)).toEqual(['new']);
-    const after = await loadImage(engine, T, [[{ path: 'd/old', content: 'o' }], [{ path: 'd/', dir: true }, { path: 'd/new2', content: 'n' }, { path: '.wh.d', content: '' }]]);
+    const after = await loadImage(engine, T, [
+      [{ path: 'd/old', content: 'o' }],
+      [
+        { path: 'd/', dir: true },
+        { path: 'd/new2', content: 'n' },
+        { path: '.wh.d', content: '' },
+      ],
+    ]);
     expect((await engine.files.list(T, { kind: 'image', ref: after }, '/d')).entries.map((e) => e.name)).toEqual(['new2']);
   });
 });
 
 describe('names', () => {
   it('a file named __proto__ is an entry like any other in an image index', async () => {
-    const id = await loadImage(engine, T, [[{ path: 'etc/__proto__', content: 'p' }, { path: '__proto__/x', content: 'x' }, { path: 'constructor', content: 'c' }]]);
+    const id = await loadImage(engine, T, [
+      [
+        { path: 'etc/__proto__', content: 'p' },
+        { path: '__proto__/x', content: 'x' },
+        { path: 'constructor', content: 'c' },
+      ],
+    ]);
     const img = { kind: 'image' as const, ref: id };
     expect((await engine.files.list(T, img, '/etc')).entries.map((e) => e.name)).toEqual(['__proto__']);
     expect(await text((await engine.files.read(T, img, '/__proto__/x')).body)).toBe('x');
@@ -143,7 +186,15 @@ describe('names', () => {
 
 describe('mounts', () => {
   it('refuses one volume mounted twice and too many mounts, with 400', async () => {
-    await expect(engine.containers.create(T, { image: 'img:1', mounts: [{ target: '/x', volume: 'v' }, { target: '/y', volume: 'v' }] })).rejects.toMatchObject({ status: 400 });
+    await expect(
+      engine.containers.create(T, {
+        image: 'img:1',
+        mounts: [
+          { target: '/x', volume: 'v' },
+          { target: '/y', volume: 'v' },
+        ],
+      }),
+    ).rejects.toMatchObject({ status: 400 });
     await expect(engine.containers.create(T, { image: 'img:1', mounts: Array.from({ length: 60 }, (_, i) => ({ target: `/m${i}` })) })).rejects.toMatchObject({ status: 400 });
   });
 });
@@ -256,7 +307,10 @@ describe('third review', () => {
       }
       return transact(ops);
     };
-    const outcome = await engine.files.rename(T, c, '/s', '/t').then(() => 'renamed', (e) => e);
+    const outcome = await engine.files.rename(T, c, '/s', '/t').then(
+      () => 'renamed',
+      (e) => e,
+    );
     meta.transact = transact;
     expect(raced).toBe(true);
     expect(outcome).toMatchObject({ status: 409 });

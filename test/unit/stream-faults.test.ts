@@ -19,7 +19,15 @@ let failReads = false;
 
 beforeEach(async () => {
   ({ engine, blobs, cleanup } = await localEngine());
-  const { archive } = await dockerArchive([[{ path: 'etc/hosts', content: 'h'.repeat(300_000) }, { path: 'etc/passwd', content: 'p'.repeat(300_000) }]], { tags: ['base:1'] });
+  const { archive } = await dockerArchive(
+    [
+      [
+        { path: 'etc/hosts', content: 'h'.repeat(300_000) },
+        { path: 'etc/passwd', content: 'p'.repeat(300_000) },
+      ],
+    ],
+    { tags: ['base:1'] },
+  );
   await engine.images.load(T, [archive]);
   await engine.containers.create(T, { image: 'base:1', name: 'box' });
   await engine.files.writeFile(T, { kind: 'container', ref: 'box' }, '/own', Buffer.alloc(200_000, 1));

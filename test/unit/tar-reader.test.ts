@@ -54,15 +54,7 @@ async function failure(source: Buffer | AsyncIterable<Buffer>, limits?: Partial<
 }
 
 /** A hand-made header block, for archives no well-behaved tool would write. */
-function header(fields: {
-  name: string;
-  typeflag?: string;
-  size?: number;
-  mode?: number;
-  linkname?: string;
-  prefix?: string;
-  magic?: string;
-}): Buffer {
+function header(fields: { name: string; typeflag?: string; size?: number; mode?: number; linkname?: string; prefix?: string; magic?: string }): Buffer {
   const block = Buffer.alloc(BLOCK_SIZE);
   const put = (f: keyof typeof FIELD, value: string | Buffer) => {
     const [start, len] = FIELD[f];
@@ -143,11 +135,7 @@ function buildTree(root: string): void {
 }
 
 function gnuTar(format: string, root: string, ...extra: string[]): Buffer {
-  return execFileSync(
-    'tar',
-    ['-c', `--format=${format}`, '--numeric-owner', '--owner=1000', '--group=1001', '--sort=name', ...extra, '-C', root, '.'],
-    { maxBuffer: 64 * 1024 * 1024 },
-  );
+  return execFileSync('tar', ['-c', `--format=${format}`, '--numeric-owner', '--owner=1000', '--group=1001', '--sort=name', ...extra, '-C', root, '.'], { maxBuffer: 64 * 1024 * 1024 });
 }
 
 describe('readTar on archives written by GNU tar', () => {
@@ -212,11 +200,7 @@ describe('readTar on archives written by GNU tar', () => {
 
 describe('readTar streaming', () => {
   it('skips the bodies a consumer does not read, or reads only partly', async () => {
-    const tar = archive(
-      fileEntry('a', 'A'.repeat(5000)),
-      fileEntry('b', 'B'.repeat(3000)),
-      fileEntry('c', 'C'.repeat(700)),
-    );
+    const tar = archive(fileEntry('a', 'A'.repeat(5000)), fileEntry('b', 'B'.repeat(3000)), fileEntry('c', 'C'.repeat(700)));
     const seen: string[] = [];
     for await (const entry of readTar(chunks(tar, 100))) {
       if (entry.header.path === 'a') continue; // never touched
@@ -335,8 +319,7 @@ describe('readTar extensions', () => {
 
   it('reads GNU long names and long link targets', async () => {
     const name = `${'n'.repeat(200)}/file`;
-    const long = (type: string, text: string) =>
-      Buffer.concat([header({ name: '././@LongLink', typeflag: type, size: text.length + 1, magic: 'ustar  \0' }), padded(Buffer.from(`${text}\0`))]);
+    const long = (type: string, text: string) => Buffer.concat([header({ name: '././@LongLink', typeflag: type, size: text.length + 1, magic: 'ustar  \0' }), padded(Buffer.from(`${text}\0`))]);
     const tar = archive(long('L', name), long('K', LONG_TARGET), header({ name: 'short', typeflag: '1', linkname: 'x', magic: 'ustar  \0' }));
     const [entry] = await readAll(chunks(tar));
     expect(entry!.header).toMatchObject({ path: name, type: 'hardlink', linkname: LONG_TARGET });

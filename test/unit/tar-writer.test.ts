@@ -119,7 +119,10 @@ describe('TarWriter round trip through readTar', () => {
 
 describe('TarWriter output is deterministic', () => {
   it('gives byte-identical output, hence the same DiffID, for the same entries', async () => {
-    const sha = async () => createHash('sha256').update(await tarOf(SAMPLE)).digest('hex');
+    const sha = async () =>
+      createHash('sha256')
+        .update(await tarOf(SAMPLE))
+        .digest('hex');
     expect(await sha()).toBe(await sha());
   });
 
