@@ -1,9 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Presigner } from '../../shared/adapters/fs-blob-store.js';
+import { ConflictError, NotFoundError, RangeNotSatisfiableError } from '../../shared/errors.js';
+import type { BlobStore } from '../../shared/ports/blob-store.js';
+import { send } from './http-io.js';
 
 /**
- * Presigned URLs for the local blob folder, signed by the local server itself (S3 does this in
- * the cloud): an HMAC over method, key and expiry, checked before a byte moves.
+ * Presigned URLs for the local blob folder, signed and served by the local server itself (S3
+ * does this in the cloud): an HMAC over method, key and expiry, checked before a byte moves.
  */
 export const BLOB_PATH = '/_blobs/';
 
@@ -33,4 +37,27 @@ export function verifyBlobUrl(secret: Buffer, method: string, rawPath: string, q
   if (query.get('method') !== method || !Number.isSafeInteger(expires) || expires < now() / 1000) return undefined;
   const expected = Buffer.from(signature(secret, method, key, expires));
   return given.length === expected.length && timingSafeEqual(given, expected) ? key : undefined;
+}
+
+/** A request to one of the server's presigned URLs: PUT stores the bytes, GET and HEAD read them. */
+export async function serveBlobUrl(req: IncomingMessage, res: ServerResponse, method: string, url: URL, signingKey: Buffer, blobs: BlobStore): Promise<unknown> {
+  const key = verifyBlobUrl(signingKey, method === 'HEAD' ? 'GET' : method, url.pathname, url.searchParams);
+  if (!key) {
+    req.resume();
+    return send(res, 403, { message: 'the URL is invalid or has expired', code: 'forbidden' });
+  }
+  try {
+    if (method === 'PUT') {
+      const { size } = await blobs.put(key, req);
+      return send(res, 200, { size });
+    }
+    if (method !== 'GET' && method !== 'HEAD') return send(res, 405, { message: 'presigned URLs take GET or PUT', code: 'method_not_allowed' });
+    const size = await blobs.size(key);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+    if (method === 'HEAD') return res.end();
+    (await blobs.get(key)).pipe(res);
+  } catch (error) {
+    if (error instanceof NotFoundError || error instanceof ConflictError || error instanceof RangeNotSatisfiableError) return send(res, error.status, { message: error.message, code: error.code });
+    throw error;
+  }
 }

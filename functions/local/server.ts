@@ -1,12 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
-import type { Context } from 'aws-lambda';
-import { ConflictError, NotFoundError, RangeNotSatisfiableError } from '../../shared/errors.js';
 import type { Services } from '../composition.js';
 import { createHandler } from '../http/create-handler.js';
-import type { HttpEvent, HttpResponse, LambdaHandler, Operation } from '../http/types.js';
+import type { LambdaHandler, Operation } from '../http/types.js';
 import { containerOperations } from '../operations/containers.js';
 import { fileOperations } from '../operations/files.js';
 import { imageOperations } from '../operations/images.js';
@@ -15,7 +11,8 @@ import { uploadOperations } from '../operations/uploads.js';
 import { volumeOperations } from '../operations/volumes.js';
 import { dockerOperations } from '../docker/operations.js';
 import { DEFAULT_ROUTE, routeKeyOf, routes, type HandlerName, type Route } from '../routes.js';
-import { BLOB_PATH, verifyBlobUrl } from './blob-urls.js';
+import { BLOB_PATH, serveBlobUrl } from './blob-urls.js';
+import { lambdaContext, readBody, respond, send, toEvent } from './http-io.js';
 
 const operationsOf: Record<HandlerName, Record<string, Operation>> = {
   images: imageOperations,
@@ -95,7 +92,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
       return send(res, 400, { message: 'path segments . and .. (plain or percent-encoded) are not allowed in a URL', code: 'invalid_input' });
     }
     const url = new URL(req.url ?? '/', 'http://local');
-    if (url.pathname.startsWith(BLOB_PATH)) return blobUrl(req, res, method, url);
+    if (url.pathname.startsWith(BLOB_PATH)) return serveBlobUrl(req, res, method, url, options.signingKey, options.services.blobs);
     const matches = compiled.map((c) => ({ c, m: c.pattern.exec(url.pathname) })).filter((x) => x.m);
     // A path no route matches goes to the default route, as in API Gateway.
     const hit = matches.find((x) => x.c.route.method === method) ?? (matches.length === 0 && fallback ? { c: fallback, m: fallback.pattern.exec(url.pathname) } : undefined);
@@ -133,29 +130,6 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
     return match ? options.tokens.get(match[1].trim()) : undefined;
   }
 
-  async function blobUrl(req: IncomingMessage, res: ServerResponse, method: string, url: URL) {
-    const key = verifyBlobUrl(options.signingKey, method === 'HEAD' ? 'GET' : method, url.pathname, url.searchParams);
-    if (!key) {
-      req.resume();
-      return send(res, 403, { message: 'the URL is invalid or has expired', code: 'forbidden' });
-    }
-    const blobs = options.services.blobs;
-    try {
-      if (method === 'PUT') {
-        const { size } = await blobs.put(key, req);
-        return send(res, 200, { size });
-      }
-      if (method !== 'GET' && method !== 'HEAD') return send(res, 405, { message: 'presigned URLs take GET or PUT', code: 'method_not_allowed' });
-      const size = await blobs.size(key);
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
-      if (method === 'HEAD') return res.end();
-      (await blobs.get(key)).pipe(res);
-    } catch (error) {
-      if (error instanceof NotFoundError || error instanceof ConflictError || error instanceof RangeNotSatisfiableError) return send(res, error.status, { message: error.message, code: error.code });
-      throw error;
-    }
-  }
-
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
@@ -176,83 +150,4 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
 function hasDotSegment(rawUrl: string): boolean {
   const path = rawUrl.split('?')[0];
   return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment));
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += chunk.length;
-    if (size > limit) {
-      req.resume();
-      return undefined;
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-function toEvent(req: IncomingMessage, url: URL, method: string, routeKey: string, pathParameters: Record<string, string>, body: Buffer, tenant: string | undefined): HttpEvent {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
-  const query: Record<string, string> = {};
-  for (const [name, value] of url.searchParams) query[name] = query[name] === undefined ? value : `${query[name]},${value}`;
-  const now = Date.now();
-  return {
-    version: '2.0',
-    routeKey,
-    rawPath: url.pathname,
-    rawQueryString: url.search.slice(1),
-    headers,
-    queryStringParameters: Object.keys(query).length ? query : undefined,
-    pathParameters,
-    body: body.length ? body.toString('base64') : undefined,
-    isBase64Encoded: body.length > 0,
-    requestContext: {
-      accountId: 'local',
-      apiId: 'local',
-      domainName: headers.host ?? 'localhost',
-      domainPrefix: 'local',
-      http: { method, path: url.pathname, protocol: `HTTP/${req.httpVersion}`, sourceIp: req.socket.remoteAddress ?? '', userAgent: headers['user-agent'] ?? '' },
-      requestId: randomUUID(),
-      routeKey,
-      stage: '$default',
-      time: new Date(now).toISOString(),
-      timeEpoch: now,
-      // The same shape API Gateway's JWT authorizer produces, so handlers read one field.
-      authorizer: tenant ? { jwt: { claims: { tenant }, scopes: [] } } : undefined,
-    },
-  } as unknown as HttpEvent;
-}
-
-function lambdaContext(name: string, timeoutMs: number): Context {
-  const deadline = Date.now() + timeoutMs;
-  return { awsRequestId: randomUUID(), functionName: `strata-${name}`, callbackWaitsForEmptyEventLoop: false, getRemainingTimeInMillis: () => deadline - Date.now() } as unknown as Context;
-}
-
-async function respond(res: ServerResponse, response: HttpResponse, head: boolean) {
-  const headers = { ...response.headers };
-  const body = response.body;
-  if (body instanceof Readable) {
-    res.writeHead(response.statusCode, headers);
-    if (head) {
-      body.destroy();
-      return res.end();
-    }
-    body.on('error', () => res.destroy());
-    // A client that goes away stops the source too (a held-open stream would poll forever).
-    res.on('close', () => body.destroy());
-    body.pipe(res);
-    return;
-  }
-  const bytes = body === undefined ? Buffer.alloc(0) : Buffer.from(body, response.isBase64Encoded ? 'base64' : 'utf8');
-  if (!('content-length' in headers) || !head) headers['content-length'] = String(bytes.length);
-  res.writeHead(response.statusCode, headers);
-  res.end(head ? undefined : bytes);
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers });
-  res.end(text);
 }
