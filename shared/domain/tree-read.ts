@@ -172,13 +172,14 @@ export class TreeReader {
     if (resolved.node.type !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${resolved.absolutePath}`);
     const limit = Math.min(Math.max(options.limit ?? DEFAULT_PAGE_SIZE, 1), DEFAULT_PAGE_SIZE);
     const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+    // One entry past the page says whether there is a next one, so a full last page has no cursor.
     const page: [string, VisibleNode][] = [];
     for await (const child of this.children(resolved, after)) {
       page.push(child);
-      if (page.length === limit) break;
+      if (page.length > limit) break;
     }
-    const entries = (await this.linked(resolved, page)).map(([name, node]) => statOf(joinPath(resolved.absolutePath, name), node));
-    const more = entries.length === limit;
+    const more = page.length > limit;
+    const entries = (await this.linked(resolved, page.slice(0, limit))).map(([name, node]) => statOf(joinPath(resolved.absolutePath, name), node));
     return { entries, cursor: more ? encodeCursor(entries[entries.length - 1].name) : undefined };
   }
 
