@@ -19,6 +19,7 @@ import { ConflictError } from './errors.js';
 import { normalizeReference, sha256Digest } from './domain/refs.js';
 import { Idempotency, type IdempotencyOps } from './domain/idempotency.js';
 import { Jobs } from './domain/jobs.js';
+import { ReadCopies } from './domain/read-copies.js';
 import type { BatchedReadOptions } from './domain/batched-reads.js';
 import { DEFAULT_MAX_FILE_BYTES } from './domain/limits.js';
 
@@ -79,7 +80,7 @@ export class Engine {
     this.images = new ImageService(meta, blobs, reader, options.limits, clock, this.events);
     this.volumes = new VolumeService(meta, clock, this.events);
     this.containers = new ContainerService(meta, this.images, this.volumes, clock, this.events);
-    this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, maxFileBytes);
+    this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, new ReadCopies(meta, reader, clock), maxFileBytes);
     this.changeset = new Changeset(meta, reader, options.batchedReads);
     this.jobs = new Jobs(meta, blobs, this.images, this.events, clock);
     this.sweeper = new Sweeper(meta, blobs, this.events, clock, this.jobs);

@@ -79,6 +79,8 @@ export const keys = {
   jobs: (tenant: string) => `${tenant}#jobs`,
   /** The tenant whose jobs `pk` holds. */
   jobsTenant: (pk: string): string | undefined => tenantOfPartition(pk, 'jobs'),
+  /** The copy a large read of these bytes is answered from (read-copies.ts). */
+  readCopy: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#read-copies`, sk: id }),
   /** What a load or commit under an Idempotency-Key recorded. */
   idempotency: (tenant: string, key: string): ItemKey => ({ pk: `${tenant}#idempotency`, sk: key }),
   /** An archive load too big for one transaction, while it records (see load-journal.ts). */
@@ -124,6 +126,8 @@ export const blobKeys = {
   exportArchives: (tenant: string) => `${tenantFolder(tenant)}/exports/`,
   upload: (tenant: string) => `${tenantFolder(tenant)}/uploads/${fresh()}`,
   exportArchive: (tenant: string) => `${tenantFolder(tenant)}/exports/${fresh()}.tar`,
+  readCopies: (tenant: string) => `${tenantFolder(tenant)}/reads/`,
+  readCopy: (tenant: string) => `${tenantFolder(tenant)}/reads/${fresh()}`,
 };
 
 /** When a blob key made by `fresh()` was created (ms since epoch), or undefined for other keys. */

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { FsError, InvalidInputError, NotFoundError, PreconditionFailedError } from '../../shared/errors.js';
 import type { TreeTarget } from '../../shared/domain/files.js';
 import type { FileStat } from '../../shared/domain/tree-read.js';
-import { blobKeys, keys } from '../../shared/keys.js';
+import { keys } from '../../shared/keys.js';
 import { flag, mode, nonNegativeInt, optionalInt } from '../http/parse.js';
 import { AttributesRequest, FileActionRequest, parseWith } from '../http/schemas.js';
 import { json, noContent } from '../http/responses.js';
@@ -93,8 +93,7 @@ async function read(request: RequestContext, head: boolean): Promise<HttpResult>
   if (!head && !services.streamsBodies && end - start > services.config.inlineBodyLimit) {
     // Too big for a Lambda response: copy it out (server-side where possible) and send the client there.
     body.destroy();
-    const key = blobKeys.exportArchive(tenant);
-    await files.copyOut(extents, key);
+    const { key } = await files.copyOut(tenant, extents, services.config.presignSeconds * 1000);
     return { statusCode: 303, headers: { ...headers, location: await services.blobs.presign(key, 'GET', services.config.presignSeconds) } };
   }
   headers['content-length'] = String(end - start);

@@ -5,6 +5,7 @@ import { checkFileBytes, checkId, checkMtime, DEFAULT_MAX_FILE_BYTES } from './l
 import type { ItemKey } from '../ports/metadata-store.js';
 import type { Resolver } from './resolver.js';
 import type { ImageService } from './images.js';
+import type { ReadCopies } from './read-copies.js';
 import type { Extent, FileMeta } from './nodes.js';
 import { statOf, type DirPage, type FileStat, type TreeReader } from './tree-read.js';
 import type { SetAttributes, TreeWriter, WritePreconditions } from './tree-write.js';
@@ -25,6 +26,7 @@ export class FileService {
     private readonly volumes: VolumeService,
     private readonly reader: TreeReader,
     private readonly writer: TreeWriter,
+    private readonly copies: ReadCopies,
     private readonly maxFileBytes: number = DEFAULT_MAX_FILE_BYTES,
   ) {}
 
@@ -83,9 +85,9 @@ export class FileService {
     }
   }
 
-  /** Copies the bytes of a read to `blobKey` for a presigned download, server-side where it can. */
-  copyOut(extents: readonly Extent[], blobKey: string): Promise<void> {
-    return this.reader.copyOut(extents, blobKey);
+  /** A blob holding the bytes of a read, for a presigned download that stays valid `validForMs`; made once per content. */
+  copyOut(tenant: string, extents: readonly Extent[], validForMs: number): Promise<{ key: string; reused: boolean }> {
+    return this.copies.copyOf(tenant, extents, validForMs);
   }
 
   async list(tenant: string, target: TreeTarget, path: string, options: { cursor?: string; limit?: number } = {}): Promise<DirPage> {

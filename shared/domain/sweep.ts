@@ -8,6 +8,7 @@ import { nodeFromAttrs, type Extent } from './nodes.js';
 import type { ContainerRecord, GarbageRecord, ImageRecord, LayerRecord, VolumeRecord } from './records.js';
 import type { EventLog } from './events.js';
 import { staleJournals, undoLoad } from './load-journal.js';
+import { READ_COPY_LIFETIME_MS } from './read-copies.js';
 import { volumeNamespace } from './volumes.js';
 import { containerNamespace } from './containers.js';
 
@@ -90,6 +91,8 @@ export class Sweeper {
     }
     report.blobs += await this.dropPrefix(blobKeys.uploads(tenant), cutoff - 24 * 3600_000);
     report.blobs += await this.dropPrefix(blobKeys.exportArchives(tenant), cutoff);
+    // Read copies are reused for an hour (read-copies.ts); their records expire by TTL.
+    report.blobs += await this.dropPrefix(blobKeys.readCopies(tenant), Math.min(cutoff, this.clock() - READ_COPY_LIFETIME_MS));
     // 4. Writes a crash left unfinished (partial files, multipart uploads), invisible to `list`.
     report.blobs += await this.blobs.abortIncomplete(blobKeys.tenantPrefix(tenant), cutoff);
     // 5. Jobs whose runner died mid-way: failed, so a client polling them stops waiting.

@@ -241,7 +241,10 @@ export async function runPositions(scenario: Scenario, newWorld: () => Promise<W
         report.failures.push(`${where}: the operation never settled`);
         continue;
       }
-      // A restart: the stores without faults; the sweep reclaims what the failure left.
+      // A restart: the stores without faults; the sweep reclaims what the failure left. The sweep
+      // spares what is not older than its cutoff; a blob made in the very millisecond the sweep
+      // starts would then be an orphan for the fsck a millisecond later, so time moves on first.
+      await new Promise((resolve) => setTimeout(resolve, 5));
       const engine = new Engine(w.meta, w.blobs);
       await engine.sweeper.sweep(T, { graceMs: 0 });
       const fsck = await engine.fsck.check(T, { graceMs: 0 });
