@@ -5,7 +5,7 @@ import type { MetadataStore } from './ports/metadata-store.js';
 import { Changeset, type Change } from './domain/changeset.js';
 import { ContainerService, type ContainerSummary } from './domain/containers.js';
 import { FileService } from './domain/files.js';
-import { applyRuntimeChanges, type RuntimeConfigChanges } from './domain/image-config.js';
+import { applyRuntimeChanges, type RuntimeConfigChanges, withProcessSettings } from './domain/image-config.js';
 import { ImageService, type ImageSummary } from './domain/images.js';
 import { ingestLayer, type IngestLimits } from './domain/layer-ingest.js';
 import type { ImageRecord } from './domain/records.js';
@@ -113,6 +113,9 @@ export class Engine {
     const now = new Date().toISOString();
     config.created = now;
     if (options.author) config.author = options.author;
+    // As dockerd commits a container's own config: its create settings and labels, then --change.
+    config.config = withProcessSettings(config.config, record.process);
+    if (Object.keys(record.labels ?? {}).length) config.config = applyRuntimeChanges(config.config, { Labels: { ...record.labels } });
     if (options.changes) config.config = applyRuntimeChanges(config.config, options.changes);
     config.rootfs = { type: 'layers', diff_ids: [...parent.diffIds, layer.diffId] };
     config.history = [

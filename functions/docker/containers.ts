@@ -1,5 +1,6 @@
 import type { ContainerSummary, MountRequest } from '../../shared/domain/containers.js';
 import type { RuntimeConfigChanges } from '../../shared/domain/image-config.js';
+import type { ProcessSettings } from '../../shared/domain/records.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import { json, noContent } from '../http/responses.js';
 import type { HttpResult, RequestContext } from '../http/types.js';
@@ -63,6 +64,11 @@ interface CreateBody {
   Image?: unknown;
   Labels?: unknown;
   Volumes?: unknown;
+  Cmd?: unknown;
+  Entrypoint?: unknown;
+  Env?: unknown;
+  WorkingDir?: unknown;
+  User?: unknown;
   HostConfig?: { Binds?: unknown; Mounts?: unknown; VolumesFrom?: unknown } | null;
 }
 
@@ -79,8 +85,31 @@ async function createContainer({ request, query }: DockerCall): Promise<HttpResu
     if (!mounts.some((m) => m.target === target)) mounts.push({ target });
   }
   const labels = body.Labels === undefined || body.Labels === null ? undefined : stringRecord(body.Labels, 'Labels');
-  const created = await engine.containers.create(request.tenant, { image: body.Image, name: query.get('name') || undefined, mounts, labels });
+  const created = await engine.containers.create(request.tenant, { image: body.Image, name: query.get('name') || undefined, mounts, labels, process: processSettings(body) });
   return json(201, { Id: created.id, Warnings: [] });
+}
+
+/** What `create` says the container would run with; empty values mean "the image's", as in dockerd. */
+function processSettings(body: CreateBody): ProcessSettings {
+  const list = (value: unknown, name: string): string[] | undefined => {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value === 'string') return [value];
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new InvalidInputError(`${name} must be a list of strings`);
+    return value.length ? value : undefined;
+  };
+  const text = (value: unknown, name: string): string | undefined => {
+    if (value === undefined || value === null || value === '') return undefined;
+    if (typeof value !== 'string') throw new InvalidInputError(`${name} must be a string`);
+    return value;
+  };
+  const settings = {
+    Cmd: list(body.Cmd, 'Cmd'),
+    Entrypoint: list(body.Entrypoint, 'Entrypoint'),
+    Env: list(body.Env, 'Env'),
+    WorkingDir: text(body.WorkingDir, 'WorkingDir'),
+    User: text(body.User, 'User'),
+  };
+  return Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
 }
 
 /** `-v name:/path[:ro]`; a host path has no meaning where there is no host. */

@@ -1,5 +1,5 @@
 import type { ContainerSummary } from '../../shared/domain/containers.js';
-import type { ImageConfig } from '../../shared/domain/image-config.js';
+import { type ImageConfig, withProcessSettings } from '../../shared/domain/image-config.js';
 import type { ImageSummary } from '../../shared/domain/images.js';
 import type { VolumeSummary } from '../../shared/domain/volumes.js';
 import { compareVersions } from './router.js';
@@ -75,9 +75,9 @@ export function containerSummary(container: ContainerSummary) {
   };
 }
 
-/** `docker inspect` of a container; its Config is the image's, as Strata keeps no process settings. */
+/** `docker inspect` of a container; its Config is the image's with what `create` was given on top. */
 export function containerInspect(container: ContainerSummary, image: ImageConfig, withSize: boolean) {
-  const runtime = image.config ?? {};
+  const runtime = withProcessSettings(image.config, container.process);
   return {
     Id: container.id,
     Created: iso(container.created),

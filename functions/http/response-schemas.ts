@@ -97,6 +97,9 @@ export const ContainerSummary = z.object({
   created: epochMs(),
   mounts: z.array(z.object({ target: z.string(), volume: z.string(), readOnly: z.boolean(), anonymous: z.boolean() })),
   labels,
+  process: z
+    .object({ Cmd: names.optional(), Entrypoint: names.optional(), Env: names.optional(), WorkingDir: z.string().optional(), User: z.string().optional() })
+    .meta({ description: 'Process settings given at create through the Docker API (`docker create -e A=1 img cmd`): kept for inspect and applied by commit. Strata runs nothing.' }),
   size: bytes("Bytes of files the container created or changed (Docker's SizeRw). Listings include it with `?size=true`.").optional(),
   virtualSize: bytes("Image size plus `size` (Docker's SizeRootFs).").optional(),
 });

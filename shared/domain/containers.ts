@@ -5,7 +5,7 @@ import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { normalizePath } from '../paths.js';
 import { itemId, queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import type { ImageService } from './images.js';
-import type { ContainerRecord, ImageRecord, MountRecord, VolumeRecord } from './records.js';
+import type { ContainerRecord, ImageRecord, MountRecord, ProcessSettings, VolumeRecord } from './records.js';
 import type { View } from './view.js';
 import { statsCreation, statsKeys, statsRemoval, statsTotals } from './stats.js';
 import { checkLabels } from './limits.js';
@@ -37,6 +37,7 @@ export interface ContainerSummary {
   readonly created: number;
   readonly mounts: readonly { target: string; volume: string; readOnly: boolean; anonymous: boolean }[];
   readonly labels: Readonly<Record<string, string>>;
+  readonly process: ProcessSettings;
   /** Bytes of files the container created or changed (Docker's SizeRw). */
   readonly size?: number;
   /** Image size plus `size` (Docker's SizeRootFs). */
@@ -68,7 +69,7 @@ export class ContainerService {
     private readonly events: EventLog = new EventLog(meta, clock),
   ) {}
 
-  async create(tenant: string, request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string> }): Promise<ContainerSummary> {
+  async create(tenant: string, request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string>; process?: ProcessSettings }): Promise<ContainerSummary> {
     const image = await this.images.resolve(tenant, request.image);
     if (request.name !== undefined) checkName(request.name);
     const id = randomBytes(32).toString('hex');
@@ -107,6 +108,7 @@ export class ContainerService {
       mounts,
       created: this.clock(),
       labels: checkLabels(request.labels ?? {}),
+      ...(request.process && Object.keys(request.process).length ? { process: request.process } : {}),
     };
     ops.push(
       { op: 'put', item: { ...keys.container(tenant, id), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },
@@ -255,6 +257,7 @@ export class ContainerService {
       imageRef: record.imageRef,
       created: record.created,
       labels: record.labels ?? {},
+      process: record.process ?? {},
       mounts: record.mounts.map((m) => ({ target: m.target, volume: m.volume, readOnly: m.readOnly, anonymous: /^[0-9a-f]{64}$/.test(m.volume) })),
       size,
       virtualSize: size === undefined ? undefined : (image?.size ?? 0) + size,

@@ -53,3 +53,20 @@ export function applyRuntimeChanges(config: RuntimeConfig = {}, changes: Runtime
   for (const key of ['Cmd', 'Entrypoint', 'WorkingDir', 'User'] as const) if (changes[key] !== undefined) (out as Record<string, unknown>)[key] = changes[key];
   return out;
 }
+
+/**
+ * A container's config as dockerd merges it at create: the create's settings replace the image's,
+ * except Env, where the create's entries come first and the image's others follow.
+ */
+export function withProcessSettings(
+  config: RuntimeConfig = {},
+  process: { readonly Cmd?: readonly string[]; readonly Entrypoint?: readonly string[]; readonly Env?: readonly string[]; readonly WorkingDir?: string; readonly User?: string } = {},
+): RuntimeConfig {
+  const out: RuntimeConfig = { ...config };
+  if (process.Env?.length) {
+    const own = new Set(process.Env.map((entry) => entry.split('=')[0]));
+    out.Env = [...process.Env, ...(config.Env ?? []).filter((entry) => !own.has(entry.split('=')[0]))];
+  }
+  for (const key of ['Cmd', 'Entrypoint', 'WorkingDir', 'User'] as const) if (process[key] !== undefined) (out as Record<string, unknown>)[key] = process[key];
+  return out;
+}

@@ -51,6 +51,17 @@ export interface ContainerRecord {
   readonly mounts: readonly MountRecord[];
   readonly created: number;
   readonly labels: Readonly<Record<string, string>>;
+  /** Process settings given at create (`docker create -e A=1 img cmd`); a commit applies them, as dockerd's does. */
+  readonly process?: ProcessSettings;
+}
+
+/** What a container would run with, beyond its image's config. Strata runs nothing; it keeps them for inspect and commit. */
+export interface ProcessSettings {
+  readonly Cmd?: readonly string[];
+  readonly Entrypoint?: readonly string[];
+  readonly Env?: readonly string[];
+  readonly WorkingDir?: string;
+  readonly User?: string;
 }
 
 export interface VolumeRecord {

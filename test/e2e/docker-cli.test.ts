@@ -249,6 +249,22 @@ describe('docker CLI against Strata', () => {
     expect(bind.stderr).toMatch(/bind mounts of host paths are not supported/);
   });
 
+  it('docker create keeps -e, -w, -u, --label and the command, shows them in inspect and commits them, as the daemon does', async () => {
+    const both = async (run: (args: string[]) => Promise<Buffer>) => {
+      await run(['create', '--name', 'proc', '-e', 'MODE=test', '-e', 'EMPTY=', '-w', '/srv', '-u', '1000', '--label', 'team=a', 'base:2', 'sh', '-c', 'echo hi']);
+      const format = '{{json .Config.Env}} {{json .Config.Cmd}} {{json .Config.Entrypoint}} {{.Config.WorkingDir}} {{.Config.User}} {{json .Config.Labels}}';
+      const inspected = await text(run(['inspect', '--format', format, 'proc']));
+      await run(['commit', 'proc', 'proc:1']);
+      const committed = await text(run(['image', 'inspect', '--format', format, 'proc:1']));
+      await run(['rm', 'proc']);
+      await run(['rmi', 'proc:1']);
+      return { inspected, committed };
+    };
+    const [fromDaemon, fromStrata] = await Promise.all([both((args) => daemon.run(args)), both((args) => strata(args))]);
+    expect(fromStrata).toEqual(fromDaemon);
+    expect(fromStrata.committed).toContain('"MODE=test"');
+  });
+
   it('docker events reports the same actions as the daemon for the same commands, and follows new ones', async () => {
     const sequence = async (run: (args: string[]) => Promise<Buffer>) => {
       // Events are per second for --since: start on a fresh second, apart from earlier tests.
