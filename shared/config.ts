@@ -44,6 +44,8 @@ export interface LocalConfig extends Config {
   readonly maxBodyBytes: number;
   /** Each request's deadline on the local server. */
   readonly requestTimeoutMs: number;
+  /** STRATA_SWEEP_INTERVAL_MS: how often the local server sweeps every tenant, as the cloud's schedule does; 0 never. */
+  readonly sweepIntervalMs: number;
   /** Start DynamoDB Local unless an endpoint was given. */
   readonly startDynamoLocal: boolean;
 }
@@ -108,6 +110,7 @@ export function localConfig(env: Env = process.env): LocalConfig {
     publicUrl: env.STRATA_PUBLIC_URL ?? '',
     maxBodyBytes: int(env, 'STRATA_MAX_BODY_BYTES', 64 * 1024 * 1024),
     requestTimeoutMs: int(env, 'STRATA_REQUEST_TIMEOUT_MS', 15 * 60_000),
+    sweepIntervalMs: int(env, 'STRATA_SWEEP_INTERVAL_MS', 3600_000, 0),
     startDynamoLocal: !env.STRATA_DYNAMO_ENDPOINT,
   };
 }

@@ -7,7 +7,7 @@ import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { localConfig, type LocalConfig } from '../../shared/config.js';
 import { runJobsStream } from '../handlers/jobs.js';
 import { reclaimStream } from '../handlers/reclaim.js';
-import { compose } from '../composition.js';
+import { compose, type Services } from '../composition.js';
 import { localPresigner } from './blob-urls.js';
 import { startLocalServer } from './server.js';
 import { openLocalStorage } from './storage.js';
@@ -53,15 +53,34 @@ export async function runLocal(config: LocalConfig = localConfig()) {
       }),
   );
   for (const pump of pumps) await pump.start();
+  // The cloud's hourly sweep, here: what crashes left, expired copies and exports, dead jobs.
+  const sweeping = config.sweepIntervalMs > 0 ? setInterval(() => void sweepAll(services, (m) => console.warn(m)), config.sweepIntervalMs) : undefined;
+  sweeping?.unref();
   return {
     url: server.url,
     async stop() {
+      clearInterval(sweeping);
       for (const pump of pumps) await pump.stop();
       await webhooks?.stop();
       await server.close();
       await dynamo?.stop();
     },
   };
+}
+
+let sweepRunning = false;
+
+/** Sweeps every tenant, one after another; a sweep still running when the next is due is not doubled. */
+async function sweepAll(services: Services, log: (message: string) => void): Promise<void> {
+  if (sweepRunning) return;
+  sweepRunning = true;
+  try {
+    for (const tenant of await services.engine.sweeper.tenants()) await services.engine.sweeper.sweep(tenant, { graceMs: services.config.sweepGraceMs });
+  } catch (error) {
+    log(`sweep failed: ${(error as Error).message}`);
+  } finally {
+    sweepRunning = false;
+  }
 }
 
 async function persistentSecret(path: string): Promise<Buffer> {

@@ -12,7 +12,8 @@ let server: RunningServer;
 
 beforeAll(async () => {
   // A grace of 0: the test's layer is seconds old, which would otherwise leave it to the sweep.
-  server = await startServer({ STRATA_DYNAMO_ENDPOINT: inject('dynamoEndpoint'), STRATA_TABLE: `reclaim-${Date.now()}`, STRATA_SWEEP_GRACE_MS: '0' });
+  // No scheduled sweep here: what goes, the stream took.
+  server = await startServer({ STRATA_DYNAMO_ENDPOINT: inject('dynamoEndpoint'), STRATA_TABLE: `reclaim-${Date.now()}`, STRATA_SWEEP_GRACE_MS: '0', STRATA_SWEEP_INTERVAL_MS: '0' });
 });
 afterAll(async () => server?.stop());
 
@@ -71,5 +72,27 @@ describe('reclaiming from the stream', () => {
     // Nothing was left for the sweep (its grace spares only the config of nothing now).
     const report = await (await call('POST', '/v1/system/sweep')).json();
     expect(report).toMatchObject({ namespaces: 0, layers: 0, chains: 0 });
+  });
+
+  it('sweeps on its own schedule, as the cloud does: an export left behind a 303 goes', async () => {
+    await server.stop();
+    // A sweep every half second, and answers over 1,000 bytes by a 303, to see the sweep take what they leave.
+    server = await startServer({
+      STRATA_DYNAMO_ENDPOINT: inject('dynamoEndpoint'),
+      STRATA_TABLE: `reclaim-swept-${Date.now()}`,
+      STRATA_SWEEP_GRACE_MS: '0',
+      STRATA_SWEEP_INTERVAL_MS: '500',
+      STRATA_INLINE_LIMIT: '1000',
+    });
+    const { archive } = await dockerArchive([[{ path: 'data', content: Buffer.alloc(50_000, 4) }]], { tags: ['saved:1'] });
+    expect((await call('POST', '/v1/images/load', archive)).status).toBe(201);
+    const saved = await fetch(`${server.url}/v1/images/saved:1/save`, { redirect: 'manual' });
+    expect(saved.status).toBe(303);
+    expect(
+      await eventually(
+        () => blobFiles('/exports/'),
+        (files) => files.length === 0,
+      ),
+    ).toEqual([]);
   });
 });
