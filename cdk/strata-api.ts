@@ -252,11 +252,7 @@ export class StrataApi extends Construct {
     }
     this.functions = functions;
 
-    this.sweepDeadLetterQueue = new sqs.Queue(this, 'SweepDeadLetterQueue', {
-      enforceSSL: true,
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      retentionPeriod: Duration.days(14),
-    });
+    this.sweepDeadLetterQueue = this.deadLetterQueue('SweepDeadLetterQueue');
     this.eventBus = props.eventBus ?? new events.EventBus(this, 'EventBus', { description: 'Strata events: images, containers, volumes' });
     this.sweepFunction = this.createFunction(
       'scheduledSweep',
@@ -268,11 +264,7 @@ export class StrataApi extends Construct {
     );
     // The fan-out: one event per tenant on the bus, each back to the sweep function alone.
     this.eventBus.grantPutEventsTo(this.sweepFunction);
-    this.publishDeadLetterQueue = new sqs.Queue(this, 'PublishDeadLetterQueue', {
-      enforceSSL: true,
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      retentionPeriod: Duration.days(14),
-    });
+    this.publishDeadLetterQueue = this.deadLetterQueue('PublishDeadLetterQueue');
     const publisher = this.createFunction('publishEvents', 'events', PUBLISH_TIMEOUT, settings, {}, { STRATA_EVENT_BUS: this.eventBus.eventBusName });
     this.eventBus.grantPutEventsTo(publisher);
     publisher.addEventSource(
@@ -298,11 +290,7 @@ export class StrataApi extends Construct {
     );
     this.publishFunction = publisher;
 
-    this.reclaimDeadLetterQueue = new sqs.Queue(this, 'ReclaimDeadLetterQueue', {
-      enforceSSL: true,
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      retentionPeriod: Duration.days(14),
-    });
+    this.reclaimDeadLetterQueue = this.deadLetterQueue('ReclaimDeadLetterQueue');
     const reclaimer = this.createFunction('reclaimStorage', 'reclaim', RECLAIM_TIMEOUT, settings);
     reclaimer.addEventSource(
       new DynamoEventSource(this.table, {
@@ -322,11 +310,7 @@ export class StrataApi extends Construct {
     );
     this.reclaimFunction = reclaimer;
 
-    this.jobsDeadLetterQueue = new sqs.Queue(this, 'JobsDeadLetterQueue', {
-      enforceSSL: true,
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      retentionPeriod: Duration.days(14),
-    });
+    this.jobsDeadLetterQueue = this.deadLetterQueue('JobsDeadLetterQueue');
     const jobs = this.createFunction('runJobs', 'jobs', SWEEP_TIMEOUT, settings);
     jobs.addEventSource(
       new DynamoEventSource(this.table, {
@@ -407,6 +391,11 @@ export class StrataApi extends Construct {
       streamReaders: [publisher.role!, reclaimer.role!, jobs.role!],
       streamFailures: [this.publishDeadLetterQueue, this.reclaimDeadLetterQueue, this.jobsDeadLetterQueue],
     });
+  }
+
+  /** Where an asynchronous function's failures wait: encrypted, TLS only, kept 14 days. */
+  private deadLetterQueue(id: string): sqs.Queue {
+    return new sqs.Queue(this, id, { enforceSSL: true, encryption: sqs.QueueEncryption.SQS_MANAGED, retentionPeriod: Duration.days(14) });
   }
 
   /** One function for one concern: its own role with only that concern's grants, its own log group. */
