@@ -63,16 +63,10 @@ export function cloudServices(): Services {
   return (cloud ??= compose(cloudConfig(), {}, { countCalls: true }));
 }
 
-/** The bus events go to, for a function the construct gave STRATA_EVENT_BUS. A client can be injected (tests). */
-export function composeEventBus(config: Config, client?: EventBridgeClient): EventBus {
-  if (!config.eventBusName) throw new Error('STRATA_EVENT_BUS must be set');
-  return new EventBridgeEventBus(client ?? new EventBridgeClient({ region: config.region, endpoint: config.eventsEndpoint }), config.eventBusName);
-}
-
-let bus: EventBus | undefined;
 let bridge: { client: EventBridgeClient; busName: string } | undefined;
+let bus: EventBus | undefined;
 
-/** The EventBridge client and bus of a function the construct gave STRATA_EVENT_BUS (the sweep's fan-out). */
+/** The EventBridge client and bus of a function the construct gave STRATA_EVENT_BUS, built on first use. */
 export function cloudEventBridge(): { client: EventBridgeClient; busName: string } {
   if (bridge) return bridge;
   const config = cloudConfig();
@@ -80,7 +74,8 @@ export function cloudEventBridge(): { client: EventBridgeClient; busName: string
   return (bridge = { client: new EventBridgeClient({ region: config.region, endpoint: config.eventsEndpoint }), busName: config.eventBusName });
 }
 
-/** The stream publisher's bus, built from its environment on first use. */
+/** The stream publisher's bus, on that client. */
 export function cloudEventBus(): EventBus {
-  return (bus ??= composeEventBus(cloudConfig()));
+  const { client, busName } = cloudEventBridge();
+  return (bus ??= new EventBridgeEventBus(client, busName));
 }

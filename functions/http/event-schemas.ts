@@ -63,8 +63,6 @@ export const eventSchemas = [
 
 export const Event = z.discriminatedUnion('type', eventSchemas).meta({ description: 'One change, as the feed, webhooks and EventBridge carry it.' });
 
-export type EventBody = z.infer<typeof Event>;
-
 /** The JSON Schema (2020-12) of events.schema.json, one `oneOf` branch per type. */
 export function eventJsonSchema(): Record<string, unknown> {
   return {

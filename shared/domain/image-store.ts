@@ -119,21 +119,23 @@ export class ImageStore {
     const tenantOp: WriteOp = { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } };
     // A tag named by two images goes to the last, as if they had been loaded one after another.
     const owner = new Map(images.flatMap((i) => i.tags.map((tag) => [tag, i.id] as const)));
+    const ownTags = new Map(images.map((image) => [image, image.tags.filter((t) => owner.get(t) === image.id)]));
     // A tag written under a journal carries its id, so an undo removes only what this load wrote.
     const opsOf = (image: PreparedImage, journalId?: string): WriteOp[] => {
-      const tags = image.tags.filter((t) => owner.get(t) === image.id);
+      const tags = ownTags.get(image)!;
       return [
         image.recordOp,
         ...tags.map((tag): WriteOp => ({ op: 'put', item: { ...keys.tag(tenant, tag), attrs: { image: image.id, ...(journalId ? { loadedBy: journalId } : {}) } } })),
         this.events.op(tenant, event.type, { ...event.detail, image: image.id, tags, size: image.size, layers: image.layers, new: image.newConfigKey !== undefined }),
       ];
     };
-    const perImage = images.map((image) => opsOf(image));
     const dropConfigs = () => this.blobs.delete(images.flatMap((i) => (i.newConfigKey ? [i.newConfigKey] : []))).catch(() => undefined);
     const extra = idempotency ? 1 : 0;
-    if (perImage.reduce((n, ops) => n + ops.length, 1 + extra) <= MAX_TRANSACTION_OPS) {
+    // Each image is its record, its own tags and its event; with the tenant item and the key's record.
+    const total = images.reduce((n, image) => n + 2 + ownTags.get(image)!.length, 1 + extra);
+    if (total <= MAX_TRANSACTION_OPS) {
       try {
-        await this.meta.transact([...perImage.flat(), tenantOp, ...(idempotency ? [idempotency.whole] : [])]);
+        await this.meta.transact([...images.flatMap((image) => opsOf(image)), tenantOp, ...(idempotency ? [idempotency.whole] : [])]);
       } catch (error) {
         if (error instanceof StrataError) await dropConfigs();
         throw error;
