@@ -10,6 +10,7 @@ import { Engine } from '../shared/engine.js';
 import type { BlobStore } from '../shared/ports/blob-store.js';
 import type { EventBus } from '../shared/ports/event-bus.js';
 import type { MetadataStore } from '../shared/ports/metadata-store.js';
+import { cancellable } from './http/cancellation.js';
 import { countingCalls, type StoreCalls } from './http/store-calls.js';
 
 /** Everything a handler needs, wired once per process (a warm Lambda reuses it). */
@@ -36,11 +37,16 @@ export interface Clients {
   readonly presigner?: Presigner;
 }
 
+export interface Runtime {
+  readonly streamsBodies?: boolean;
+  readonly canStream?: boolean;
+  readonly countCalls?: boolean;
+}
+
 /** The composition root: the one place adapters meet the engine. Clients can be injected (tests). */
-export function compose(config: Config, clients: Clients = {}, runtime: { streamsBodies?: boolean; canStream?: boolean; countCalls?: boolean } = {}): Services {
+export function compose(config: Config, clients: Clients = {}, runtime: Runtime = {}): Services {
   const dynamo = clients.dynamo ?? dynamoDocumentClient({ endpoint: config.dynamoEndpoint, region: config.region });
-  const calls: StoreCalls | undefined = runtime.countCalls ? { metadata: 0, blobs: 0 } : undefined;
-  let meta: MetadataStore = new DynamoMetadataStore(dynamo, config.tableName);
+  const meta = new DynamoMetadataStore(dynamo, config.tableName);
   let blobs: BlobStore;
   if (config.blobs.kind === 's3') {
     const s3 = clients.s3 ?? s3ClientFor({ endpoint: config.blobs.endpoint, region: config.region, accessKeyId: config.blobs.accessKeyId, secretAccessKey: config.blobs.secretAccessKey });
@@ -49,12 +55,24 @@ export function compose(config: Config, clients: Clients = {}, runtime: { stream
     if (!clients.presigner) throw new Error('a folder blob store needs a presigner');
     blobs = new FsBlobStore(config.blobs.root, clients.presigner);
   }
+  return servicesOver(config, meta, blobs, runtime);
+}
+
+/** The services over two stores (any adapters: tests give in-process ones), wrapped as every request needs. */
+export function servicesOver(config: Config, rawMeta: MetadataStore, rawBlobs: BlobStore, runtime: Runtime = {}): Services {
+  // A request answered at its deadline stops its storage work; only cleanup still starts.
+  let meta = cancellable(rawMeta, new Set());
+  let blobs = cancellable(rawBlobs, BLOB_CLEANUP);
+  const calls: StoreCalls | undefined = runtime.countCalls ? { metadata: 0, blobs: 0 } : undefined;
   if (calls) {
     meta = countingCalls(meta, calls, 'metadata');
     blobs = countingCalls(blobs, calls, 'blobs');
   }
   return { config, engine: new Engine(meta, blobs, { maxFileBytes: config.maxFileBytes }), meta, blobs, streamsBodies: runtime.streamsBodies ?? false, canStream: runtime.canStream ?? false, calls };
 }
+
+/** Blob calls that only remove what a request wrote, so they still run once it is cancelled. */
+const BLOB_CLEANUP: ReadonlySet<string> = new Set(['delete', 'abortIncomplete', 'presign']);
 
 let cloud: Services | undefined;
 

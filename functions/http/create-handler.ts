@@ -9,7 +9,8 @@ import { mapErrors } from './middleware/map-errors.js';
 import { normalizeHeaders } from './middleware/normalize-headers.js';
 import { requestLogger } from './middleware/request-logger.js';
 import { requestMetrics } from './middleware/request-metrics.js';
-import { shapeResponse } from './middleware/shape-response.js';
+import { runCancellable } from './cancellation.js';
+import { shapeResponse } from './shape-response.js';
 import { checkQuery } from './schemas.js';
 import type { HttpEvent, HttpResponse, LambdaHandler, Operation, RequestContext } from './types.js';
 
@@ -17,6 +18,10 @@ import type { HttpEvent, HttpResponse, LambdaHandler, Operation, RequestContext 
  * One Lambda handler on the shared middleware stack: normalise headers, log, authenticate,
  * dispatch by API Gateway's route key to an operation, shape the response, map errors.
  * The local server builds its handlers with this very function.
+ *
+ * The operation and the shaping of its response run under the deadline: when it passes (or the
+ * local server's client goes away, `context.clientGone`), the request is answered and the
+ * storage work behind it is stopped (see cancellation.ts).
  */
 export function createHandler(name: HandlerName, operations: Readonly<Record<string, Operation>>, services: () => Services): LambdaHandler {
   const own = routes.filter((r) => r.handler === name);
@@ -27,7 +32,7 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
   const logger = new Logger({ serviceName: 'strata' });
   let leveled = false;
 
-  const dispatch = async (event: HttpEvent, context: Context & { tenant?: string; logger?: Logger }) => {
+  const dispatch = async (event: HttpEvent, context: HandlerContext, { signal }: { signal: AbortSignal }) => {
     if (!leveled) {
       logger.setLogLevel(services().config.logLevel as Parameters<Logger['setLogLevel']>[0]);
       leveled = true;
@@ -65,12 +70,13 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
         return parsed as T;
       },
     };
-    return (await operation(request)) as unknown as HttpResponse;
+    const cancelled = context.clientGone ? AbortSignal.any([signal, context.clientGone]) : signal;
+    return runCancellable(cancelled, async () => shapeResponse(await operation(request), request.services, context.tenant));
   };
 
   // Answered a second before the function's own deadline (Lambda's, or the local server's), so
   // a request that cannot finish still gets a JSON answer instead of a dropped connection.
-  return middy<HttpEvent, HttpResponse, Error, Context & { tenant?: string; logger?: Logger }>({
+  return middy<HttpEvent, HttpResponse, Error, HandlerContext>({
     timeoutEarlyInMillis: DEADLINE_MARGIN_MS,
     timeoutEarlyResponse: () => {
       throw new DeadlineExceededError('the request did not finish within its deadline; a change it made may or may not have taken effect');
@@ -81,11 +87,13 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
     .use(requestLogger({ logger }))
     .use(mapErrors())
     .use(authenticate({ tenantClaim: () => services().config.tenantClaim, publicRoutes }))
-    .use(shapeResponse({ services }))
     .handler(dispatch) as unknown as LambdaHandler;
 }
 
 const DEADLINE_MARGIN_MS = 1000;
+
+/** Lambda's context, with what the middleware adds and what the local server passes. */
+type HandlerContext = Context & { tenant?: string; logger?: Logger; clientGone?: AbortSignal };
 
 function decodeParams(params: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {};

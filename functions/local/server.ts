@@ -120,7 +120,13 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
       pathParameters[name] = hit.m![i + 1];
     });
     const event = toEvent(req, url, method, routeKeyOf(hit.c.route), pathParameters, body, tenantOf(req));
-    const response = await handlers.get(hit.c.route.handler)!(event, lambdaContext(hit.c.route.handler, options.requestTimeoutMs ?? 15 * 60_000));
+    // A client that goes away before its answer is complete cancels the work behind it.
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const context = Object.assign(lambdaContext(hit.c.route.handler, options.requestTimeoutMs ?? 15 * 60_000), { clientGone: gone.signal });
+    const response = await handlers.get(hit.c.route.handler)!(event, context);
     await respond(res, response, method === 'HEAD');
   }
 

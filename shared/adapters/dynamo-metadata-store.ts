@@ -288,6 +288,8 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
 export function dynamoDocumentClient(options: { endpoint?: string; region?: string }): DynamoDBDocumentClient {
   const local = options.endpoint !== undefined;
   const client = new DynamoDBClient({
+    // A connection that goes silent fails the call (and the SDK retries) instead of hanging.
+    requestHandler: { connectionTimeout: 5_000, socketTimeout: 30_000 },
     ...(local ? { endpoint: options.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
     ...(options.region !== undefined ? { region: options.region } : local ? { region: 'us-east-1' } : {}),
   });

@@ -255,6 +255,8 @@ export function s3ClientFor(options: { endpoint?: string; region?: string; acces
   const { endpoint, region = 'us-east-1', accessKeyId, secretAccessKey } = options;
   return new S3Client({
     region,
+    // A connection that goes silent fails the call instead of holding the request forever.
+    requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
     ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
     ...(endpoint
       ? {

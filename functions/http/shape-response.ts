@@ -1,31 +1,16 @@
-import type { MiddlewareObj } from '@middy/core';
-import type { Context } from 'aws-lambda';
 import { Readable } from 'node:stream';
-import { TooLargeError } from '../../../shared/errors.js';
-import { blobKeys } from '../../../shared/keys.js';
-import type { Services } from '../../composition.js';
-import type { HttpEvent, HttpResponse, HttpResult } from '../types.js';
-
-export interface ShapeResponseOptions {
-  readonly services: () => Services;
-}
+import { TooLargeError } from '../../shared/errors.js';
+import { blobKeys } from '../../shared/keys.js';
+import type { Services } from '../composition.js';
+import type { HttpResponse, HttpResult } from './types.js';
 
 /**
  * Turns an operation's result into what API Gateway (or the local server) sends: JSON for data,
  * base64 for bytes, and for a stream either the stream itself (local server) or, past Lambda's
- * body limit, a 303 to a presigned URL of the bytes spooled to blob storage.
+ * body limit, a 303 to a presigned URL of the bytes spooled to blob storage. It runs inside the
+ * request's deadline, since spooling a large stream is most of the work of a save or an export.
  */
-export function shapeResponse(options: ShapeResponseOptions): MiddlewareObj<HttpEvent, HttpResponse, Error, Context & { tenant?: string }> {
-  return {
-    after: async (request) => {
-      const result = request.response as unknown as HttpResult;
-      const services = options.services();
-      request.response = await shape(result, services, request.context.tenant);
-    },
-  };
-}
-
-async function shape(result: HttpResult, services: Services, tenant: string | undefined): Promise<HttpResponse> {
+export async function shapeResponse(result: HttpResult, services: Services, tenant: string | undefined): Promise<HttpResponse> {
   const headers = { ...(result.headers ?? {}) };
   const body = result.body;
   if (body === undefined || body === null) return { statusCode: result.statusCode, headers };
