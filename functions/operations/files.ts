@@ -90,7 +90,10 @@ async function read(request: RequestContext, head: boolean): Promise<HttpResult>
   if (ifMatch && ifMatch !== '*' && ifMatch !== stat.etag) throw new PreconditionFailedError(`${stat.path} has changed`);
   if (noneMatch && (noneMatch === '*' || noneMatch === stat.etag)) return { statusCode: 304, headers };
   const partial = range !== undefined;
-  if (!head && !services.streamsBodies && end - start > services.config.inlineBodyLimit) {
+  // Where the server can stream (the local server), a sparse file is streamed rather than
+  // copied out: its holes are zeros made on the fly, never written to a blob.
+  const streamed = services.streamsBodies || (services.canStream && files.tooSparseToCopy(extents));
+  if (!head && !streamed && end - start > services.config.inlineBodyLimit) {
     // Too big for a Lambda response: copy it out (server-side where possible) and send the client there.
     body.destroy();
     const { key } = await files.copyOut(tenant, extents, services.config.presignSeconds * 1000);
@@ -98,7 +101,7 @@ async function read(request: RequestContext, head: boolean): Promise<HttpResult>
   }
   headers['content-length'] = String(end - start);
   if (partial) headers['content-range'] = `bytes ${start}-${Math.max(start, end - 1)}/${stat.size}`;
-  return { statusCode: partial ? 206 : 200, headers, body: head ? undefined : body };
+  return { statusCode: partial ? 206 : 200, headers, body: head ? undefined : body, noRedirect: streamed && !services.streamsBodies };
 }
 
 async function list(request: RequestContext, head: boolean): Promise<HttpResult> {

@@ -7,7 +7,7 @@ import type { Resolver } from './resolver.js';
 import type { ImageService } from './images.js';
 import type { ReadCopies } from './read-copies.js';
 import type { Extent, FileMeta } from './nodes.js';
-import { statOf, type DirPage, type FileStat, type TreeReader } from './tree-read.js';
+import { holeBytes, MAX_COPIED_HOLE_BYTES, statOf, type DirPage, type FileStat, type TreeReader } from './tree-read.js';
 import type { SetAttributes, TreeWriter, WritePreconditions } from './tree-write.js';
 import type { View } from './view.js';
 import type { VolumeService } from './volumes.js';
@@ -83,6 +83,11 @@ export class FileService {
       if ('error' in outcome) throw outcome.error;
       return outcome.value;
     }
+  }
+
+  /** True when a copy of these bytes for a 303 would be refused: more holes than it may write out. */
+  tooSparseToCopy(extents: readonly Extent[]): boolean {
+    return holeBytes(extents) > MAX_COPIED_HOLE_BYTES;
   }
 
   /** A blob holding the bytes of a read, for a presigned download that stays valid `validForMs`; made once per content. */

@@ -27,7 +27,7 @@ export class HoleBudget {
 }
 
 /** Bytes of a file's extents that are holes (never written, read as zeros). */
-function holeBytes(extents: readonly Extent[]): number {
+export function holeBytes(extents: readonly Extent[]): number {
   return extents.reduce((sum, [key, , length]) => sum + (key === ZERO_BLOB ? length : 0), 0);
 }
 
