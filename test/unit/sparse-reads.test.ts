@@ -21,7 +21,16 @@ let close: () => Promise<void>;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'strata-sparse-'));
   const blobs = new FsBlobStore(dir, async (key) => `http://blobs.invalid/${key}`);
-  const config = { tableName: 't', blobs: { kind: 'fs', root: dir }, region: 'local', inlineBodyLimit: 4 << 20, presignSeconds: 60, maxFileBytes: 1024 ** 4, tenantClaim: 'tenant', logLevel: 'ERROR' } as Config;
+  const config = {
+    tableName: 't',
+    blobs: { kind: 'fs', root: dir },
+    region: 'local',
+    inlineBodyLimit: 4 << 20,
+    presignSeconds: 60,
+    maxFileBytes: 1024 ** 4,
+    tenantClaim: 'tenant',
+    logLevel: 'ERROR',
+  } as Config;
   const services = servicesOver(config, new MemoryMetadataStore(), blobs, { canStream: true });
   ({ url, close } = await startLocalServer({ services, port: 0, host: '127.0.0.1', signingKey: randomBytes(32), maxBodyBytes: 64 << 20 }));
   const { archive } = await dockerArchive([[{ path: 'etc/hosts', content: 'h' }]], { tags: ['base:1'] });
