@@ -19,6 +19,7 @@ import { ConflictError } from './errors.js';
 import { normalizeReference, sha256Digest } from './domain/refs.js';
 import { Idempotency, type IdempotencyOps } from './domain/idempotency.js';
 import { Jobs } from './domain/jobs.js';
+import { Uploads } from './domain/uploads.js';
 import { ReadCopies } from './domain/read-copies.js';
 import type { BatchedReadOptions } from './domain/batched-reads.js';
 import { DEFAULT_MAX_FILE_BYTES } from './domain/limits.js';
@@ -61,6 +62,8 @@ export class Engine {
   readonly events: EventLog;
   /** Asynchronous loads and their progress. */
   readonly jobs: Jobs;
+  /** Presigned uploads, and the loads they start when their bytes land. */
+  readonly uploads: Uploads;
   /** Idempotency-Key records for loads and commits. */
   readonly idempotency: Idempotency;
   readonly fsck: Fsck;
@@ -82,7 +85,12 @@ export class Engine {
     this.containers = new ContainerService(meta, this.images, this.volumes, clock, this.events);
     this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, new ReadCopies(meta, reader, clock), maxFileBytes);
     this.changeset = new Changeset(meta, reader, options.batchedReads);
-    this.jobs = new Jobs(meta, blobs, this.images, this.events, clock);
+    this.jobs = new Jobs(meta, blobs, this.images, this.events, clock, {
+      save: (tenant, refs) => this.images.save(tenant, [...refs]),
+      export: (tenant, container) => this.export(tenant, container),
+      commit: (tenant, container, commitOptions) => this.commit(tenant, container, commitOptions as CommitOptions),
+    });
+    this.uploads = new Uploads(meta, blobs, this.jobs, this.events, clock);
     this.sweeper = new Sweeper(meta, blobs, this.events, clock, this.jobs);
     this.fsck = new Fsck(meta, blobs, clock);
   }

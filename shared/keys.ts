@@ -95,6 +95,8 @@ export const keys = {
   garbageTenant: (pk: string): string | undefined => tenantOfPartition(pk, 'garbage'),
   /** The tenant whose image records `pk` holds. */
   imagesTenant: (pk: string): string | undefined => tenantOfPartition(pk, 'images'),
+  /** Which tenant a blob folder (`t/<hash>/`) belongs to, for storage notifications that name only a key. */
+  tenantFolder: (folder: string): ItemKey => ({ pk: 'tenant-folders', sk: folder }),
   tenants: (): string => 'tenants',
   tenant: (tenant: string): ItemKey => ({ pk: 'tenants', sk: tenant }),
 };
@@ -124,11 +126,28 @@ export const blobKeys = {
   namespacesRoot: (tenant: string) => `${tenantFolder(tenant)}/ns/`,
   uploads: (tenant: string) => `${tenantFolder(tenant)}/uploads/`,
   exportArchives: (tenant: string) => `${tenantFolder(tenant)}/exports/`,
-  upload: (tenant: string) => `${tenantFolder(tenant)}/uploads/${fresh()}`,
+  /** An upload's bytes: the suffix lets a storage notification select uploads alone. */
+  upload: (tenant: string, id: string) => `${tenantFolder(tenant)}/uploads/${Date.now().toString(36).padStart(9, '0')}-${id}${UPLOAD_SUFFIX}`,
   exportArchive: (tenant: string) => `${tenantFolder(tenant)}/exports/${fresh()}.tar`,
+  /** What a save or export job made, kept for its download (jobs.ts). */
+  jobResults: (tenant: string) => `${tenantFolder(tenant)}/results/`,
+  jobResult: (tenant: string) => `${tenantFolder(tenant)}/results/${fresh()}.tar`,
   readCopies: (tenant: string) => `${tenantFolder(tenant)}/reads/`,
   readCopy: (tenant: string) => `${tenantFolder(tenant)}/reads/${fresh()}`,
 };
+
+export const UPLOAD_SUFFIX = '.upload';
+
+/** The blob folder of a tenant (`t/<hash>`), as `blobFolderOf` reads it back from a key. */
+export function blobFolder(tenant: string): string {
+  return tenantFolder(tenant);
+}
+
+/** The folder and upload id an upload's blob key names, or undefined for any other key. */
+export function parseUploadKey(key: string): { folder: string; id: string } | undefined {
+  const match = /^(t\/[0-9a-f]{32})\/uploads\/[0-9a-z]{9}-([0-9a-f-]{36})\.upload$/.exec(key);
+  return match ? { folder: match[1], id: match[2] } : undefined;
+}
 
 /** When a blob key made by `fresh()` was created (ms since epoch), or undefined for other keys. */
 export function blobCreatedAt(key: string): number | undefined {

@@ -64,8 +64,10 @@ export function dockerMessages(event: StrataEvent): DockerEventMessage[] {
       return [volume('create')];
     case 'volume.removed':
       return [volume('destroy')];
+    case 'upload.finalized':
+    case 'job.progress':
     case 'job.completed':
-      return []; // Docker has no asynchronous loads.
+      return []; // Docker has no uploads or asynchronous jobs.
   }
 }
 

@@ -4,8 +4,8 @@ import { keys } from '../../shared/keys.js';
 import { cloudServices, type Services } from '../composition.js';
 
 /**
- * Runs the jobs the table's stream shows queued (an INSERT in a tenant's jobs partition): an
- * asynchronous load, up to the function's 15 minutes. Records are handled one by one with
+ * Runs the jobs the table's stream shows queued in a tenant's jobs partition (a load, save,
+ * export or commit), up to the function's 15 minutes. Records are handled one by one with
  * Powertools Batch; a job that already ran is skipped, so a retried batch runs nothing twice.
  */
 export function runJobsStream(services: () => Services) {
@@ -14,7 +14,9 @@ export function runJobsStream(services: () => Services) {
     const pk = record.dynamodb?.Keys?.pk?.S;
     const sk = record.dynamodb?.Keys?.sk?.S;
     const tenant = pk === undefined ? undefined : keys.jobsTenant(pk);
-    if (record.eventName !== 'INSERT' || !tenant || sk === undefined) return;
+    // Queued: written so (an INSERT), or a load whose upload just landed (a MODIFY).
+    const queued = record.dynamodb?.NewImage?.status?.S === 'queued' && record.dynamodb?.OldImage?.status?.S !== 'queued';
+    if (!queued || !tenant || sk === undefined) return;
     await services().engine.jobs.run(tenant, sk);
   };
   return (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> =>

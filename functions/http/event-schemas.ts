@@ -12,6 +12,8 @@ const imageId = digest.meta({ description: '`sha256:` digest of the image config
 const tags = z.array(z.string()).meta({ description: 'Normalized references, `name:tag`.' });
 const containerId = z.string().meta({ description: 'The container id.' });
 
+const jobKind = z.enum(['load', 'save', 'export', 'commit']);
+
 const imageStored = {
   image: imageId,
   tags: tags.meta({ description: 'Tags it got (moved here from any image that had them).' }),
@@ -46,18 +48,36 @@ export const eventSchemas = [
   envelope('volume.created', { volume: z.string(), anonymous: z.boolean() }, 'A volume was created.'),
   envelope('volume.removed', { volume: z.string(), anonymous: z.boolean() }, 'A volume was removed.'),
   envelope(
+    'upload.finalized',
+    { upload: z.uuid(), size: z.int().min(0).meta({ description: 'Bytes received.' }), job: z.uuid().optional().meta({ description: 'The load it started, for an upload made with `load: true`.' }) },
+    'An upload’s bytes landed in blob storage.',
+  ),
+  envelope(
+    'job.progress',
+    {
+      job: z.uuid(),
+      kind: jobKind,
+      bytesDone: z.int().min(0),
+      bytesTotal: z.int().min(0).meta({ description: '0 where it is not known ahead (a save or export).' }),
+      layersDone: z.int().min(0),
+    },
+    'A running job’s progress, at most every 10 s.',
+  ),
+  envelope(
     'job.completed',
     {
       job: z.uuid(),
-      kind: z.literal('load'),
+      kind: jobKind,
       status: z.enum(['succeeded', 'failed']),
       images: z
         .array(z.object({ id: imageId, tags }))
         .optional()
-        .meta({ description: 'When it succeeded.' }),
+        .meta({ description: 'A load that succeeded: its images.' }),
+      image: z.object({ id: imageId, tags }).optional().meta({ description: 'A commit that succeeded: the new image.' }),
+      size: z.int().min(0).optional().meta({ description: 'A save or export that succeeded: bytes of the tar (`GET /v1/jobs/{job}` links it).' }),
       error: z.object({ message: z.string(), code: z.string() }).optional().meta({ description: 'When it failed.' }),
     },
-    'An asynchronous load finished (its images also have their `image.loaded` events).',
+    'An asynchronous load, save, export or commit finished (a load’s images also have their `image.loaded` events).',
   ),
 ] as const;
 

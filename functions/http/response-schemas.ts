@@ -67,20 +67,33 @@ export const LoadResult = z.object({ images: z.array(ImageRef) });
 export const Job = z
   .object({
     id: z.uuid(),
-    kind: z.literal('load'),
-    status: z.enum(['queued', 'running', 'succeeded', 'failed']),
-    upload: z.string().meta({ description: 'The upload whose bytes are the archive.' }),
+    kind: z.enum(['load', 'save', 'export', 'commit']),
+    status: z.enum(['awaiting-upload', 'queued', 'running', 'succeeded', 'failed']).meta({ description: '`awaiting-upload`: a load whose upload has not received its bytes yet.' }),
+    upload: z.string().optional().meta({ description: 'A load: the upload whose bytes are the archive.' }),
+    images: z.array(z.string()).optional().meta({ description: 'A save: the images it writes.' }),
+    container: z.string().optional().meta({ description: 'An export or a commit: the container.' }),
     progress: z.object({
-      bytesDone: bytes('Archive bytes read so far, as uploaded (before decompression).'),
-      bytesTotal: bytes('Size of the upload.'),
+      bytesDone: bytes('A load: archive bytes read so far, as uploaded (before decompression); a save or export: tar bytes written.'),
+      bytesTotal: bytes('A load: the size of the upload; 0 where it is not known ahead.'),
       layersDone: count.meta({ description: 'Layers stored so far (layers small enough to be held in memory count only when the load succeeds).' }),
     }),
-    result: LoadResult.optional().meta({ description: 'When it succeeded: the images loaded.' }),
-    error: z.object({ message: z.string(), code: z.string() }).optional().meta({ description: 'When it failed: what a synchronous load would have answered.' }),
+    result: z
+      .object({
+        images: LoadResult.shape.images.optional().meta({ description: 'A load: the images loaded.' }),
+        image: ImageRef.optional().meta({ description: 'A commit: the new image.' }),
+        size: bytes('A save or export: bytes of the tar.').optional(),
+        download: z
+          .url()
+          .optional()
+          .meta({ description: 'A save or export: a presigned URL of the tar, valid for the usual presign time; GET the job again for a fresh one (the tar is kept 24 hours).' }),
+      })
+      .optional()
+      .meta({ description: 'When it succeeded.' }),
+    error: z.object({ message: z.string(), code: z.string() }).optional().meta({ description: 'When it failed: what a synchronous request would have been answered.' }),
     created: epochMs(),
     updated: epochMs(),
   })
-  .meta({ description: 'A load running outside the request that asked for it.' });
+  .meta({ description: 'Work running outside the request that asked for it: a load, or a save, export or commit too long for one request.' });
 
 export const TagResult = z.object({ tag: z.string() });
 
@@ -147,6 +160,7 @@ export const Upload = z.object({
   url: z.url().meta({ description: 'Presigned URL to send the bytes to.' }),
   method: z.literal('PUT'),
   expiresAt: z.iso.datetime(),
+  job: z.uuid().optional().meta({ description: 'With `load: true`: the job that loads the bytes once they land (`GET /v1/jobs/{job}`).' }),
 });
 
 export const EventPage = z.object({

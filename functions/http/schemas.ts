@@ -83,7 +83,20 @@ export const FileActionRequest = z.discriminatedUnion(
 );
 
 /** By the names the OpenAPI document refers to them. */
-export const requestSchemas = { TagRequest, MountRequest, CreateContainerRequest, CommitRequest, CreateVolumeRequest, FileAttributes: AttributesRequest, FileAction: FileActionRequest };
+export const CreateUploadRequest = z.strictObject({
+  load: z.boolean().optional().meta({ description: 'Load the bytes as an image archive once they land, as a job (`job` in the answer): no further call needed.' }),
+});
+
+export const requestSchemas = {
+  CreateUploadRequest,
+  TagRequest,
+  MountRequest,
+  CreateContainerRequest,
+  CommitRequest,
+  CreateVolumeRequest,
+  FileAttributes: AttributesRequest,
+  FileAction: FileActionRequest,
+};
 
 /** Parses a body with its schema; the first problem becomes a 400 that names the field. */
 export function parseWith<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -146,6 +159,9 @@ export const querySchemas: Readonly<Record<string, z.ZodObject>> = Object.fromEn
     removeContainer: { volumes: flagParam, v: flagParam },
     removeImage: { force: flagParam },
     loadImage: { upload, async: flagParam },
+    saveImage: { async: flagParam },
+    exportContainer: { async: flagParam },
+    commitContainer: { async: flagParam },
     removeVolume: { force: flagParam },
     pruneVolumes: { all: flagParam },
     imageFsRoot: listing,

@@ -40,7 +40,16 @@ export function verifyBlobUrl(secret: Buffer, method: string, rawPath: string, q
 }
 
 /** A request to one of the server's presigned URLs: PUT stores the bytes, GET and HEAD read them. */
-export async function serveBlobUrl(req: IncomingMessage, res: ServerResponse, method: string, url: URL, signingKey: Buffer, blobs: BlobStore): Promise<unknown> {
+export async function serveBlobUrl(
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+  url: URL,
+  signingKey: Buffer,
+  blobs: BlobStore,
+  /** Called once a PUT is stored, before it is answered, as S3 sends its ObjectCreated notification. */
+  onStored?: (key: string, size: number) => Promise<void>,
+): Promise<unknown> {
   const key = verifyBlobUrl(signingKey, method === 'HEAD' ? 'GET' : method, url.pathname, url.searchParams);
   if (!key) {
     req.resume();
@@ -49,6 +58,7 @@ export async function serveBlobUrl(req: IncomingMessage, res: ServerResponse, me
   try {
     if (method === 'PUT') {
       const { size } = await blobs.put(key, req);
+      await onStored?.(key, size);
       return send(res, 200, { size });
     }
     if (method !== 'GET' && method !== 'HEAD') return send(res, 405, { message: 'presigned URLs take GET or PUT', code: 'method_not_allowed' });

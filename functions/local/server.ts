@@ -11,6 +11,9 @@ import { uploadOperations } from '../operations/uploads.js';
 import { volumeOperations } from '../operations/volumes.js';
 import { dockerOperations } from '../docker/operations.js';
 import { DEFAULT_ROUTE, routeKeyOf, routes, type HandlerName, type Route } from '../routes.js';
+import type { S3Event } from 'aws-lambda';
+import { UPLOAD_SUFFIX } from '../../shared/keys.js';
+import { uploadLanded } from '../handlers/upload-landed.js';
 import { BLOB_PATH, serveBlobUrl } from './blob-urls.js';
 import { lambdaContext, readBody, respond, send, toEvent } from './http-io.js';
 
@@ -92,7 +95,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
       return send(res, 400, { message: 'path segments . and .. (plain or percent-encoded) are not allowed in a URL', code: 'invalid_input' });
     }
     const url = new URL(req.url ?? '/', 'http://local');
-    if (url.pathname.startsWith(BLOB_PATH)) return serveBlobUrl(req, res, method, url, options.signingKey, options.services.blobs);
+    if (url.pathname.startsWith(BLOB_PATH)) return serveBlobUrl(req, res, method, url, options.signingKey, options.services.blobs, notifyStored);
     const matches = compiled.map((c) => ({ c, m: c.pattern.exec(url.pathname) })).filter((x) => x.m);
     // A path no route matches goes to the default route, as in API Gateway.
     const hit = matches.find((x) => x.c.route.method === method) ?? (matches.length === 0 && fallback ? { c: fallback, m: fallback.pattern.exec(url.pathname) } : undefined);
@@ -128,6 +131,15 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
     const context = Object.assign(lambdaContext(hit.c.route.handler, options.requestTimeoutMs ?? 15 * 60_000), { clientGone: gone.signal });
     const response = await handlers.get(hit.c.route.handler)!(event, context);
     await respond(res, response, method === 'HEAD');
+  }
+
+  // S3's ObjectCreated notification, here: the same handler, with the same event shape.
+  const landed = uploadLanded(() => options.services);
+  async function notifyStored(key: string, size: number): Promise<void> {
+    if (!key.endsWith(UPLOAD_SUFFIX)) return;
+    const record = { eventName: 'ObjectCreated:Put', s3: { bucket: { name: 'local' }, object: { key: encodeURIComponent(key).replace(/%2F/g, '/'), size } } };
+    // The bytes are stored either way; a failure leaves the upload for `?upload=` to name.
+    await landed({ Records: [record] } as unknown as S3Event).catch((error) => console.error(JSON.stringify({ level: 'ERROR', message: 'upload notification failed', key, error: String(error) })));
   }
 
   function tenantOf(req: IncomingMessage): string | undefined {

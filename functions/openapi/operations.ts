@@ -101,8 +101,11 @@ const images: Record<string, OperationDoc> = {
   },
   getJob: {
     tag: 'images',
-    summary: 'An asynchronous load: its status, progress and outcome',
-    description: 'Poll until `status` is `succeeded` (with `result`) or `failed` (with `error`). A `job.completed` event reports the end too.',
+    summary: 'An asynchronous load, save, export or commit: its status, progress and outcome',
+    description: prose(
+      'Poll until `status` is `succeeded` (with `result`) or `failed` (with `error`). `job.progress` events report progress every 10 s, and a `job.completed` event the end.',
+      'A finished save or export links its tar (`result.download`), kept 24 hours.',
+    ),
     responses: { 200: json('The job.', schemaRef('Job')) },
     statuses: [404],
   },
@@ -141,7 +144,8 @@ const images: Record<string, OperationDoc> = {
   saveImage: {
     tag: 'images',
     summary: 'Save an image as a docker-archive tar (`docker save`)',
-    responses: { 200: tar('The docker-archive tar, streamed.') },
+    query: { async: 'Answer 202 at once and write the tar as a job, for images that take longer than the 30 s a request may; the finished job links the tar.' },
+    responses: { 200: tar('The docker-archive tar, streamed.'), 202: json('Queued as a job: poll `Location` (`GET /v1/jobs/{id}`).', schemaRef('Job'), { headers: headerRefs('Location') }) },
     statuses: [303, 404, 409],
   },
 };
@@ -190,14 +194,16 @@ const containers: Record<string, OperationDoc> = {
     description: prose("The new image is the container's image plus one layer of its changes (volumes excluded).", 'The body may be empty.'),
     headers: ['IdempotencyKey'],
     requestBody: jsonBody('CommitRequest', false),
-    responses: { 201: json('The new image.', schemaRef('ImageRef')) },
+    query: { async: 'Answer 202 at once and commit as a job, for containers whose changes take longer than the 30 s a request may.' },
+    responses: { 201: json('The new image.', schemaRef('ImageRef')), 202: json('Queued as a job: poll `Location` (`GET /v1/jobs/{id}`).', schemaRef('Job'), { headers: headerRefs('Location') }) },
     statuses: [404, 409, 413, 422],
   },
   exportContainer: {
     tag: 'containers',
     summary: 'Export the merged file tree as a tar (`docker export`)',
     description: 'Volumes are not included.',
-    responses: { 200: tar('The tar, streamed.') },
+    query: { async: 'Answer 202 at once and write the tar as a job, for trees that take longer than the 30 s a request may; the finished job links the tar.' },
+    responses: { 200: tar('The tar, streamed.'), 202: json('Queued as a job: poll `Location` (`GET /v1/jobs/{id}`).', schemaRef('Job'), { headers: headerRefs('Location') }) },
     statuses: [303, 404, 409, 413],
   },
 };
@@ -242,7 +248,12 @@ const uploads: Record<string, OperationDoc> = {
   createUpload: {
     tag: 'uploads',
     summary: 'Start a presigned upload',
-    description: prose('Answers a presigned URL: send the bytes there with the given method before it expires,', 'then name the upload with `?upload=<id>` in a file PUT or PATCH or an image load.'),
+    description: prose(
+      'Answers a presigned URL: send the bytes there with the given method before it expires,',
+      'then name the upload with `?upload=<id>` in a file PUT or PATCH or an image load.',
+      'With `{"load": true}` the bytes are loaded as an image archive when they land, by the job the answer names: nothing else to call.',
+    ),
+    requestBody: jsonBody('CreateUploadRequest', false),
     responses: { 201: json('The upload.', schemaRef('Upload')) },
   },
 };

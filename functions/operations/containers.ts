@@ -3,6 +3,7 @@ import { CommitRequest, CreateContainerRequest, parseWith } from '../http/schema
 import { json, noContent } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
 import { idempotently } from './idempotent.js';
+import { queuedJob } from './jobs.js';
 
 const KIND_NAMES = ['C', 'A', 'D'];
 
@@ -33,13 +34,20 @@ export const containerOperations: Record<string, Operation> = {
 
   commitContainer: async (request) => {
     const options = parseWith(CommitRequest, request.json());
+    if (flag(request.query, 'async')) {
+      await request.services.engine.containers.view(request.tenant, request.params.id);
+      return queuedJob(request, { jobKind: 'commit', container: request.params.id, options });
+    }
     const { result, headers } = await idempotently(request, (recordAlso) => request.services.engine.commit(request.tenant, request.params.id, options, recordAlso));
     return json(201, result, headers);
   },
 
-  exportContainer: async ({ tenant, services, params }) => ({
-    statusCode: 200,
-    headers: { 'content-type': 'application/x-tar' },
-    body: await services.engine.export(tenant, params.id),
-  }),
+  exportContainer: async (request) => {
+    const { tenant, services, params, query } = request;
+    if (flag(query, 'async')) {
+      await services.engine.containers.view(tenant, params.id);
+      return queuedJob(request, { jobKind: 'export', container: params.id });
+    }
+    return { statusCode: 200, headers: { 'content-type': 'application/x-tar' }, body: await services.engine.export(tenant, params.id) };
+  },
 };

@@ -1,8 +1,7 @@
 import { Readable } from 'node:stream';
-import { FsError, InvalidInputError, NotFoundError, PreconditionFailedError } from '../../shared/errors.js';
+import { FsError, InvalidInputError, PreconditionFailedError } from '../../shared/errors.js';
 import type { TreeTarget } from '../../shared/domain/files.js';
 import type { FileStat } from '../../shared/domain/tree-read.js';
-import { keys } from '../../shared/keys.js';
 import { flag, mode, nonNegativeInt, optionalInt } from '../http/parse.js';
 import { AttributesRequest, FileActionRequest, parseWith } from '../http/schemas.js';
 import { json, noContent } from '../http/responses.js';
@@ -139,17 +138,8 @@ async function put(request: RequestContext): Promise<HttpResult> {
 }
 
 /** The blob behind a finished upload (see the uploads operation), scoped to the caller's tenant. */
-export async function uploadedBlob(request: RequestContext, id: string): Promise<string> {
-  const item = await request.services.meta.get(keys.upload(request.tenant, id));
-  if (!item) throw new NotFoundError(`no such upload: ${id}`);
-  const key = item.attrs.key as string;
-  try {
-    await request.services.blobs.size(key);
-  } catch (error) {
-    if (error instanceof NotFoundError) throw new InvalidInputError(`upload ${id} has not received its bytes yet`);
-    throw error;
-  }
-  return key;
+export function uploadedBlob(request: RequestContext, id: string): Promise<string> {
+  return request.services.engine.uploads.arrivedKey(request.tenant, id);
 }
 
 async function patch(request: RequestContext): Promise<HttpResult> {

@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import type { JobRecord } from '../../shared/domain/jobs.js';
 import { InvalidInputError } from '../../shared/errors.js';
 import { flag } from '../http/parse.js';
 import { parseWith, TagRequest } from '../http/schemas.js';
@@ -7,21 +6,7 @@ import { json } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
 import { uploadedBlob } from './files.js';
 import { idempotently } from './idempotent.js';
-
-/** A job as clients see it: no storage keys, no lease. */
-function jobBody(job: JobRecord) {
-  return {
-    id: job.id,
-    kind: job.jobKind,
-    status: job.status,
-    upload: job.upload,
-    progress: { bytesDone: job.bytesDone, bytesTotal: job.bytesTotal, layersDone: job.layersDone },
-    ...(job.result ? { result: job.result } : {}),
-    ...(job.error ? { error: job.error } : {}),
-    created: job.created,
-    updated: job.updated,
-  };
-}
+import { jobBody, queuedJob } from './jobs.js';
 
 /** Images: list, load (inline tar, a finished upload, or as a job), inspect, tag, untag, remove, save; jobs. */
 export const imageOperations: Record<string, Operation> = {
@@ -33,7 +18,7 @@ export const imageOperations: Record<string, Operation> = {
       // Past API Gateway's 30 s: the load runs as a job from the table's stream; poll its URL.
       if (!query.upload) throw new InvalidInputError('an asynchronous load takes ?upload=<id> of a finished upload');
       const job = await services.engine.jobs.queueLoad(tenant, query.upload, await uploadedBlob(request, query.upload));
-      return json(202, jobBody(job), { location: `/v1/jobs/${job.id}` });
+      return json(202, await jobBody(job, request), { location: `/v1/jobs/${job.id}` });
     }
     const source = query.upload ? Readable.from(await services.blobs.get(await uploadedBlob(request, query.upload))) : request.body();
     if (!query.upload && request.body().length === 0) throw new InvalidInputError('send a docker-archive or OCI layout tar as the body, or ?upload=<id>');
@@ -41,7 +26,7 @@ export const imageOperations: Record<string, Operation> = {
     return json(201, { images }, headers);
   },
 
-  getJob: async ({ tenant, services, params }) => json(200, jobBody(await services.engine.jobs.get(tenant, params.job))),
+  getJob: async (request) => json(200, await jobBody(await request.services.engine.jobs.get(request.tenant, request.params.job), request)),
 
   inspectImage: async ({ tenant, services, params }) => json(200, await services.engine.images.inspect(tenant, params.ref)),
 
@@ -57,9 +42,13 @@ export const imageOperations: Record<string, Operation> = {
     return { statusCode: 204 };
   },
 
-  saveImage: async ({ tenant, services, params }) => ({
-    statusCode: 200,
-    headers: { 'content-type': 'application/x-tar' },
-    body: await services.engine.images.save(tenant, [params.ref]),
-  }),
+  saveImage: async (request) => {
+    const { tenant, services, params, query } = request;
+    if (flag(query, 'async')) {
+      // Checked now, so a typo is a 404 here rather than a failed job later.
+      await services.engine.images.resolve(tenant, params.ref);
+      return queuedJob(request, { jobKind: 'save', refs: [params.ref] });
+    }
+    return { statusCode: 200, headers: { 'content-type': 'application/x-tar' }, body: await services.engine.images.save(tenant, [params.ref]) };
+  },
 };

@@ -20,6 +20,8 @@ export const EVENT_TYPES = [
   'container.removed',
   'volume.created',
   'volume.removed',
+  'upload.finalized',
+  'job.progress',
   'job.completed',
 ] as const;
 

@@ -9,6 +9,7 @@ import type { ContainerRecord, GarbageRecord, ImageRecord, LayerRecord, VolumeRe
 import type { EventLog } from './events.js';
 import { staleJournals, undoLoad } from './load-journal.js';
 import { READ_COPY_LIFETIME_MS } from './read-copies.js';
+import { JOB_RESULT_LIFETIME_MS } from './jobs.js';
 import { volumeNamespace } from './volumes.js';
 import { containerNamespace } from './containers.js';
 
@@ -91,6 +92,7 @@ export class Sweeper {
     }
     report.blobs += await this.dropPrefix(blobKeys.uploads(tenant), cutoff - 24 * 3600_000);
     report.blobs += await this.dropPrefix(blobKeys.exportArchives(tenant), cutoff);
+    report.blobs += await this.dropPrefix(blobKeys.jobResults(tenant), Math.min(cutoff, this.clock() - JOB_RESULT_LIFETIME_MS));
     // Read copies are reused for an hour (read-copies.ts); their records expire by TTL.
     report.blobs += await this.dropPrefix(blobKeys.readCopies(tenant), Math.min(cutoff, this.clock() - READ_COPY_LIFETIME_MS));
     // 4. Writes a crash left unfinished (partial files, multipart uploads), invisible to `list`.
