@@ -15,6 +15,7 @@ export function acknowledgeFindings(parts: {
   readonly publicRoutes: readonly apigwv2.HttpRoute[];
   readonly streamReaders: readonly iam.IRole[];
   readonly streamFailures: readonly sqs.IQueue[];
+  readonly ruleFailures: readonly sqs.IQueue[];
 }): void {
   // cdk-nag names a resource by the logical ID of the bucket its ARN comes from.
   const bucketArn = `<${Stack.of(parts.bucket).getLogicalId(parts.bucket.node.defaultChild as CfnElement)}.Arn>`;
@@ -48,5 +49,11 @@ export function acknowledgeFindings(parts: {
       id: 'AwsSolutions-SQS3',
       reason:
         "This queue is the on-failure destination of a stream mapping (the event publisher's, the reclaimer's or the job runner's): it is the dead-letter queue (cdk-nag only recognises those of a function's DeadLetterConfig).",
+    });
+  for (const queue of parts.ruleFailures)
+    Validations.of(queue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        "This queue is the dead-letter queue of an EventBridge rule's target (landed uploads): events that failed every retry wait here (cdk-nag only recognises those of a function's DeadLetterConfig).",
     });
 }

@@ -9,10 +9,10 @@ import type { HandlerName } from '../functions/routes.js';
  * CopyObject is s3:GetObject on the source and s3:PutObject on the target, a multipart upload
  * is s3:PutObject and s3:AbortMultipartUpload, a TransactWrite is the item actions it holds.
  */
-export type Access = 'readMetadata' | 'writeMetadata' | 'readBlobs' | 'writeBlobs' | 'deleteBlobs' | 'listBlobs' | 'presignUploads';
+export type Access = 'readMetadata' | 'writeMetadata' | 'readBlobs' | 'writeBlobs' | 'deleteBlobs' | 'listBlobs' | 'presignUploads' | 'readUploads';
 
 /** The functions besides the route handlers. */
-export type BackgroundFunction = 'scheduledSweep' | 'publishEvents' | 'reclaimStorage' | 'runJobs';
+export type BackgroundFunction = 'scheduledSweep' | 'publishEvents' | 'reclaimStorage' | 'runJobs' | 'uploadLanded';
 
 const readMetadata = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
 const writeMetadata = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem', 'dynamodb:BatchWriteItem'];
@@ -40,6 +40,8 @@ export const accessByFunction: Readonly<Record<HandlerName | BackgroundFunction,
   reclaimStorage: ['readMetadata', 'writeMetadata', 'deleteBlobs', 'listBlobs'],
   // An asynchronous load is the images function's work, without a request in front of it.
   runJobs: dataPath,
+  // Sizes the landed upload (a HeadObject) and records it; reads no other object.
+  uploadLanded: ['readMetadata', 'writeMetadata', 'readUploads'],
 };
 
 /** Every blob key starts with `t/<tenant hash>/` (shared/keys.ts); nothing else in the bucket is the functions'. */
@@ -62,9 +64,13 @@ export function grantAccess(role: iam.IRole, table: dynamodb.ITable, bucket: s3.
   ];
   if (objectActions.length) allow([...new Set(objectActions)], [bucket.arnForObjects(TENANT_BLOBS)]);
   if (access.includes('presignUploads')) allow(['s3:PutObject'], [bucket.arnForObjects(UPLOADS)]);
+  if (access.includes('readUploads')) allow(['s3:GetObject'], [bucket.arnForObjects(UPLOADS)]);
   // Without s3:ListBucket, S3 answers a HEAD or GET of a missing key 403, not 404, and the
   // domain could not tell "not there yet" from "forbidden". The condition-free grant is needed
   // for that: a HEAD carries no s3:prefix to match.
-  const bucketActions = [...(access.includes('readBlobs') || access.includes('listBlobs') ? ['s3:ListBucket'] : []), ...actions('listBlobs', ['s3:ListBucketMultipartUploads'])];
+  const bucketActions = [
+    ...(access.includes('readBlobs') || access.includes('listBlobs') || access.includes('readUploads') ? ['s3:ListBucket'] : []),
+    ...actions('listBlobs', ['s3:ListBucketMultipartUploads']),
+  ];
   if (bucketActions.length) allow(bucketActions, [bucket.bucketArn]);
 }

@@ -17,6 +17,7 @@ import { Construct } from 'constructs';
 import { DEFAULT_ROUTE, routes, type HandlerName } from '../functions/routes.js';
 import { SWEEP_EVENT, TENANT_SWEEP } from '../functions/sweep-events.js';
 import { EVENT_TYPES } from '../shared/domain/events.js';
+import { UPLOAD_SUFFIX } from '../shared/keys.js';
 import { acknowledgeFindings } from './nag-acknowledgements.js';
 import { accessByFunction, grantAccess, type BackgroundFunction } from './permissions.js';
 
@@ -121,7 +122,7 @@ export interface StrataApiProps {
 }
 
 /** A module in functions/handlers/: the route handlers, and the two that read the table's stream. */
-export type HandlerModule = HandlerName | 'events' | 'reclaim' | 'jobs';
+export type HandlerModule = HandlerName | 'events' | 'reclaim' | 'jobs' | 'upload-landed';
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 
@@ -184,6 +185,10 @@ export class StrataApi extends Construct {
   public readonly jobsFunction: lambda.IFunction;
   /** Where a job batch goes after its retries (the sweep marks such a job failed). */
   public readonly jobsDeadLetterQueue: sqs.Queue;
+  /** Called by S3 when an upload's bytes land: finalizes it and queues its load. */
+  public readonly uploadLandedFunction: lambda.IFunction;
+  /** Notifications of landed uploads that failed every retry. */
+  public readonly uploadLandedDeadLetterQueue: sqs.Queue;
   /** Server access logs of the blob bucket. */
   public readonly accessLogBucket: s3.Bucket;
   /** The API stage's access log. */
@@ -322,10 +327,36 @@ export class StrataApi extends Construct {
         reportBatchItemFailures: true,
         retryAttempts: 2,
         onFailure: new SqsDlq(this.jobsDeadLetterQueue),
-        filters: [lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.isEqual('INSERT'), dynamodb: { NewImage: { jobKind: { S: lambda.FilterRule.exists() } } } })],
+        filters: [
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual('INSERT'),
+            dynamodb: { NewImage: { jobKind: { S: lambda.FilterRule.exists() }, status: { S: lambda.FilterRule.isEqual('queued') } } },
+          }),
+          // A load that waited for its upload, queued once the bytes landed.
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual('MODIFY'),
+            dynamodb: {
+              NewImage: { jobKind: { S: lambda.FilterRule.exists() }, status: { S: lambda.FilterRule.isEqual('queued') } },
+              OldImage: { status: { S: lambda.FilterRule.isEqual('awaiting-upload') } },
+            },
+          }),
+        ],
       }),
     );
     this.jobsFunction = jobs;
+
+    // S3 tells this function when an upload's bytes land, through EventBridge (S3's own
+    // notifications to Lambda would need CDK's custom-resource handler, with a managed policy):
+    // the bucket sends its events to the account's default bus, and a rule picks `*.upload` keys.
+    this.uploadLandedDeadLetterQueue = this.deadLetterQueue('UploadLandedDeadLetterQueue');
+    const landed = this.createFunction('uploadLanded', 'upload-landed', RECLAIM_TIMEOUT, settings);
+    (this.bucket.node.defaultChild as s3.CfnBucket).notificationConfiguration = { eventBridgeConfiguration: { eventBridgeEnabled: true } };
+    new events.Rule(this, 'UploadLandedRule', {
+      description: 'Strata: an upload received its bytes',
+      eventPattern: { source: ['aws.s3'], detailType: ['Object Created'], detail: { bucket: { name: [this.bucket.bucketName] }, object: { key: [{ suffix: UPLOAD_SUFFIX }] } } },
+      targets: [new targets.LambdaFunction(landed, { retryAttempts: 2, maxEventAge: Duration.hours(2), deadLetterQueue: this.uploadLandedDeadLetterQueue })],
+    });
+    this.uploadLandedFunction = landed;
 
     const protectedRoutes = props.jwtIssuer ? new HttpJwtAuthorizer('JwtAuthorizer', props.jwtIssuer, { jwtAudience: props.jwtAudience! }) : new HttpIamAuthorizer();
 
@@ -390,6 +421,7 @@ export class StrataApi extends Construct {
       publicRoutes,
       streamReaders: [publisher.role!, reclaimer.role!, jobs.role!],
       streamFailures: [this.publishDeadLetterQueue, this.reclaimDeadLetterQueue, this.jobsDeadLetterQueue],
+      ruleFailures: [this.uploadLandedDeadLetterQueue],
     });
   }
 

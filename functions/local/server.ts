@@ -11,9 +11,8 @@ import { uploadOperations } from '../operations/uploads.js';
 import { volumeOperations } from '../operations/volumes.js';
 import { dockerOperations } from '../docker/operations.js';
 import { DEFAULT_ROUTE, routeKeyOf, routes, type HandlerName, type Route } from '../routes.js';
-import type { S3Event } from 'aws-lambda';
 import { UPLOAD_SUFFIX } from '../../shared/keys.js';
-import { uploadLanded } from '../handlers/upload-landed.js';
+import { type ObjectCreatedEvent, uploadLanded } from '../handlers/upload-landed.js';
 import { BLOB_PATH, serveBlobUrl } from './blob-urls.js';
 import { lambdaContext, readBody, respond, send, toEvent } from './http-io.js';
 
@@ -133,13 +132,13 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
     await respond(res, response, method === 'HEAD');
   }
 
-  // S3's ObjectCreated notification, here: the same handler, with the same event shape.
+  // S3's Object Created event, here: the same handler, with the event EventBridge delivers.
   const landed = uploadLanded(() => options.services);
   async function notifyStored(key: string, size: number): Promise<void> {
     if (!key.endsWith(UPLOAD_SUFFIX)) return;
-    const record = { eventName: 'ObjectCreated:Put', s3: { bucket: { name: 'local' }, object: { key: encodeURIComponent(key).replace(/%2F/g, '/'), size } } };
+    const event = { source: 'aws.s3', 'detail-type': 'Object Created', detail: { bucket: { name: 'local' }, object: { key, size } } } as unknown as ObjectCreatedEvent;
     // The bytes are stored either way; a failure leaves the upload for `?upload=` to name.
-    await landed({ Records: [record] } as unknown as S3Event).catch((error) => console.error(JSON.stringify({ level: 'ERROR', message: 'upload notification failed', key, error: String(error) })));
+    await landed(event).catch((error) => console.error(JSON.stringify({ level: 'ERROR', message: 'upload notification failed', key, error: String(error) })));
   }
 
   function tenantOf(req: IncomingMessage): string | undefined {

@@ -150,7 +150,20 @@ async function invoke(name: string, routeKey: string, rawPath: string, request?:
 
 describe('the bundled functions from cdk.out', () => {
   it('synthesizes one bundle per function, the scheduled sweep included', () => {
-    expect([...handlers.keys()].sort()).toEqual(['containers', 'docker', 'files', 'images', 'publishEvents', 'reclaimStorage', 'runJobs', 'scheduledSweep', 'system', 'uploads', 'volumes']);
+    expect([...handlers.keys()].sort()).toEqual([
+      'containers',
+      'docker',
+      'files',
+      'images',
+      'publishEvents',
+      'reclaimStorage',
+      'runJobs',
+      'scheduledSweep',
+      'system',
+      'uploadLanded',
+      'uploads',
+      'volumes',
+    ]);
   });
 
   it('answer their routes against DynamoDB Local and Ceph RGW', async () => {
@@ -285,6 +298,29 @@ describe('the bundled functions from cdk.out', () => {
     expect(done).toMatchObject({ status: 'succeeded', result: { images: [{ id: imageId, tags: ['job:1'] }] }, progress: { bytesDone: archive.length } });
     // A retried batch runs nothing twice.
     expect(await handlers.get('runJobs')!({ Records: inserted })).toEqual({ batchItemFailures: [] });
+  });
+
+  it("start an upload's load when S3's Object Created event reaches the upload function, then run it as the job function", async () => {
+    const upload = JSON.parse((await invoke('uploads', 'POST /v1/uploads', '/v1/uploads', { body: JSON.stringify({ load: true }), headers: { 'content-type': 'application/json' } })).text);
+    const { archive, imageId } = await dockerArchive([[{ path: 'landed', content: 'loaded once it landed' }]], { tags: ['landed:1'] });
+    expect((await fetch(upload.url, { method: 'PUT', body: new Uint8Array(archive) })).status).toBe(200);
+    // The key as S3 names it in the event: the URL's path after the bucket.
+    const key = decodeURIComponent(new URL(upload.url).pathname.split('/').slice(2).join('/'));
+    const event = {
+      version: '0',
+      source: 'aws.s3',
+      'detail-type': 'Object Created',
+      detail: { bucket: { name: new URL(upload.url).pathname.split('/')[1] }, object: { key, size: archive.length }, reason: 'PutObject' },
+    };
+    await handlers.get('uploadLanded')!(event);
+    await handlers.get('uploadLanded')!(event); // A repeated event changes nothing.
+    const queued = (await streamRecords(inject('dynamoEndpoint'), table)).filter(
+      (r) => r.eventName === 'MODIFY' && r.dynamodb?.NewImage?.status?.S === 'queued' && r.dynamodb?.OldImage?.status?.S === 'awaiting-upload',
+    );
+    expect(queued.map((r) => r.dynamodb?.Keys?.sk?.S)).toEqual([upload.job]);
+    expect(await handlers.get('runJobs')!({ Records: queued })).toEqual({ batchItemFailures: [] });
+    const done = JSON.parse((await invoke('images', 'GET /v1/jobs/{job}', `/v1/jobs/${upload.job}`, { pathParameters: { job: upload.job } })).text);
+    expect(done).toMatchObject({ status: 'succeeded', result: { images: [{ id: imageId, tags: ['landed:1'] }] } });
   });
 
   it('answer a route they do not serve with a JSON 404 from the bundled middleware', async () => {

@@ -170,7 +170,7 @@ describe('StrataApi', () => {
   const actionsOf = (fn: lambda.IFunction) => grants(fn).flatMap((g) => g.actions);
 
   it('grants named actions only, objects only under t/ (the tenant folders), and no managed policy', () => {
-    for (const fn of [...Object.values(strata.functions), strata.sweepFunction, strata.publishFunction, strata.reclaimFunction, strata.jobsFunction]) {
+    for (const fn of [...Object.values(strata.functions), strata.sweepFunction, strata.publishFunction, strata.reclaimFunction, strata.jobsFunction, strata.uploadLandedFunction]) {
       for (const { actions, resources: on } of grants(fn)) {
         for (const action of actions) expect(action).not.toContain('*');
         for (const resource of on) if (resource.includes('/')) expect(resource).toMatch(/\/t\/\*/);
@@ -264,7 +264,29 @@ describe('StrataApi', () => {
     expect(resources[jobsId].Properties.Timeout).toBe(900);
     const mapping = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping' && r.Properties.FunctionName.Ref === jobsId)!;
     expect(mapping.Properties).toMatchObject({ BatchSize: 1, FunctionResponseTypes: ['ReportBatchItemFailures'] });
-    expect(JSON.parse(mapping.Properties.FilterCriteria.Filters[0].Pattern)).toEqual({ eventName: ['INSERT'], dynamodb: { NewImage: { jobKind: { S: [{ exists: true }] } } } });
+    expect(mapping.Properties.FilterCriteria.Filters.map((f: { Pattern: string }) => JSON.parse(f.Pattern))).toEqual([
+      { eventName: ['INSERT'], dynamodb: { NewImage: { jobKind: { S: [{ exists: true }] }, status: { S: ['queued'] } } } },
+      { eventName: ['MODIFY'], dynamodb: { NewImage: { jobKind: { S: [{ exists: true }] }, status: { S: ['queued'] } }, OldImage: { status: { S: ['awaiting-upload'] } } } },
+    ]);
+  });
+
+  it('starts the load of an upload when its bytes land: S3 events through EventBridge, only *.upload keys, to a function that may only read uploads', () => {
+    const bucketId = stack.getLogicalId(strata.bucket.node.defaultChild as CfnElement);
+    expect(resources[bucketId].Properties.NotificationConfiguration).toEqual({ EventBridgeConfiguration: { EventBridgeEnabled: true } });
+    const landedId = logicalId(stack, strata.uploadLandedFunction);
+    const rule = Object.values(resources).find((r) => r.Type === 'AWS::Events::Rule' && r.Properties.Targets?.some((t: { Arn: unknown }) => JSON.stringify(t.Arn).includes(landedId)))!;
+    expect(rule.Properties.EventBusName).toBeUndefined(); // S3 sends to the default bus.
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.s3'],
+      'detail-type': ['Object Created'],
+      detail: { bucket: { name: [{ Ref: bucketId }] }, object: { key: [{ suffix: '.upload' }] } },
+    });
+    expect(rule.Properties.Targets[0]).toMatchObject({ RetryPolicy: { MaximumRetryAttempts: 2 }, DeadLetterConfig: { Arn: expect.anything() } });
+    const objectGrants = grants(strata.uploadLandedFunction).filter((g) => g.actions.some((a) => a.startsWith('s3:')));
+    expect(objectGrants).toEqual([
+      { actions: ['s3:GetObject'], resources: [expect.stringContaining('/t/*/uploads/*')] },
+      { actions: ['s3:ListBucket'], resources: [expect.not.stringContaining('/')] },
+    ]);
   });
 
   it('publishes to a bus it is given instead of creating one', () => {
