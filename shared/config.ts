@@ -41,7 +41,10 @@ export interface LocalConfig extends Config {
   /** Base URL the server's own presigned links use; empty means the URL it listens on. */
   readonly publicUrl: string;
   /** Largest request body the local server takes inline; larger ones go through /v1/uploads. */
+  /** Largest inline body of a /v1 request on the local server. */
   readonly maxBodyBytes: number;
+  /** Largest inline body of a Docker Engine API request (`docker load`) on the local server. */
+  readonly maxDockerBodyBytes: number;
   /** Each request's deadline on the local server. */
   readonly requestTimeoutMs: number;
   /** STRATA_SWEEP_INTERVAL_MS: how often the local server sweeps every tenant, as the cloud's schedule does; 0 never. */
@@ -108,7 +111,10 @@ export function localConfig(env: Env = process.env): LocalConfig {
     tokensFile: env.STRATA_TOKENS_FILE || undefined,
     webhooksFile: env.STRATA_WEBHOOKS_FILE || undefined,
     publicUrl: env.STRATA_PUBLIC_URL ?? '',
-    maxBodyBytes: int(env, 'STRATA_MAX_BODY_BYTES', 64 * 1024 * 1024),
+    // The cloud's limit (Lambda takes about 6 MB of event), so a client that works here works there.
+    maxBodyBytes: int(env, 'STRATA_MAX_BODY_BYTES', 6 * 1000 * 1000),
+    // The docker CLI cannot use uploads, so `docker load` keeps a larger inline limit here.
+    maxDockerBodyBytes: int(env, 'STRATA_MAX_DOCKER_BODY_BYTES', 64 * 1024 * 1024),
     requestTimeoutMs: int(env, 'STRATA_REQUEST_TIMEOUT_MS', 15 * 60_000),
     sweepIntervalMs: int(env, 'STRATA_SWEEP_INTERVAL_MS', 3600_000, 0),
     startDynamoLocal: !env.STRATA_DYNAMO_ENDPOINT,

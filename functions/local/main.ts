@@ -33,12 +33,19 @@ export async function runLocal(config: LocalConfig = localConfig()) {
   const { dynamo, documentClient, s3, effective } = storage;
   let baseUrl = config.publicUrl;
   const services = compose(effective, { dynamo: documentClient, s3, presigner: localPresigner(() => baseUrl, signingKey) }, { canStream: true });
-  const server = await startLocalServer({ services, port: config.port, host: config.host, tokens, signingKey, maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs }).catch(
-    async (error) => {
-      await dynamo?.stop();
-      throw error;
-    },
-  );
+  const server = await startLocalServer({
+    services,
+    port: config.port,
+    host: config.host,
+    tokens,
+    signingKey,
+    maxBodyBytes: config.maxBodyBytes,
+    maxDockerBodyBytes: config.maxDockerBodyBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
+  }).catch(async (error) => {
+    await dynamo?.stop();
+    throw error;
+  });
   baseUrl ||= server.url;
   const webhooks = hooks.length ? new WebhookDelivery(services.engine.events, hooks, resolve(dataDir, 'webhooks'), { log: (m) => console.warn(m) }) : undefined;
   await webhooks?.start();

@@ -36,6 +36,8 @@ export interface LocalServerOptions {
   readonly signingKey: Buffer;
   /** Largest request body taken inline; larger ones go through /v1/uploads. */
   readonly maxBodyBytes: number;
+  /** The same for the Docker Engine API, whose CLI cannot use uploads. @default maxBodyBytes */
+  readonly maxDockerBodyBytes?: number;
   /** Each request's deadline, as a Lambda function's timeout. @default 15 minutes (Lambda's maximum) */
   readonly requestTimeoutMs?: number;
 }
@@ -103,20 +105,21 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
         return send(res, 405, { message: `${method} is not allowed on ${url.pathname}`, code: 'method_not_allowed' }, { allow: [...new Set(matches.map((x) => x.c.route.method))].join(', ') });
       return send(res, 404, { message: `no route for ${method} ${url.pathname}`, code: 'not_found' });
     }
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > options.maxBodyBytes) {
+    const limit = hit.c.route.handler === 'docker' ? (options.maxDockerBodyBytes ?? options.maxBodyBytes) : options.maxBodyBytes;
+    const tooLarge = () => send(res, 413, { message: `bodies over ${limit} bytes go through POST /v1/uploads`, code: 'too_large' });
+    if (Number(req.headers['content-length'] ?? 0) > limit) {
       req.resume();
-      return send(res, 413, { message: `bodies over ${options.maxBodyBytes} bytes go through POST /v1/uploads`, code: 'too_large' });
+      return tooLarge();
     }
     let body: Buffer | undefined;
     try {
-      body = await readBody(req, options.maxBodyBytes);
+      body = await readBody(req, limit);
     } catch (error) {
       // The client went away mid-body: nothing was started, nobody is left to answer.
       if (req.destroyed || (error as NodeJS.ErrnoException).code === 'ECONNRESET') return res.destroy();
       throw error;
     }
-    if (!body) return send(res, 413, { message: `bodies over ${options.maxBodyBytes} bytes go through POST /v1/uploads`, code: 'too_large' });
+    if (!body) return tooLarge();
     const pathParameters: Record<string, string> = {};
     hit.c.names.forEach((name, i) => {
       pathParameters[name] = hit.m![i + 1];

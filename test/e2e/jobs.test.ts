@@ -157,3 +157,13 @@ describe('asynchronous save, export and commit', () => {
     expect((await api('POST', '/v1/containers/nope/commit?async=true')).status).toBe(404);
   });
 });
+
+describe('the inline body limit', () => {
+  it('is the cloud’s (about 6 MB) for /v1, so a client that works here works deployed: larger bodies are 413 and go through uploads', async () => {
+    const big = new Uint8Array(6_000_001);
+    const refused = await fetch(`${server.url}/v1/containers/worker/fs/big`, { method: 'PUT', body: big });
+    expect(refused.status).toBe(413);
+    expect(await refused.json()).toMatchObject({ code: 'too_large', message: expect.stringContaining('/v1/uploads') });
+    expect((await fetch(`${server.url}/v1/containers/worker/fs/big`, { method: 'PUT', body: big.subarray(1) })).ok).toBe(true);
+  });
+});
