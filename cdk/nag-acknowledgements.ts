@@ -38,12 +38,16 @@ export function acknowledgeFindings(parts: {
       reason: 'Health check and the OpenAPI document answer without credentials by design: they hold no tenant data (functions/routes.ts marks them public).',
     });
   }
-  for (const reader of parts.streamReaders)
-    Validations.of(reader).acknowledge({
+  const xray = 'xray:PutTraceSegments and xray:PutTelemetryRecords, which active tracing needs (the grant CDK adds with it), support no resource-level permissions.';
+  for (const role of parts.roles) {
+    const streamReader = parts.streamReaders.includes(role);
+    Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        "dynamodb:ListStreams, which a stream event source needs, has no resource to scope it to (the grant CDK adds with the stream); the stream's own read actions are on the table's stream ARN.",
+      reason: streamReader
+        ? `${xray} Likewise dynamodb:ListStreams, which a stream event source needs (the grant CDK adds with the stream); the stream's own read actions are on the table's stream ARN.`
+        : xray,
     });
+  }
   for (const queue of parts.streamFailures)
     Validations.of(queue).acknowledge({
       id: 'AwsSolutions-SQS3',

@@ -458,6 +458,8 @@ export class StrataApi extends Construct {
       timeout,
       role,
       logGroup,
+      // X-Ray: Powertools Tracer records each request and every AWS call as subsegments.
+      tracing: lambda.Tracing.ACTIVE,
       ...asyncOptions,
       environment: {
         STRATA_TABLE: this.table.tableName,

@@ -12,6 +12,7 @@ import type { EventBus } from '../shared/ports/event-bus.js';
 import type { MetadataStore } from '../shared/ports/metadata-store.js';
 import { cancellable } from './http/cancellation.js';
 import { countingCalls, type StoreCalls } from './http/store-calls.js';
+import { tracer } from './http/tracing.js';
 
 /** Everything a handler needs, wired once per process (a warm Lambda reuses it). */
 export interface Services {
@@ -76,9 +77,16 @@ const BLOB_CLEANUP: ReadonlySet<string> = new Set(['delete', 'abortIncomplete', 
 
 let cloud: Services | undefined;
 
-/** Services of a Lambda function, built from its environment on first use. */
+/** Services of a Lambda function, built from its environment on first use; its SDK calls are traced. */
 export function cloudServices(): Services {
-  return (cloud ??= compose(cloudConfig(), {}, { countCalls: true }));
+  if (cloud) return cloud;
+  const config = cloudConfig();
+  const dynamo = tracer.captureAWSv3Client(dynamoDocumentClient({ endpoint: config.dynamoEndpoint, region: config.region }));
+  const s3 =
+    config.blobs.kind === 's3'
+      ? tracer.captureAWSv3Client(s3ClientFor({ endpoint: config.blobs.endpoint, region: config.region, accessKeyId: config.blobs.accessKeyId, secretAccessKey: config.blobs.secretAccessKey }))
+      : undefined;
+  return (cloud = compose(config, { dynamo, s3 }, { countCalls: true }));
 }
 
 let bridge: { client: EventBridgeClient; busName: string } | undefined;
@@ -89,7 +97,7 @@ export function cloudEventBridge(): { client: EventBridgeClient; busName: string
   if (bridge) return bridge;
   const config = cloudConfig();
   if (!config.eventBusName) throw new Error('STRATA_EVENT_BUS must be set');
-  return (bridge = { client: new EventBridgeClient({ region: config.region, endpoint: config.eventsEndpoint }), busName: config.eventBusName });
+  return (bridge = { client: tracer.captureAWSv3Client(new EventBridgeClient({ region: config.region, endpoint: config.eventsEndpoint })), busName: config.eventBusName });
 }
 
 /** The stream publisher's bus, on that client. */

@@ -1,4 +1,5 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { DeadlineExceededError, InvalidInputError, NotFoundError } from '../../shared/errors.js';
@@ -11,6 +12,7 @@ import { requestLogger } from './middleware/request-logger.js';
 import { requestMetrics } from './middleware/request-metrics.js';
 import { runCancellable } from './cancellation.js';
 import { shapeResponse } from './shape-response.js';
+import { tracer } from './tracing.js';
 import { checkQuery } from './schemas.js';
 import type { HttpEvent, HttpResponse, LambdaHandler, Operation, RequestContext } from './types.js';
 
@@ -39,6 +41,7 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
     }
     const operation = byRouteKey.get(event.routeKey);
     if (!operation) throw new NotFoundError(`no route ${event.routeKey}`);
+    tracer.putAnnotation('operation', operationNames.get(event.routeKey) ?? 'unrouted');
     let raw: Buffer | undefined;
     const query = Object.fromEntries(Object.entries(event.queryStringParameters ?? {}).filter(([, v]) => v !== undefined)) as Record<string, string>;
     // The Docker Engine API, like dockerd, ignores query parameters it does not know.
@@ -76,18 +79,22 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
 
   // Answered a second before the function's own deadline (Lambda's, or the local server's), so
   // a request that cannot finish still gets a JSON answer instead of a dropped connection.
-  return middy<HttpEvent, HttpResponse, Error, HandlerContext>({
-    timeoutEarlyInMillis: DEADLINE_MARGIN_MS,
-    timeoutEarlyResponse: () => {
-      throw new DeadlineExceededError('the request did not finish within its deadline; a change it made may or may not have taken effect');
-    },
-  })
-    .use(requestMetrics({ calls: () => services().calls, operationOf: (event) => operationNames.get(event.routeKey) ?? 'unrouted' }))
-    .use(normalizeHeaders())
-    .use(requestLogger({ logger }))
-    .use(mapErrors())
-    .use(authenticate({ tenantClaim: () => services().config.tenantClaim, publicRoutes }))
-    .handler(dispatch) as unknown as LambdaHandler;
+  return (
+    middy<HttpEvent, HttpResponse, Error, HandlerContext>({
+      timeoutEarlyInMillis: DEADLINE_MARGIN_MS,
+      timeoutEarlyResponse: () => {
+        throw new DeadlineExceededError('the request did not finish within its deadline; a change it made may or may not have taken effect');
+      },
+    })
+      // Responses are bodies of files and archives: traces keep their status, never their bytes.
+      .use(captureLambdaHandler(tracer, { captureResponse: false }))
+      .use(requestMetrics({ calls: () => services().calls, operationOf: (event) => operationNames.get(event.routeKey) ?? 'unrouted' }))
+      .use(normalizeHeaders())
+      .use(requestLogger({ logger }))
+      .use(mapErrors())
+      .use(authenticate({ tenantClaim: () => services().config.tenantClaim, publicRoutes }))
+      .handler(dispatch) as unknown as LambdaHandler
+  );
 }
 
 const DEADLINE_MARGIN_MS = 1000;

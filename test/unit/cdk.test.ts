@@ -194,6 +194,13 @@ describe('StrataApi', () => {
     }
   });
 
+  it('traces every function with X-Ray (Powertools Tracer records the requests and AWS calls)', () => {
+    const functions = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(functions.length).toBeGreaterThan(10);
+    for (const fn of functions) expect(fn.Properties.TracingConfig).toEqual({ Mode: 'Active' });
+    expect(actionsOf(strata.functions.files)).toEqual(expect.arrayContaining(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']));
+  });
+
   it('logs every API request and throttles the stage', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       StageName: '$default',
