@@ -10,6 +10,7 @@ import type { View } from './view.js';
 import { statsCreation, statsKeys, statsRemoval, statsTotals } from './stats.js';
 import { checkLabels } from './limits.js';
 import { volumeNamespace, type VolumeService } from './volumes.js';
+import type { Proof } from './resolver.js';
 
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
@@ -201,12 +202,15 @@ export class ContainerService {
   }
 
   /**
-   * The view of a container for a file operation, plus the key whose presence proves the
-   * container still exists: the caller fetches it in the same round trip as the path's nodes.
+   * The view of a container for a file operation, plus the proof that it is still the container
+   * `ref` names: the caller fetches it in the same round trip as the path's nodes.
    */
-  async view(tenant: string, ref: string, options: { cache?: boolean } = {}): Promise<{ view: View; record: ContainerRecord; proof: ReturnType<typeof keys.container>; cached: boolean }> {
+  async view(tenant: string, ref: string, options: { cache?: boolean } = {}): Promise<{ view: View; record: ContainerRecord; proof: Proof; cached: boolean }> {
     const { record, cached } = await this.lookup(tenant, ref, options);
-    return { view: this.viewOf(tenant, record), record, proof: keys.container(tenant, record.id), cached };
+    // A name is proved by its name item (another process may have given the name to another
+    // container since), anything else by the record.
+    const key = ref === record.name && ref !== record.id ? keys.containerName(tenant, ref) : keys.container(tenant, record.id);
+    return { view: this.viewOf(tenant, record), record, proof: { key, id: record.id }, cached };
   }
 
   viewOf(tenant: string, record: ContainerRecord): View {

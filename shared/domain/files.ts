@@ -3,12 +3,12 @@ import type { ContainerService } from './containers.js';
 import { NotFoundError } from '../errors.js';
 import { checkFileBytes, checkId, checkMtime, DEFAULT_MAX_FILE_BYTES } from './limits.js';
 import type { ItemKey } from '../ports/metadata-store.js';
-import type { Resolver } from './resolver.js';
+import type { Proof, Resolver } from './resolver.js';
 import type { ImageService } from './images.js';
 import type { ReadCopies } from './read-copies.js';
 import type { Extent, FileMeta } from './nodes.js';
 import { holeBytes, MAX_COPIED_HOLE_BYTES, statOf, type DirPage, type FileStat, type TreeReader } from './tree-read.js';
-import type { SetAttributes, TreeWriter, WritePreconditions } from './tree-write.js';
+import { type SetAttributes, StaleViewError, type TreeWriter, type WritePreconditions } from './tree-write.js';
 import type { View } from './view.js';
 import type { VolumeService } from './volumes.js';
 
@@ -34,7 +34,7 @@ export class FileService {
    * The view a target names. Only reads that fetch the container's record alongside the path
    * (`confirmed`) may use cached container records; everything else looks the container up.
    */
-  private async viewOf(tenant: string, target: TreeTarget, options: { cache?: boolean } = {}): Promise<{ view: View; proof?: ItemKey; cached?: boolean; forget?: () => void }> {
+  private async viewOf(tenant: string, target: TreeTarget, options: { cache?: boolean } = {}): Promise<{ view: View; proof?: Proof; cached?: boolean; forget?: () => void }> {
     switch (target.kind) {
       case 'image':
         return { view: this.images.view(tenant, await this.images.resolve(tenant, target.ref)) };
@@ -71,11 +71,11 @@ export class FileService {
       const resolver = this.reader.resolver();
       let outcome: { value: T } | { error: unknown };
       try {
-        outcome = { value: await attempt(found.view, found.proof ? [found.proof] : [], resolver) };
+        outcome = { value: await attempt(found.view, found.proof ? [found.proof.key] : [], resolver) };
       } catch (error) {
         outcome = { error };
       }
-      if (found.proof && resolver.proves(found.proof) === false) {
+      if (found.proof && resolver.confirms(found.proof) === false) {
         found.forget?.();
         if (found.cached) continue;
         throw new NotFoundError(`no such container: ${target.kind === 'container' ? target.ref : ''}`);
@@ -103,12 +103,31 @@ export class FileService {
   async writeFile(tenant: string, target: TreeTarget, path: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {
     checkMeta(options);
     if (Buffer.isBuffer(body)) checkFileBytes(body.length, 'file size', this.maxFileBytes);
-    return this.writer.writeFile((await this.viewOf(tenant, target)).view, path, body, options);
+    return this.confirmedWrite(tenant, target, (view, proof) => this.writer.writeFile(view, path, body, options, proof));
   }
 
   async writeRange(tenant: string, target: TreeTarget, path: string, position: number | 'end', body: Readable | Buffer, options: WritePreconditions = {}): Promise<FileStat> {
     if (position !== 'end') checkFileBytes(position + (Buffer.isBuffer(body) ? body.length : 0), 'offset + length', this.maxFileBytes);
-    return this.writer.writeRange((await this.viewOf(tenant, target)).view, path, position, body, options);
+    return this.confirmedWrite(tenant, target, (view, proof) => this.writer.writeRange(view, path, position, body, options, proof));
+  }
+
+  /**
+   * A write on a cached container record, confirmed as reads are: the writer fetches the proof
+   * with the path's nodes before any byte moves and refuses (StaleViewError) if it fails, and
+   * the write is then tried once on a fresh lookup. The transaction itself fails if the
+   * container goes after that (its size counter is gone).
+   */
+  private async confirmedWrite<T>(tenant: string, target: TreeTarget, write: (view: View, proof: Proof | undefined) => Promise<T>): Promise<T> {
+    for (let cache = true; ; cache = false) {
+      const found = await this.viewOf(tenant, target, { cache });
+      try {
+        return await write(found.view, found.proof);
+      } catch (error) {
+        if (!(error instanceof StaleViewError)) throw error;
+        found.forget?.();
+        if (!found.cached) throw new NotFoundError(`no such container: ${target.kind === 'container' ? target.ref : ''}`);
+      }
+    }
   }
 
   async truncate(tenant: string, target: TreeTarget, path: string, size: number, options: WritePreconditions = {}): Promise<FileStat> {

@@ -9,6 +9,12 @@ import type { Mount, View } from './view.js';
 /** Linux's limit on symlinks followed while resolving one path. */
 export const MAX_SYMLINK_HOPS = 40;
 
+/** An item fetched with a path's nodes that shows a cached record still holds: it exists and its `id` is `id`. */
+export interface Proof {
+  readonly key: ItemKey;
+  readonly id: string;
+}
+
 /** Where a directory's children are read from: the top namespace, then these lowers at `lowerPath`. */
 export interface ChildSources {
   readonly lowerPath: string | null;
@@ -66,10 +72,13 @@ export class Resolver {
   /** `extra` items fetched in the same round trip as the first batch of nodes (null: absent). */
   private readonly extras = new Map<string, Record<string, unknown> | null>();
 
-  /** Whether an `extra` item exists: undefined when the resolution never got as far as fetching it. */
-  proves(key: ItemKey): boolean | undefined {
-    const found = this.extras.get(itemId(key));
-    return found === undefined ? undefined : found !== null;
+  /**
+   * Whether a proof fetched as an `extra` item holds (the item is there and names `proof.id`):
+   * undefined when the resolution never got as far as fetching it.
+   */
+  confirms(proof: Proof): boolean | undefined {
+    const found = this.extras.get(itemId(proof.key));
+    return found === undefined ? undefined : found !== null && found.id === proof.id;
   }
 
   /**

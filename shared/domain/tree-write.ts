@@ -6,7 +6,7 @@ import type { BlobStore } from '../ports/blob-store.js';
 import { itemId, MAX_TRANSACTION_OPS, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import { statsChange } from './stats.js';
 import { inodeToAttrs, nameNode, newEtag, nodeToAttrs, spliceExtents, truncateExtents, type DirNode, type FileMeta, type FileNode, type Node, type VisibleNode } from './nodes.js';
-import { resolveIfPresent, Resolver, type Resolved } from './resolver.js';
+import { type Proof, resolveIfPresent, Resolver, type Resolved } from './resolver.js';
 import { statOf, type TreeReader, type FileStat } from './tree-read.js';
 import { checkFileBytes, DEFAULT_MAX_FILE_BYTES } from './limits.js';
 import { InodeLinks, NO_INODE_CHANGE, type ImageNames } from './inode-links.js';
@@ -32,6 +32,13 @@ const CLOSING_MS = 60_000;
 
 /** A file with more extents than this is rewritten into one object on its next write. */
 export const MAX_EXTENTS = 256;
+/** A cached view whose proof failed: the caller looks the container up afresh (nothing was written). */
+export class StaleViewError extends Error {
+  constructor() {
+    super('the cached container record is stale');
+  }
+}
+
 /** Appends retry until they land; 200 rounds bound the wait under a storm of writers. */
 const APPEND_ATTEMPTS = 200;
 
@@ -55,10 +62,10 @@ export class TreeWriter {
   private readonly links: InodeLinks;
 
   /** Creates or replaces a file with `body`; follows a symlink at the path like open(2). */
-  async writeFile(view: View, rawPath: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {
+  async writeFile(view: View, rawPath: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}, proof?: Proof): Promise<FileStat> {
     const path = normalizePath(rawPath);
     // Cheap checks first, so a doomed write does not upload anything.
-    const first = await this.prepare(view, path, true, options);
+    const first = await this.prepare(view, path, true, options, proof);
     // The object belongs to the namespace the node goes into (a volume's, below a mount), so
     // that namespace's sweep sees the node that points at it.
     const target = this.targetFor(first);
@@ -66,24 +73,31 @@ export class TreeWriter {
     // An upload finished elsewhere (a presigned PUT) is adopted by a server-side copy.
     const { size } = 'copyOf' in body ? await this.blobs.copy(body.copyOf, key) : await this.blobs.put(key, body);
     try {
-      return await this.retry(view, path, true, async (r) => {
-        this.checkPreconditions(r, options);
-        this.checkSameTarget(r, target);
-        if (r.node?.type === 'dir') throw new FsError('EISDIR', `is a directory: ${r.absolutePath}`);
-        const previous = r.node?.type === 'file' ? r.node : undefined;
-        const node: FileNode = {
-          type: 'file',
-          mode: options.mode ?? previous?.mode ?? 0o644,
-          uid: options.uid ?? previous?.uid ?? 0,
-          gid: options.gid ?? previous?.gid ?? groupFor(r),
-          mtime: options.mtime ?? this.clock(),
-          etag: newEtag(),
-          overLower: r.lower !== undefined || undefined,
-          size,
-          extents: size > 0 ? [[key, 0, size]] : [],
-        };
-        return this.putFile(r, node);
-      });
+      return await this.retry(
+        view,
+        path,
+        true,
+        async (r) => {
+          this.checkPreconditions(r, options);
+          this.checkSameTarget(r, target);
+          if (r.node?.type === 'dir') throw new FsError('EISDIR', `is a directory: ${r.absolutePath}`);
+          const previous = r.node?.type === 'file' ? r.node : undefined;
+          const node: FileNode = {
+            type: 'file',
+            mode: options.mode ?? previous?.mode ?? 0o644,
+            uid: options.uid ?? previous?.uid ?? 0,
+            gid: options.gid ?? previous?.gid ?? groupFor(r),
+            mtime: options.mtime ?? this.clock(),
+            etag: newEtag(),
+            overLower: r.lower !== undefined || undefined,
+            size,
+            extents: size > 0 ? [[key, 0, size]] : [],
+          };
+          return this.putFile(r, node);
+        },
+        ATTEMPTS,
+        first,
+      );
     } catch (error) {
       // Only when the change surely did not commit; an unknown outcome (a timeout) may have
       // committed, so its object is left for the sweep.
@@ -96,10 +110,10 @@ export class TreeWriter {
    * Writes `body` at `position` of an existing file ('end' appends). Only the new bytes are
    * stored: the rest of the file keeps pointing at the blobs it came from, lower layers included.
    */
-  async writeRange(view: View, rawPath: string, position: number | 'end', body: Readable | Buffer, options: WritePreconditions = {}): Promise<FileStat> {
+  async writeRange(view: View, rawPath: string, position: number | 'end', body: Readable | Buffer, options: WritePreconditions = {}, proof?: Proof): Promise<FileStat> {
     const path = normalizePath(rawPath);
     if (position !== 'end' && (!Number.isSafeInteger(position) || position < 0)) throw new InvalidInputError('offset must be a non-negative integer');
-    const first = await this.prepare(view, path, true, options);
+    const first = await this.prepare(view, path, true, options, proof);
     if (!first.node) throw new NotFoundError(`no such file: ${first.absolutePath}`);
     const target = this.targetFor(first);
     const key = blobKeys.namespaceObject(view.tenant, target);
@@ -124,6 +138,7 @@ export class TreeWriter {
           return this.putFile(r, extents.length > MAX_EXTENTS ? await this.compact(r.view, node) : node);
         },
         unconditional ? APPEND_ATTEMPTS : ATTEMPTS,
+        first,
       );
       if (length === 0) await this.blobs.delete([key]).catch(() => undefined);
       return stat;
@@ -438,9 +453,20 @@ export class TreeWriter {
     return undefined;
   }
 
-  /** Resolves for a change and refuses read-only views and mounts before any byte moves. */
-  private async prepare(view: View, path: string, follow: boolean, options: WritePreconditions): Promise<Resolved> {
-    const r = await new Resolver(this.meta).resolve(view, path, { follow });
+  /**
+   * Resolves for a change and refuses read-only views and mounts before any byte moves. A
+   * `proof` of a cached view is fetched in the same round trip and must hold (StaleViewError).
+   */
+  private async prepare(view: View, path: string, follow: boolean, options: WritePreconditions, proof?: Proof): Promise<Resolved> {
+    const resolver = new Resolver(this.meta);
+    const outcome = await resolver.resolve(view, path, { follow, extra: proof ? [proof.key] : [] }).then(
+      (resolved) => ({ resolved }),
+      (error: unknown) => ({ error }),
+    );
+    // Checked even when the path failed: on the right container it might not.
+    if (proof && resolver.confirms(proof) === false) throw new StaleViewError();
+    if ('error' in outcome) throw outcome.error;
+    const r = outcome.resolved;
     this.checkWritable(view, r);
     this.checkPreconditions(r, options);
     return r;
@@ -481,10 +507,14 @@ export class TreeWriter {
     return r.node;
   }
 
-  /** Runs `change` on a fresh resolution until its transaction is not beaten by a concurrent one. */
-  private async retry<T>(view: View, path: string, follow: boolean, change: (r: Resolved) => Promise<T>, attempts = ATTEMPTS): Promise<T> {
+  /**
+   * Runs `change` until its transaction is not beaten by a concurrent one, each time on a fresh
+   * resolution, except the first when `first` is given: a write resolves its path before its
+   * bytes move, as open(2) does, and its transaction's conditions catch any change since.
+   */
+  private async retry<T>(view: View, path: string, follow: boolean, change: (r: Resolved) => Promise<T>, attempts = ATTEMPTS, first?: Resolved): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const r = await new Resolver(this.meta).resolve(view, path, { follow });
+      const r = attempt === 1 && first ? first : await new Resolver(this.meta).resolve(view, path, { follow });
       this.checkWritable(view, r);
       try {
         return await change(r);

@@ -244,6 +244,67 @@ describe('container names', () => {
   });
 });
 
+describe('writes on a warm engine', () => {
+  /** An engine over the same stores whose port calls are counted into `calls`. */
+  function countedEngine(calls: { metadata: number; blobs: number }): Engine {
+    const counting = <S extends object>(store: S, kind: keyof typeof calls): S =>
+      new Proxy(store, {
+        get(target, property, receiver) {
+          const value = Reflect.get(target, property, receiver);
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            calls[kind]++;
+            return value.apply(target, args);
+          };
+        },
+      });
+    return new Engine(counting(meta, 'metadata'), counting(blobs, 'blobs'));
+  }
+
+  it('a 1 KiB write or append by name costs 2 metadata round trips (the path with the proof of the record, the transaction) and 1 blob write', async () => {
+    await engine.containers.create(T, { image: 'img:1', name: 'warm' });
+    const warm = { kind: 'container' as const, ref: 'warm' };
+    const calls = { metadata: 0, blobs: 0 };
+    const counted = countedEngine(calls);
+    await counted.files.writeFile(T, warm, '/first', Buffer.from('warms the record cache'));
+    const since = async (work: () => Promise<unknown>) => {
+      Object.assign(calls, { metadata: 0, blobs: 0 });
+      await work();
+      return { ...calls };
+    };
+    expect(await since(() => counted.files.writeFile(T, warm, '/a/f', Buffer.alloc(1024, 1)))).toEqual({ metadata: 2, blobs: 1 });
+    expect(await since(() => counted.files.writeRange(T, warm, '/a/f', 'end', Buffer.alloc(1024, 2)))).toEqual({ metadata: 2, blobs: 1 });
+    expect((await engine.files.stat(T, warm, '/a/f')).size).toBe(2048);
+  });
+
+  it('a write by a cached name follows the name to the container another instance gave it, even when the old one was only renamed', async () => {
+    await engine.containers.create(T, { image: 'img:1', name: 'moving' });
+    const byName = { kind: 'container' as const, ref: 'moving' };
+    await engine.files.writeFile(T, byName, '/x', Buffer.from('to the first'));
+    const other = new Engine(meta, blobs);
+    await other.containers.rename(T, 'moving', 'moved');
+    const second = await other.containers.create(T, { image: 'img:1', name: 'moving' });
+    await engine.files.writeFile(T, byName, '/x', Buffer.from('to the second'));
+    expect(await text((await other.files.read(T, { kind: 'container', ref: second.id }, '/x')).body)).toBe('to the second');
+    expect(await text((await other.files.read(T, { kind: 'container', ref: 'moved' }, '/x')).body)).toBe('to the first');
+    // A read by the cached name follows it too.
+    expect(await text((await engine.files.read(T, byName, '/x')).body)).toBe('to the second');
+  });
+
+  it('a write by a cached name of a container removed meanwhile is 404, and leaves no blob', async () => {
+    await engine.containers.create(T, { image: 'img:1', name: 'gone' });
+    const byName = { kind: 'container' as const, ref: 'gone' };
+    await engine.files.writeFile(T, byName, '/x', Buffer.from('x'));
+    const calls = { metadata: 0, blobs: 0 };
+    const counted = countedEngine(calls);
+    await counted.files.writeFile(T, byName, '/x', Buffer.from('x'));
+    await new Engine(meta, blobs).containers.remove(T, 'gone');
+    calls.blobs = 0;
+    await expect(counted.files.writeFile(T, byName, '/y', Buffer.from('y'))).rejects.toMatchObject({ status: 404 });
+    expect(calls.blobs).toBe(0);
+  });
+});
+
 describe('third review', () => {
   it('renaming a directory inside a mounted volume keeps its contents', async () => {
     const vc = { kind: 'container' as const, ref: (await engine.containers.create(T, { image: 'img:1', mounts: [{ target: '/data', volume: 'vol' }] })).id };
