@@ -116,6 +116,17 @@ async function main() {
     counter.reset();
     await engine.files.writeRange(T, bigContainer, '/big.bin', 32 * MiB, Buffer.alloc(4096, 0x62));
     results.copyup_bytes_ratio = round((counter.s3BytesSent + counter.s3BytesCopied) / 4096);
+    // A small write and an append on a warm function, by name: the requests they cost.
+    await engine.containers.create(T, { image: 'big:1', name: 'writer' });
+    const writer = { kind: 'container' as const, ref: 'writer' };
+    await engine.files.writeFile(T, writer, '/warm', Buffer.from('warm'));
+    counter.reset();
+    await engine.files.writeFile(T, writer, '/note', Buffer.alloc(1024, 0x63));
+    const smallWrite = { dynamo: counter.dynamo, s3: counter.s3 };
+    counter.reset();
+    await engine.files.writeRange(T, writer, '/note', 'end', Buffer.alloc(1024, 0x64));
+    results.small_write_requests = { write: smallWrite, append: { dynamo: counter.dynamo, s3: counter.s3 } };
+    log(`1 KiB write on a warm function: ${smallWrite.dynamo} DynamoDB round trips + ${smallWrite.s3} S3 request; append: ${counter.dynamo} + ${counter.s3}`);
     log(`4 KiB write into a 64 MiB lower file: ${counter.s3BytesSent} bytes sent to S3, ${counter.s3BytesCopied} copied server-side`);
     const chmodContainer = { kind: 'container' as const, ref: (await engine.containers.create(T, { image: 'big:1' })).id };
     await engine.files.stat(T, chmodContainer, '/big.bin');
