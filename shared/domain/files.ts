@@ -96,8 +96,7 @@ export class FileService {
   }
 
   async list(tenant: string, target: TreeTarget, path: string, options: { cursor?: string; limit?: number } = {}): Promise<DirPage> {
-    const { view } = await this.viewOf(tenant, target);
-    return this.reader.list(view, path, options);
+    return this.confirmed(tenant, target, (view, extra, resolver) => this.reader.list(view, path, options, extra, resolver));
   }
 
   async writeFile(tenant: string, target: TreeTarget, path: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {

@@ -208,10 +208,15 @@ export class Resolver {
     if (missing.length === 0 && extra.length === 0) return;
     const items = await this.meta.getMany([...missing, ...extra]);
     for (const k of missing) this.cache.set(itemId(k), items.get(itemId(k))?.attrs ?? null);
-    for (const k of extra) this.extras.set(itemId(k), items.get(itemId(k))?.attrs ?? null);
+    for (const k of extra) {
+      const attrs = items.get(itemId(k))?.attrs ?? null;
+      this.extras.set(itemId(k), attrs);
+      this.cache.set(itemId(k), attrs);
+    }
   }
 
-  private async item(key: ItemKey): Promise<Record<string, unknown> | undefined> {
+  /** An item's attributes, from this resolver's batches when they fetched it (a listing's packs). */
+  async item(key: ItemKey): Promise<Record<string, unknown> | undefined> {
     const id = itemId(key);
     if (!this.cache.has(id)) this.cache.set(id, (await this.meta.get(key))?.attrs ?? null);
     return this.cache.get(id) ?? undefined;

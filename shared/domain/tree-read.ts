@@ -167,14 +167,23 @@ export class TreeReader {
   }
 
   /** Lists a directory with overlayfs readdir rules, names in byte order, `limit` at a time. */
-  async list(view: View, rawPath: string, options: { cursor?: string; limit?: number } = {}): Promise<DirPage> {
-    const { resolved } = await this.existing(view, rawPath, true);
+  /**
+   * A page of a directory. Its lowers' packs of the directory are fetched in the batch that
+   * resolves the path (with `extra`, a cached record's proof), and each source is queried once
+   * for the whole page, so a page costs the resolution and one round of queries.
+   */
+  async list(view: View, rawPath: string, options: { cursor?: string; limit?: number } = {}, extra: readonly ItemKey[] = [], resolver = this.resolver()): Promise<DirPage> {
+    const dir = normalizePath(rawPath);
+    const packs = view.lowers.filter(isPacked).map((ns) => keys.pack(view.tenant, ns, dir));
+    const { resolved } = await this.existing(view, dir, true, [...extra, ...packs], resolver);
     if (resolved.node.type !== 'dir') throw new FsError('ENOTDIR', `not a directory: ${resolved.absolutePath}`);
     const limit = Math.min(Math.max(options.limit ?? DEFAULT_PAGE_SIZE, 1), DEFAULT_PAGE_SIZE);
     const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
     // One entry past the page says whether there is a next one, so a full last page has no cursor.
     const page: [string, VisibleNode][] = [];
-    for await (const child of this.children(resolved, after)) {
+    // The page, its lookahead entry, the next head the merge reads ahead, and a tenth more for
+    // names the layers above hide or replace: one query per source, nearly always.
+    for await (const child of this.children(resolved, after, { pageSize: limit + 2 + Math.ceil(limit / 10), resolver })) {
       page.push(child);
       if (page.length > limit) break;
     }
@@ -202,7 +211,7 @@ export class TreeReader {
    * that has it wins, and a whiteout there hides the name. Mount points show as directories.
    * A hard-linked file is yielded as its name is stored; `linked` reads it through its inode.
    */
-  async *children(resolved: Resolved, after: string | undefined): AsyncGenerator<[string, VisibleNode]> {
+  async *children(resolved: Resolved, after: string | undefined, reading: PartitionReading = {}): AsyncGenerator<[string, VisibleNode]> {
     const view = resolved.view;
     const sources: { ns: NamespaceId; dir: string }[] = [];
     if (view.top && (resolved.top?.type === 'dir' || resolved.path === '/')) sources.push({ ns: view.top, dir: resolved.path });
@@ -210,7 +219,7 @@ export class TreeReader {
       for (const ns of resolved.children.activeLowers) sources.push({ ns, dir: resolved.children.lowerPath });
     }
     const mountNames = resolved.mount ? [] : view.mounts.filter((m) => parentOf(m.target) === resolved.path && m.target !== '/').map((m) => baseName(m.target));
-    const iterators = sources.map((s) => this.partition(view.tenant, s.ns, s.dir, after));
+    const iterators = sources.map((s) => this.partition(view.tenant, s.ns, s.dir, after, reading));
     const heads: ([string, Node] | undefined)[] = await Promise.all(iterators.map(async (it) => (await it.next()).value ?? undefined));
     const mounts = mountNames.filter((n) => after === undefined || compareNames(n, after) > 0).sort(compareNames);
     for (;;) {
@@ -239,11 +248,12 @@ export class TreeReader {
   }
 
   /** All nodes of one directory in one namespace after `after`, in name order, page by page. */
-  async *partition(tenant: string, ns: NamespaceId, dir: string, after?: string): AsyncGenerator<[string, Node]> {
+  async *partition(tenant: string, ns: NamespaceId, dir: string, after?: string, reading: PartitionReading = {}): AsyncGenerator<[string, Node]> {
     if (isPacked(ns)) {
-      const item = await this.meta.get(keys.pack(tenant, ns, dir));
-      if (!item) return;
-      const pack = packFromAttrs(item.attrs);
+      const key = keys.pack(tenant, ns, dir);
+      const attrs = reading.resolver ? await reading.resolver.item(key) : (await this.meta.get(key))?.attrs;
+      if (!attrs) return;
+      const pack = packFromAttrs(attrs);
       if (!pack.split) {
         yield* packEntries(pack, after);
         return;
@@ -252,12 +262,18 @@ export class TreeReader {
     const pk = keys.nodePartition(tenant, ns, dir);
     let from = after;
     for (;;) {
-      const page = await this.meta.query(pk, { after: from, limit: DEFAULT_PAGE_SIZE });
+      const page = await this.meta.query(pk, { after: from, limit: reading.pageSize ?? DEFAULT_PAGE_SIZE });
       for (const item of page.items) yield [item.sk, nodeFromAttrs(item.attrs)];
       if (!page.last) return;
       from = page.last;
     }
   }
+}
+
+/** How a listing reads a directory's partitions: pages of `pageSize`, packs from `resolver`'s batches. */
+interface PartitionReading {
+  readonly pageSize?: number;
+  readonly resolver?: Resolver;
 }
 
 export function encodeCursor(name: string): string {

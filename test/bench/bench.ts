@@ -116,6 +116,31 @@ async function main() {
     counter.reset();
     await engine.files.writeRange(T, bigContainer, '/big.bin', 32 * MiB, Buffer.alloc(4096, 0x62));
     results.copyup_bytes_ratio = round((counter.s3BytesSent + counter.s3BytesCopied) / 4096);
+    // --- listing 10,000 entries of one directory, 1,000 a page, as a client pages through it
+    const { archive: manyArchive } = await dockerArchive([Array.from({ length: 10_000 }, (_, i) => ({ path: `many/f${String(i).padStart(5, '0')}`, content: 'x' }))], { tags: ['many:1'] });
+    await engine.images.load(T, [manyArchive]);
+    await engine.containers.create(T, { image: 'many:1', name: 'lister' });
+    const lister = { kind: 'container' as const, ref: 'lister' };
+    for (const [label, prepare] of [
+      ['untouched', async () => undefined],
+      ['with 10 own entries', async () => Promise.all(Array.from({ length: 10 }, (_, i) => engine.files.writeFile(T, lister, `/many/own${i}`, Buffer.from('o'))))],
+    ] as const) {
+      await prepare();
+      await engine.files.stat(T, lister, '/');
+      let cursor: string | undefined;
+      const perPage: number[] = [];
+      let entries = 0;
+      do {
+        counter.reset();
+        const page = await engine.files.list(T, lister, '/many', { cursor, limit: 1000 });
+        perPage.push(counter.dynamo);
+        entries += page.entries.length;
+        cursor = page.cursor;
+      } while (cursor);
+      results[`listing_${label.replace(/ /g, '_')}`] = { pages: perPage.length, entries, dynamo_per_page_max: Math.max(...perPage), dynamo_total: perPage.reduce((a, b) => a + b, 0) };
+      log(`listing ${entries} entries (${label}): ${perPage.length} pages, DynamoDB requests per page ${perPage.join(', ')}`);
+    }
+
     // A small write and an append on a warm function, by name: the requests they cost.
     await engine.containers.create(T, { image: 'big:1', name: 'writer' });
     const writer = { kind: 'container' as const, ref: 'writer' };

@@ -277,6 +277,35 @@ describe('writes on a warm engine', () => {
     expect((await engine.files.stat(T, warm, '/a/f')).size).toBe(2048);
   });
 
+  it('a page of a 2,500-entry directory costs 2 metadata requests on a warm engine (3 with the container own entries there), with no empty last page', async () => {
+    await loadImage(engine, T, [Array.from({ length: 2500 }, (_, i) => ({ path: `many/f${String(i).padStart(4, '0')}`, content: 'x' }))], ['many:1']);
+    await engine.containers.create(T, { image: 'many:1', name: 'lister' });
+    const lister = { kind: 'container' as const, ref: 'lister' };
+    const calls = { metadata: 0, blobs: 0 };
+    const counted = countedEngine(calls);
+    await counted.files.stat(T, lister, '/');
+    const pages = async () => {
+      const out: { names: string[]; requests: number }[] = [];
+      let cursor: string | undefined;
+      do {
+        calls.metadata = 0;
+        const page = await counted.files.list(T, lister, '/many', { cursor, limit: 1000 });
+        out.push({ names: page.entries.map((e) => e.name), requests: calls.metadata });
+        cursor = page.cursor;
+      } while (cursor);
+      return out;
+    };
+    const untouched = await pages();
+    expect(untouched.map((p) => p.names.length)).toEqual([1000, 1000, 500]);
+    expect(untouched.map((p) => p.requests)).toEqual([2, 2, 2]);
+    await engine.files.writeFile(T, lister, '/many/own', Buffer.from('o'));
+    await engine.files.remove(T, lister, '/many/f0000');
+    const changed = await pages();
+    expect(changed.flatMap((p) => p.names)).toEqual([...untouched.flatMap((p) => p.names).slice(1), 'own']);
+    // The container's own partition of the directory is one more query, in the same round.
+    expect(changed.map((p) => p.requests)).toEqual([3, 3, 3]);
+  });
+
   it('a write by a cached name follows the name to the container another instance gave it, even when the old one was only renamed', async () => {
     await engine.containers.create(T, { image: 'img:1', name: 'moving' });
     const byName = { kind: 'container' as const, ref: 'moving' };
