@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { joinPath, parentOf } from '../paths.js';
 import type { MetadataStore } from '../ports/metadata-store.js';
 import { TarWriter } from '../tar/tar-writer.js';
-import type { Node, VisibleNode } from './nodes.js';
+import type { FileNode, Node, VisibleNode } from './nodes.js';
 import { resolveIfPresent, Resolver, seenFrom } from './resolver.js';
 import { HoleBudget, MAX_WRITTEN_HOLE_BYTES, type TreeReader } from './tree-read.js';
 import type { View } from './view.js';
@@ -134,7 +134,7 @@ export class Changeset {
     const writer = new TarWriter();
     const holes = new HoleBudget(MAX_WRITTEN_HOLE_BYTES);
     // The flattened tree: whiteouts and opaque markers belong in a layer, never in an export.
-    this.writeAll(writer, this.mergedBelow(view, '/', true), { markers: false, holes, links: new Map() }).catch((error) => writer.stream.destroy(error));
+    this.writeAll(writer, inStorageOrder(this.mergedBelow(view, '/', true)), { markers: false, holes, links: new Map() }).catch((error) => writer.stream.destroy(error));
     return writer.stream;
   }
 
@@ -256,4 +256,36 @@ function sizeOf(node: VisibleNode): number {
 function dedupe<C extends Change>(changes: C[]): C[] {
   const seen = new Set<string>();
   return changes.filter((c) => (seen.has(c.path) ? false : (seen.add(c.path), true))).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Entries an export orders by where their bytes lie; a larger tree is written in name order. */
+const MAX_SORTED_ENTRIES = 100_000;
+
+/**
+ * An export's entries with its files in storage order: directories, symlinks and empty files
+ * first (in name order, so every directory precedes what it holds), then files by the blob and
+ * offset of their first extent, so the batched reads meet neighbours in one GET however the
+ * layer's tar ordered them. A tar may list its entries in any order. Past MAX_SORTED_ENTRIES
+ * (their metadata is held to sort them) the rest follows in name order.
+ */
+async function* inStorageOrder(entries: AsyncIterable<[string, Node]>): AsyncGenerator<[string, Node]> {
+  const iterator = entries[Symbol.asyncIterator]();
+  const held: [string, Node][] = [];
+  for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+    held.push(next.value);
+    if (held.length > MAX_SORTED_ENTRIES) {
+      yield* held;
+      for (let rest = await iterator.next(); !rest.done; rest = await iterator.next()) yield rest.value;
+      return;
+    }
+  }
+  const stored = (node: Node) => node.type === 'file' && node.extents.length > 0;
+  yield* held.filter(([, node]) => !stored(node));
+  const files = held.filter(([, node]) => stored(node)) as [string, FileNode][];
+  files.sort(([, a], [, b]) => {
+    const [keyA, offsetA] = a.extents[0];
+    const [keyB, offsetB] = b.extents[0];
+    return keyA < keyB ? -1 : keyA > keyB ? 1 : offsetA - offsetB;
+  });
+  yield* files;
 }
