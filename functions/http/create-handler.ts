@@ -54,7 +54,7 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
       headers: event.headers as Record<string, string>,
       services: services(),
       logger: context.logger ?? logger,
-      body: () => (raw ??= event.body ? Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : Buffer.alloc(0)),
+      body: () => (raw ??= event.rawBody ?? (event.body ? Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8') : Buffer.alloc(0))),
       json: <T>() => {
         const text = request.body().toString('utf8');
         if (!text.trim()) return {} as T;

@@ -5,6 +5,8 @@ import type { Services } from '../composition.js';
 
 /** API Gateway HTTP API (payload v2) event, with the authorizer fields Strata reads. */
 export type HttpEvent = APIGatewayProxyEventV2 & {
+  /** The local server's body as bytes (API Gateway sends `body`, base64 for binary). */
+  rawBody?: Buffer;
   requestContext: APIGatewayProxyEventV2['requestContext'] & {
     authorizer?: { jwt?: { claims?: Record<string, unknown> }; iam?: { accountId?: string } };
   };
