@@ -39,6 +39,19 @@ export class StaleViewError extends Error {
   }
 }
 
+/** Paths whose last write a writer remembers (warmed); past this it starts over. */
+const MAX_WARM_PATHS = 10_000;
+
+/** A write's resolution and the node it put there. */
+interface Landed {
+  readonly r: Resolved;
+  readonly node: FileNode;
+}
+
+function warmKey(view: View, path: string): string {
+  return `${view.tenant}\0${view.top ?? ''}\0${path}`;
+}
+
 /** Appends retry until they land; 200 rounds bound the wait under a storm of writers. */
 const APPEND_ATTEMPTS = 200;
 
@@ -49,6 +62,9 @@ const APPEND_ATTEMPTS = 200;
  * New bytes go to fresh blob keys before the transaction, so a crash leaves only an orphan.
  */
 export class TreeWriter {
+  /** The last write of each path here: where the next write of it starts (see `warmed`). */
+  private readonly warm = new Map<string, Resolved>();
+
   constructor(
     private readonly meta: MetadataStore,
     private readonly blobs: BlobStore,
@@ -65,15 +81,16 @@ export class TreeWriter {
   async writeFile(view: View, rawPath: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}, proof?: Proof): Promise<FileStat> {
     const path = normalizePath(rawPath);
     // Cheap checks first, so a doomed write does not upload anything.
-    const first = await this.prepare(view, path, true, options, proof);
+    const first = this.warmed(view, path, options) ?? (await this.prepare(view, path, true, options, proof));
     // The object belongs to the namespace the node goes into (a volume's, below a mount), so
     // that namespace's sweep sees the node that points at it.
     const target = this.targetFor(first);
     const key = blobKeys.namespaceObject(view.tenant, target);
     // An upload finished elsewhere (a presigned PUT) is adopted by a server-side copy.
     const { size } = 'copyOf' in body ? await this.blobs.copy(body.copyOf, key) : await this.blobs.put(key, body);
+    let landed: Landed | undefined;
     try {
-      return await this.retry(
+      const stat = await this.retry(
         view,
         path,
         true,
@@ -93,15 +110,19 @@ export class TreeWriter {
             size,
             extents: size > 0 ? [[key, 0, size]] : [],
           };
-          return this.putFile(r, node);
+          landed = { r, node };
+          return this.putFile(r, node, proof);
         },
         ATTEMPTS,
         first,
       );
+      this.remember(view, path, landed);
+      return stat;
     } catch (error) {
+      this.forgetWarm(view, path);
       // Only when the change surely did not commit; an unknown outcome (a timeout) may have
       // committed, so its object is left for the sweep.
-      if (error instanceof StrataError) await this.blobs.delete([key]).catch(() => undefined);
+      if (error instanceof StrataError || error instanceof StaleViewError) await this.blobs.delete([key]).catch(() => undefined);
       throw error;
     }
   }
@@ -113,11 +134,12 @@ export class TreeWriter {
   async writeRange(view: View, rawPath: string, position: number | 'end', body: Readable | Buffer, options: WritePreconditions = {}, proof?: Proof): Promise<FileStat> {
     const path = normalizePath(rawPath);
     if (position !== 'end' && (!Number.isSafeInteger(position) || position < 0)) throw new InvalidInputError('offset must be a non-negative integer');
-    const first = await this.prepare(view, path, true, options, proof);
+    const first = this.warmed(view, path, options) ?? (await this.prepare(view, path, true, options, proof));
     if (!first.node) throw new NotFoundError(`no such file: ${first.absolutePath}`);
     const target = this.targetFor(first);
     const key = blobKeys.namespaceObject(view.tenant, target);
     const { size: length } = await this.blobs.put(key, body);
+    let landed: Landed | undefined;
     try {
       // An append without preconditions only needs its turn: it keeps trying while others land.
       const unconditional = position === 'end' && options.ifMatch === undefined && options.ifNoneMatch === undefined;
@@ -135,17 +157,22 @@ export class TreeWriter {
           const extents = spliceExtents(file.extents, file.size, at, [key, 0, length]);
           const size = Math.max(file.size, at + length);
           const node: FileNode = { ...file, size, extents, etag: newEtag(), mtime: this.clock(), overLower: r.lower !== undefined || undefined };
-          return this.putFile(r, extents.length > MAX_EXTENTS ? await this.compact(r.view, node) : node);
+          const next = extents.length > MAX_EXTENTS ? await this.compact(r.view, node) : node;
+          landed = { r, node: next };
+          return this.putFile(r, next, proof);
         },
         unconditional ? APPEND_ATTEMPTS : ATTEMPTS,
-        first,
+        // A write of nothing commits nothing, so nothing would confirm a warm guess: resolve.
+        length === 0 ? undefined : first,
       );
       if (length === 0) await this.blobs.delete([key]).catch(() => undefined);
+      else this.remember(view, path, landed);
       return stat;
     } catch (error) {
+      this.forgetWarm(view, path);
       // Only when the change surely did not commit; an unknown outcome (a timeout) may have
       // committed, so its object is left for the sweep.
-      if (error instanceof StrataError) await this.blobs.delete([key]).catch(() => undefined);
+      if (error instanceof StrataError || error instanceof StaleViewError) await this.blobs.delete([key]).catch(() => undefined);
       throw error;
     }
   }
@@ -531,20 +558,51 @@ export class TreeWriter {
   }
 
   /** Writes a file's new state: its own node, or for a hard-linked file the inode its names share. */
-  private async putFile(r: Resolved, next: FileNode): Promise<FileStat> {
-    if (r.node?.type !== 'file' || !r.node.inode) return this.putNode(r, next);
+  private async putFile(r: Resolved, next: FileNode, proof?: Proof): Promise<FileStat> {
+    if (r.node?.type !== 'file' || !r.node.inode) return this.putNode(r, next, proof);
     checkFileBytes(next.size, 'file size', this.maxFileBytes);
     const change = await this.links.change(r, next, { add: 0, dropSelf: false });
-    await this.transact(r, change.ops, change.sizeDelta, change.others);
+    await this.transact(r, change.ops, change.sizeDelta, change.others, proof);
     return statOf(r.absolutePath, { ...next, inode: r.node.inode, nlink: change.nlink });
   }
 
-  private async putNode(r: Resolved, node: VisibleNode): Promise<FileStat> {
+  private async putNode(r: Resolved, node: VisibleNode, proof?: Proof): Promise<FileStat> {
     if (node.type === 'file') checkFileBytes(node.size, 'file size', this.maxFileBytes);
     const previousBytes = r.top?.type === 'file' ? r.top.size : 0;
     const bytes = node.type === 'file' ? node.size : 0;
-    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(node) }, conditions: unchanged(r) }], bytes - previousBytes);
+    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(node) }, conditions: unchanged(r) }], bytes - previousBytes, [], proof);
     return statOf(r.absolutePath, node);
+  }
+
+  /**
+   * The resolution a write of `path` on a warm function starts from: what the last write of it
+   * here left (its node, and parents that were already the container's own). It is only a
+   * guess: the transaction's conditions pin every node it relied on, and a stale guess fails
+   * them and is resolved afresh, so a repeated write costs its transaction alone. Anything
+   * decided before the transaction (preconditions, a write of nothing) resolves instead.
+   */
+  private warmed(view: View, path: string, options: WritePreconditions): Resolved | undefined {
+    // A precondition is decided before the transaction, so it needs the node as it is now.
+    if (options.ifMatch !== undefined || options.ifNoneMatch !== undefined) return undefined;
+    return this.warm.get(warmKey(view, path));
+  }
+
+  private remember(view: View, path: string, landed: Landed | undefined): void {
+    if (!landed) return;
+    const { r, node } = landed;
+    // Only a plain file reached without a symlink, under parents the container already had
+    // (none copied up, so their ETags are what the transaction checked).
+    const plain = !node.inode && !(r.node?.type === 'file' && r.node.inode) && r.absolutePath === path;
+    if (!plain || r.ancestors.some((a) => !a.synthetic && a.top?.type !== 'dir')) {
+      this.forgetWarm(view, path);
+      return;
+    }
+    if (this.warm.size >= MAX_WARM_PATHS) this.warm.clear();
+    this.warm.set(warmKey(view, path), { ...r, node, top: node });
+  }
+
+  private forgetWarm(view: View, path: string): void {
+    this.warm.delete(warmKey(view, path));
   }
 
   /**
@@ -553,7 +611,7 @@ export class TreeWriter {
    * unchanged, so no write lands in a directory being renamed or deleted; the size counter.
    * `others` are further resolutions whose parents the change also touches (a rename's source).
    */
-  private async transact(r: Resolved, ops: WriteOp[], sizeDelta: number, others: readonly Resolved[] = []): Promise<void> {
+  private async transact(r: Resolved, ops: WriteOp[], sizeDelta: number, others: readonly Resolved[] = [], proof?: Proof): Promise<void> {
     const tenant = r.view.tenant;
     const ns = r.view.top!;
     const all: WriteOp[] = [...ops];
@@ -572,11 +630,14 @@ export class TreeWriter {
         }
       }
     }
+    // The cached container record the write went by must still be the one its name gives.
+    const proofAt = proof ? all.push({ op: 'check', key: proof.key, conditions: [{ kind: 'equals', field: 'id', value: proof.id }] }) - 1 : -1;
     all.push(statsChange(tenant, ns, sizeDelta));
     if (all.length > MAX_TRANSACTION_OPS) throw new InvalidInputError('path is too deep to change in one step');
     try {
       await this.meta.transact(all);
     } catch (error) {
+      if (error instanceof TransactionConditionError && error.failedIndexes.includes(proofAt)) throw new StaleViewError();
       // The counter is the last op: if it is gone, so is the container or volume.
       if (error instanceof TransactionConditionError && error.failedIndexes.includes(all.length - 1)) {
         throw new NotFoundError('the container or volume no longer exists');

@@ -261,7 +261,7 @@ describe('writes on a warm engine', () => {
     return new Engine(counting(meta, 'metadata'), counting(blobs, 'blobs'));
   }
 
-  it('a 1 KiB write or append by name costs 2 metadata round trips (the path with the proof of the record, the transaction) and 1 blob write', async () => {
+  it('a 1 KiB write by name costs 2 metadata round trips (the path with the proof of the record, the transaction) and 1 blob write, and a write of the same path again 1 + 1', async () => {
     await engine.containers.create(T, { image: 'img:1', name: 'warm' });
     const warm = { kind: 'container' as const, ref: 'warm' };
     const calls = { metadata: 0, blobs: 0 };
@@ -273,8 +273,20 @@ describe('writes on a warm engine', () => {
       return { ...calls };
     };
     expect(await since(() => counted.files.writeFile(T, warm, '/a/f', Buffer.alloc(1024, 1)))).toEqual({ metadata: 2, blobs: 1 });
-    expect(await since(() => counted.files.writeRange(T, warm, '/a/f', 'end', Buffer.alloc(1024, 2)))).toEqual({ metadata: 2, blobs: 1 });
+    // That write copied /a up; once the parents are the container's own, a write of a path
+    // written before costs its transaction alone (it pins every node the write relied on).
+    expect(await since(() => counted.files.writeFile(T, warm, '/a/f', Buffer.alloc(1024, 1)))).toEqual({ metadata: 2, blobs: 1 });
+    expect(await since(() => counted.files.writeRange(T, warm, '/a/f', 'end', Buffer.alloc(1024, 2)))).toEqual({ metadata: 1, blobs: 1 });
+    expect(await since(() => counted.files.writeFile(T, warm, '/first', Buffer.alloc(1024, 3)))).toEqual({ metadata: 1, blobs: 1 });
     expect((await engine.files.stat(T, warm, '/a/f')).size).toBe(2048);
+    // Another instance changes the file: the guess is stale, the transaction says so, and the
+    // write is resolved afresh and lands on top of that change.
+    await new Engine(meta, blobs).files.writeRange(T, warm, '/a/f', 'end', Buffer.from('X'));
+    expect(await since(() => counted.files.writeRange(T, warm, '/a/f', 'end', Buffer.from('Y')))).toEqual({ metadata: 3, blobs: 1 });
+    expect((await text((await engine.files.read(T, warm, '/a/f')).body)).slice(-2)).toBe('XY');
+    // Another instance removes the parent: the write is refused as the kernel would, not resurrected.
+    await new Engine(meta, blobs).files.remove(T, warm, '/a', { recursive: true });
+    await expect(counted.files.writeFile(T, warm, '/a/f', Buffer.from('Z'))).rejects.toMatchObject({ status: 404 });
   });
 
   it('a page of a 2,500-entry directory costs 2 metadata requests on a warm engine (3 with the container own entries there), with no empty last page', async () => {
