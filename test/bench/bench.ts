@@ -154,7 +154,9 @@ async function main() {
     counter.reset();
     await engine.files.writeFile(T, writer, '/fresh-name', Buffer.alloc(1024, 0x65));
     results.small_write_requests = { new_path: { dynamo: counter.dynamo, s3: counter.s3 }, first_write: smallWrite, append_same_path: append };
-    log(`1 KiB write on a warm function: a path never written here ${counter.dynamo} DynamoDB round trips + ${counter.s3} S3 request (also ${smallWrite.dynamo} + ${smallWrite.s3} for the first write of /note); an append to the path just written: ${append.dynamo} + ${append.s3}`);
+    log(
+      `1 KiB write on a warm function: a path never written here ${counter.dynamo} DynamoDB round trips + ${counter.s3} S3 request (also ${smallWrite.dynamo} + ${smallWrite.s3} for the first write of /note); an append to the path just written: ${append.dynamo} + ${append.s3}`,
+    );
     log(`4 KiB write into a 64 MiB lower file: ${counter.s3BytesSent} bytes sent to S3, ${counter.s3BytesCopied} copied server-side`);
     const chmodContainer = { kind: 'container' as const, ref: (await engine.containers.create(T, { image: 'big:1' })).id };
     await engine.files.stat(T, chmodContainer, '/big.bin');
