@@ -10,9 +10,9 @@ import { type Services, servicesOver } from '../../functions/composition.js';
 import { startLocalServer } from '../../functions/local/server.js';
 import { FsBlobStore } from '../../shared/adapters/fs-blob-store.js';
 import { MemoryMetadataStore } from '../../shared/adapters/memory-metadata-store.js';
-import type { Config } from '../../shared/config.js';
 import type { BlobStore } from '../../shared/ports/blob-store.js';
 import type { MetadataStore } from '../../shared/ports/metadata-store.js';
+import { serverConfig } from '../support/server-config.js';
 import { dockerArchive } from '../support/images.js';
 
 /**
@@ -65,16 +65,7 @@ beforeAll(async () => {
       return (...args: unknown[]) => (stalls(`meta.${String(property)}`) ? new Promise(() => undefined) : value.apply(target, args));
     },
   });
-  const config = {
-    tableName: 't',
-    blobs: { kind: 'fs', root: dir },
-    region: 'local',
-    inlineBodyLimit: 4 << 20,
-    presignSeconds: 60,
-    maxFileBytes: 1024 ** 4,
-    tenantClaim: 'tenant',
-    logLevel: 'CRITICAL',
-  } as Config;
+  const config = serverConfig(dir, { logLevel: 'CRITICAL' });
   services = servicesOver(config, meta, faultyBlobs);
   const server = await startLocalServer({ services, port: 0, host: '127.0.0.1', signingKey: randomBytes(32), maxBodyBytes: 64 << 20, requestTimeoutMs: TIMEOUT_MS });
   ({ url, close } = server);

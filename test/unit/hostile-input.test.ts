@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serverConfig } from '../support/server-config.js';
 import type { Services } from '../../functions/composition.js';
 import { startLocalServer } from '../../functions/local/server.js';
 import { FsBlobStore } from '../../shared/adapters/fs-blob-store.js';
 import { MemoryMetadataStore } from '../../shared/adapters/memory-metadata-store.js';
-import type { Config } from '../../shared/config.js';
 import { Engine } from '../../shared/engine.js';
 import { END, paxEntry, rawEntry, rawHeader, rawTar } from '../support/raw-tar.js';
 
@@ -30,16 +30,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'strata-hostile-'));
   meta = new MemoryMetadataStore();
   const blobs = new FsBlobStore(join(dir, 'blobs'), async (key) => `http://127.0.0.1/unused/${key}`);
-  const config = {
-    tableName: 't',
-    blobs: { kind: 'fs', root: join(dir, 'blobs') },
-    region: 'local',
-    inlineBodyLimit: 4 << 20,
-    presignSeconds: 60,
-    maxFileBytes: 1024 ** 4,
-    tenantClaim: 'tenant',
-    logLevel: 'ERROR',
-  } as Config;
+  const config = serverConfig(join(dir, 'blobs'));
   const services: Services = { config, engine: new Engine(meta, blobs), meta, blobs, streamsBodies: false };
   const server = await startLocalServer({ services, port: 0, host: '127.0.0.1', signingKey: randomBytes(32), maxBodyBytes: 64 << 20 });
   url = server.url;

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { countingCalls, type StoreCalls } from '../../functions/http/store-calls.js';
 import { Engine } from '../../shared/engine.js';
 import type { BlobStore } from '../../shared/ports/blob-store.js';
 import { TransactionConditionError } from '../../shared/errors.js';
@@ -246,19 +247,8 @@ describe('container names', () => {
 
 describe('writes on a warm engine', () => {
   /** An engine over the same stores whose port calls are counted into `calls`. */
-  function countedEngine(calls: { metadata: number; blobs: number }): Engine {
-    const counting = <S extends object>(store: S, kind: keyof typeof calls): S =>
-      new Proxy(store, {
-        get(target, property, receiver) {
-          const value = Reflect.get(target, property, receiver);
-          if (typeof value !== 'function') return value;
-          return (...args: unknown[]) => {
-            calls[kind]++;
-            return value.apply(target, args);
-          };
-        },
-      });
-    return new Engine(counting(meta, 'metadata'), counting(blobs, 'blobs'));
+  function countedEngine(calls: StoreCalls): Engine {
+    return new Engine(countingCalls(meta, calls, 'metadata'), countingCalls(blobs, calls, 'blobs'));
   }
 
   it('a 1 KiB write by name costs 2 metadata round trips (the path with the proof of the record, the transaction) and 1 blob write, and a write of the same path again 1 + 1', async () => {

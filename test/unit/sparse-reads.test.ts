@@ -7,7 +7,7 @@ import { servicesOver } from '../../functions/composition.js';
 import { startLocalServer } from '../../functions/local/server.js';
 import { FsBlobStore } from '../../shared/adapters/fs-blob-store.js';
 import { MemoryMetadataStore } from '../../shared/adapters/memory-metadata-store.js';
-import type { Config } from '../../shared/config.js';
+import { serverConfig } from '../support/server-config.js';
 import { dockerArchive } from '../support/images.js';
 
 /**
@@ -21,16 +21,7 @@ let close: () => Promise<void>;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'strata-sparse-'));
   const blobs = new FsBlobStore(dir, async (key) => `http://blobs.invalid/${key}`);
-  const config = {
-    tableName: 't',
-    blobs: { kind: 'fs', root: dir },
-    region: 'local',
-    inlineBodyLimit: 4 << 20,
-    presignSeconds: 60,
-    maxFileBytes: 1024 ** 4,
-    tenantClaim: 'tenant',
-    logLevel: 'ERROR',
-  } as Config;
+  const config = serverConfig(dir);
   const services = servicesOver(config, new MemoryMetadataStore(), blobs, { canStream: true });
   ({ url, close } = await startLocalServer({ services, port: 0, host: '127.0.0.1', signingKey: randomBytes(32), maxBodyBytes: 64 << 20 }));
   const { archive } = await dockerArchive([[{ path: 'etc/hosts', content: 'h' }]], { tags: ['base:1'] });
