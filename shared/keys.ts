@@ -74,11 +74,19 @@ export const keys = {
   garbage: (tenant: string, what: string): ItemKey => ({ pk: `${tenant}#garbage`, sk: what }),
   garbageList: (tenant: string) => `${tenant}#garbage`,
   upload: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#uploads`, sk: id }),
-  /** Work that outlives a request (an asynchronous load), with its progress. */
-  job: (tenant: string, id: string): ItemKey => ({ pk: keys.jobs(tenant), sk: id }),
-  jobs: (tenant: string) => `${tenant}#jobs`,
+  /**
+   * Work that outlives a request (a load, save, export or commit), with its progress. A tenant's
+   * jobs spread over 16 partitions by the first hex digit of their id: the stream runner works
+   * on different partitions side by side, so one tenant's jobs do not wait for each other.
+   */
+  job: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#jobs#${id[0]}`, sk: id }),
+  /** Every partition a tenant's jobs may be in. */
+  jobPartitions: (tenant: string): string[] => [...'0123456789abcdef'].map((digit) => `${tenant}#jobs#${digit}`),
   /** The tenant whose jobs `pk` holds. */
-  jobsTenant: (pk: string): string | undefined => tenantOfPartition(pk, 'jobs'),
+  jobsTenant: (pk: string): string | undefined => {
+    const match = /^(.+)#jobs#[0-9a-f]$/.exec(pk);
+    return match ? tenantOfPartition(`${match[1]}#jobs`, 'jobs') : undefined;
+  },
   /** The copy a large read of these bytes is answered from (read-copies.ts). */
   readCopy: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#read-copies`, sk: id }),
   /** What a load or commit under an Idempotency-Key recorded. */

@@ -192,7 +192,8 @@ export class Jobs {
   async failAbandoned(tenant: string): Promise<number> {
     const now = this.clock();
     let failed = 0;
-    for (const item of await queryAll(this.meta, keys.jobs(tenant))) {
+    const items = (await Promise.all(keys.jobPartitions(tenant).map((pk) => queryAll(this.meta, pk)))).flat();
+    for (const item of items) {
       const job = item.attrs as unknown as JobRecord;
       const dead = job.status === 'running' && (job.leaseUntil ?? 0) < now;
       const neverUploaded = job.status === 'awaiting-upload' && job.created + AWAITING_UPLOAD_MS < now;
@@ -214,7 +215,8 @@ export class Jobs {
     from: JobStatus = 'running',
   ): Promise<void> {
     const now = this.clock();
-    const done = outcome.status === 'succeeded' && job.jobKind === 'load' ? { bytesDone: job.bytesTotal, layersDone: progress.layersDone } : progress;
+    // Only the counts: `progress` may be the job record itself (an abandoned job), whose status must not win.
+    const done = { bytesDone: outcome.status === 'succeeded' && job.jobKind === 'load' ? job.bytesTotal : progress.bytesDone, layersDone: progress.layersDone };
     await this.meta.transact([
       { op: 'update', key: keys.job(tenant, job.id), set: { ...outcome, ...done, updated: now, leaseUntil: 0 }, conditions: [{ kind: 'equals', field: 'status', value: from }] },
       this.events.op(tenant, 'job.completed', {
