@@ -7,6 +7,7 @@ import { itemId, MAX_TRANSACTION_OPS, type Condition, type ItemKey, type Metadat
 import { statsChange } from './stats.js';
 import { inodeToAttrs, nameNode, newEtag, nodeToAttrs, spliceExtents, truncateExtents, type DirNode, type FileMeta, type FileNode, type Node, type VisibleNode } from './nodes.js';
 import { type Proof, resolveIfPresent, Resolver, type Resolved } from './resolver.js';
+import { type LandedWrite, WarmPaths } from './warm-paths.js';
 import { statOf, type TreeReader, type FileStat } from './tree-read.js';
 import { checkFileBytes, DEFAULT_MAX_FILE_BYTES } from './limits.js';
 import { InodeLinks, NO_INODE_CHANGE, type ImageNames } from './inode-links.js';
@@ -39,19 +40,6 @@ export class StaleViewError extends Error {
   }
 }
 
-/** Paths whose last write a writer remembers (warmed); past this it starts over. */
-const MAX_WARM_PATHS = 10_000;
-
-/** A write's resolution and the node it put there. */
-interface Landed {
-  readonly r: Resolved;
-  readonly node: FileNode;
-}
-
-function warmKey(view: View, path: string): string {
-  return `${view.tenant}\0${view.top ?? ''}\0${path}`;
-}
-
 /** Appends retry until they land; 200 rounds bound the wait under a storm of writers. */
 const APPEND_ATTEMPTS = 200;
 
@@ -62,8 +50,8 @@ const APPEND_ATTEMPTS = 200;
  * New bytes go to fresh blob keys before the transaction, so a crash leaves only an orphan.
  */
 export class TreeWriter {
-  /** The last write of each path here: where the next write of it starts (see `warmed`). */
-  private readonly warm = new Map<string, Resolved>();
+  /** The last write of each path here: where the next write of it starts. */
+  private readonly warm = new WarmPaths();
 
   constructor(
     private readonly meta: MetadataStore,
@@ -81,14 +69,14 @@ export class TreeWriter {
   async writeFile(view: View, rawPath: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}, proof?: Proof): Promise<FileStat> {
     const path = normalizePath(rawPath);
     // Cheap checks first, so a doomed write does not upload anything.
-    const first = this.warmed(view, path, options) ?? (await this.prepare(view, path, true, options, proof));
+    const first = this.warm.guess(view, path, options) ?? (await this.prepare(view, path, true, options, proof));
     // The object belongs to the namespace the node goes into (a volume's, below a mount), so
     // that namespace's sweep sees the node that points at it.
     const target = this.targetFor(first);
     const key = blobKeys.namespaceObject(view.tenant, target);
     // An upload finished elsewhere (a presigned PUT) is adopted by a server-side copy.
     const { size } = 'copyOf' in body ? await this.blobs.copy(body.copyOf, key) : await this.blobs.put(key, body);
-    let landed: Landed | undefined;
+    let landed: LandedWrite | undefined;
     try {
       const stat = await this.retry(
         view,
@@ -116,10 +104,10 @@ export class TreeWriter {
         ATTEMPTS,
         first,
       );
-      this.remember(view, path, landed);
+      this.warm.remember(view, path, landed);
       return stat;
     } catch (error) {
-      this.forgetWarm(view, path);
+      this.warm.forget(view, path);
       // Only when the change surely did not commit; an unknown outcome (a timeout) may have
       // committed, so its object is left for the sweep.
       if (error instanceof StrataError || error instanceof StaleViewError) await this.blobs.delete([key]).catch(() => undefined);
@@ -134,12 +122,12 @@ export class TreeWriter {
   async writeRange(view: View, rawPath: string, position: number | 'end', body: Readable | Buffer, options: WritePreconditions = {}, proof?: Proof): Promise<FileStat> {
     const path = normalizePath(rawPath);
     if (position !== 'end' && (!Number.isSafeInteger(position) || position < 0)) throw new InvalidInputError('offset must be a non-negative integer');
-    const first = this.warmed(view, path, options) ?? (await this.prepare(view, path, true, options, proof));
+    const first = this.warm.guess(view, path, options) ?? (await this.prepare(view, path, true, options, proof));
     if (!first.node) throw new NotFoundError(`no such file: ${first.absolutePath}`);
     const target = this.targetFor(first);
     const key = blobKeys.namespaceObject(view.tenant, target);
     const { size: length } = await this.blobs.put(key, body);
-    let landed: Landed | undefined;
+    let landed: LandedWrite | undefined;
     try {
       // An append without preconditions only needs its turn: it keeps trying while others land.
       const unconditional = position === 'end' && options.ifMatch === undefined && options.ifNoneMatch === undefined;
@@ -166,10 +154,10 @@ export class TreeWriter {
         length === 0 ? undefined : first,
       );
       if (length === 0) await this.blobs.delete([key]).catch(() => undefined);
-      else this.remember(view, path, landed);
+      else this.warm.remember(view, path, landed);
       return stat;
     } catch (error) {
-      this.forgetWarm(view, path);
+      this.warm.forget(view, path);
       // Only when the change surely did not commit; an unknown outcome (a timeout) may have
       // committed, so its object is left for the sweep.
       if (error instanceof StrataError || error instanceof StaleViewError) await this.blobs.delete([key]).catch(() => undefined);
@@ -572,37 +560,6 @@ export class TreeWriter {
     const bytes = node.type === 'file' ? node.size : 0;
     await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(node) }, conditions: unchanged(r) }], bytes - previousBytes, [], proof);
     return statOf(r.absolutePath, node);
-  }
-
-  /**
-   * The resolution a write of `path` on a warm function starts from: what the last write of it
-   * here left (its node, and parents that were already the container's own). It is only a
-   * guess: the transaction's conditions pin every node it relied on, and a stale guess fails
-   * them and is resolved afresh, so a repeated write costs its transaction alone. Anything
-   * decided before the transaction (preconditions, a write of nothing) resolves instead.
-   */
-  private warmed(view: View, path: string, options: WritePreconditions): Resolved | undefined {
-    // A precondition is decided before the transaction, so it needs the node as it is now.
-    if (options.ifMatch !== undefined || options.ifNoneMatch !== undefined) return undefined;
-    return this.warm.get(warmKey(view, path));
-  }
-
-  private remember(view: View, path: string, landed: Landed | undefined): void {
-    if (!landed) return;
-    const { r, node } = landed;
-    // Only a plain file reached without a symlink, under parents the container already had
-    // (none copied up, so their ETags are what the transaction checked).
-    const plain = !node.inode && !(r.node?.type === 'file' && r.node.inode) && r.absolutePath === path;
-    if (!plain || r.ancestors.some((a) => !a.synthetic && a.top?.type !== 'dir')) {
-      this.forgetWarm(view, path);
-      return;
-    }
-    if (this.warm.size >= MAX_WARM_PATHS) this.warm.clear();
-    this.warm.set(warmKey(view, path), { ...r, node, top: node });
-  }
-
-  private forgetWarm(view: View, path: string): void {
-    this.warm.delete(warmKey(view, path));
   }
 
   /**
