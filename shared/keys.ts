@@ -80,11 +80,13 @@ export const keys = {
    * on different partitions side by side, so one tenant's jobs do not wait for each other.
    */
   job: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#jobs#${id[0]}`, sk: id }),
-  /** Every partition a tenant's jobs may be in. */
-  jobPartitions: (tenant: string): string[] => [...'0123456789abcdef'].map((digit) => `${tenant}#jobs#${digit}`),
+  /** Where jobs were kept before they spread: read and swept still, so none is lost. */
+  legacyJob: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#jobs`, sk: id }),
+  /** Every partition a tenant's jobs may be in (the legacy one included). */
+  jobPartitions: (tenant: string): string[] => [`${tenant}#jobs`, ...[...'0123456789abcdef'].map((digit) => `${tenant}#jobs#${digit}`)],
   /** The tenant whose jobs `pk` holds. */
   jobsTenant: (pk: string): string | undefined => {
-    const match = /^(.+)#jobs#[0-9a-f]$/.exec(pk);
+    const match = /^(.+)#jobs(#[0-9a-f])?$/.exec(pk);
     return match ? tenantOfPartition(`${match[1]}#jobs`, 'jobs') : undefined;
   },
   /** The copy a large read of these bytes is answered from (read-copies.ts). */

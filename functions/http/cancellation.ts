@@ -1,6 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Readable } from 'node:stream';
-import { DeadlineExceededError } from '../../shared/errors.js';
 
 /**
  * Stopping the work behind a request once it has been answered at its deadline (or its client
@@ -17,21 +16,31 @@ interface Scope {
 
 const scopes = new AsyncLocalStorage<Scope>();
 
-const cancelledError = () => new DeadlineExceededError('the request was cancelled: it ran out of time or its client went away');
+/**
+ * Not a domain error on purpose: a call cut off this way may still take effect, so the code that
+ * cleans up after refused changes (only on domain errors) must leave its objects to the sweep.
+ * The client was answered already (503 at the deadline) or is gone.
+ */
+export class RequestCancelledError extends Error {
+  constructor() {
+    super('the request was cancelled: it ran out of time or its client went away');
+  }
+}
+
+const cancelledError = () => new RequestCancelledError();
 
 /** Runs `work` in a scope that `signal` cancels; storage calls made within it stop when it fires. */
 export function runCancellable<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
   const scope: Scope = { signal, live: new Set() };
-  signal.addEventListener(
-    'abort',
-    () => {
-      const error = cancelledError();
-      for (const stop of [...scope.live]) stop(error);
-      scope.live.clear();
-    },
-    { once: true },
-  );
-  return scopes.run(scope, work);
+  const stopAll = () => {
+    const error = cancelledError();
+    for (const stop of [...scope.live]) stop(error);
+    scope.live.clear();
+  };
+  signal.addEventListener('abort', stopAll, { once: true });
+  // middy hands every invocation of a warm function the same signal until one times out, so
+  // the listener goes with the work. A body streamed after that stops with its client instead.
+  return scopes.run(scope, work).finally(() => signal.removeEventListener('abort', stopAll));
 }
 
 /**

@@ -10,7 +10,7 @@ import { mapErrors } from './middleware/map-errors.js';
 import { normalizeHeaders } from './middleware/normalize-headers.js';
 import { requestLogger } from './middleware/request-logger.js';
 import { requestMetrics } from './middleware/request-metrics.js';
-import { runCancellable } from './cancellation.js';
+import { RequestCancelledError, runCancellable } from './cancellation.js';
 import { shapeResponse } from './shape-response.js';
 import { tracer } from './tracing.js';
 import { checkQuery } from './schemas.js';
@@ -34,7 +34,7 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
   const logger = new Logger({ serviceName: 'strata' });
   let leveled = false;
 
-  const dispatch = async (event: HttpEvent, context: HandlerContext, { signal }: { signal: AbortSignal }) => {
+  const dispatch = async (event: HttpEvent, context: HandlerContext) => {
     if (!leveled) {
       logger.setLogLevel(services().config.logLevel as Parameters<Logger['setLogLevel']>[0]);
       leveled = true;
@@ -73,8 +73,19 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
         return parsed as T;
       },
     };
-    const cancelled = context.clientGone ? AbortSignal.any([signal, context.clientGone]) : signal;
-    return runCancellable(cancelled, async () => shapeResponse(await operation(request), request.services, context.tenant));
+    // Its own deadline: middy's abort signal is one for all requests in flight in the process.
+    const deadline = new AbortController();
+    const timer = context.getRemainingTimeInMillis ? setTimeout(() => deadline.abort(), Math.max(0, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS)) : undefined;
+    const cancelled = context.clientGone ? AbortSignal.any([deadline.signal, context.clientGone]) : deadline.signal;
+    try {
+      return await runCancellable(cancelled, async () => shapeResponse(await operation(request), request.services, context.tenant));
+    } catch (error) {
+      // Cut off at the deadline: the answer middy gives then, whichever of the two comes first.
+      if (error instanceof RequestCancelledError) throw deadlineExceeded();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   };
 
   // Answered a second before the function's own deadline (Lambda's, or the local server's), so
@@ -83,7 +94,7 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
     middy<HttpEvent, HttpResponse, Error, HandlerContext>({
       timeoutEarlyInMillis: DEADLINE_MARGIN_MS,
       timeoutEarlyResponse: () => {
-        throw new DeadlineExceededError('the request did not finish within its deadline; a change it made may or may not have taken effect');
+        throw deadlineExceeded();
       },
     })
       // Responses are bodies of files and archives: traces keep their status, never their bytes.
@@ -98,6 +109,8 @@ export function createHandler(name: HandlerName, operations: Readonly<Record<str
 }
 
 const DEADLINE_MARGIN_MS = 1000;
+
+const deadlineExceeded = () => new DeadlineExceededError('the request did not finish within its deadline; a change it made may or may not have taken effect');
 
 /** Lambda's context, with what the middleware adds and what the local server passes. */
 type HandlerContext = Context & { tenant?: string; logger?: Logger; clientGone?: AbortSignal };

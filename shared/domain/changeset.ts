@@ -259,7 +259,7 @@ function dedupe<C extends Change>(changes: C[]): C[] {
 }
 
 /** Entries an export orders by where their bytes lie; a larger tree is written in name order. */
-const MAX_SORTED_ENTRIES = 100_000;
+const MAX_SORTED_ENTRIES = 20_000;
 
 /**
  * An export's entries with its files in storage order: directories, symlinks and empty files

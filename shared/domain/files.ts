@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { ContainerService } from './containers.js';
-import { NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import { checkFileBytes, checkId, checkMtime, DEFAULT_MAX_FILE_BYTES } from './limits.js';
 import type { ItemKey } from '../ports/metadata-store.js';
 import type { Proof, Resolver } from './resolver.js';
@@ -102,12 +102,12 @@ export class FileService {
   async writeFile(tenant: string, target: TreeTarget, path: string, body: Readable | Buffer | { readonly copyOf: string }, options: WritePreconditions & Partial<FileMeta> = {}): Promise<FileStat> {
     checkMeta(options);
     if (Buffer.isBuffer(body)) checkFileBytes(body.length, 'file size', this.maxFileBytes);
-    return this.confirmedWrite(tenant, target, (view, proof) => this.writer.writeFile(view, path, body, options, proof));
+    return this.confirmedWrite(tenant, target, Buffer.isBuffer(body) || 'copyOf' in body, (view, proof) => this.writer.writeFile(view, path, body, options, proof));
   }
 
   async writeRange(tenant: string, target: TreeTarget, path: string, position: number | 'end', body: Readable | Buffer, options: WritePreconditions = {}): Promise<FileStat> {
     if (position !== 'end') checkFileBytes(position + (Buffer.isBuffer(body) ? body.length : 0), 'offset + length', this.maxFileBytes);
-    return this.confirmedWrite(tenant, target, (view, proof) => this.writer.writeRange(view, path, position, body, options, proof));
+    return this.confirmedWrite(tenant, target, Buffer.isBuffer(body), (view, proof) => this.writer.writeRange(view, path, position, body, options, proof));
   }
 
   /**
@@ -116,7 +116,7 @@ export class FileService {
    * the write is then tried once on a fresh lookup. The transaction itself fails if the
    * container goes after that (its size counter is gone).
    */
-  private async confirmedWrite<T>(tenant: string, target: TreeTarget, write: (view: View, proof: Proof | undefined) => Promise<T>): Promise<T> {
+  private async confirmedWrite<T>(tenant: string, target: TreeTarget, resendable: boolean, write: (view: View, proof: Proof | undefined) => Promise<T>): Promise<T> {
     for (let cache = true; ; cache = false) {
       const found = await this.viewOf(tenant, target, { cache });
       try {
@@ -124,6 +124,8 @@ export class FileService {
       } catch (error) {
         if (!(error instanceof StaleViewError)) throw error;
         found.forget?.();
+        // A stream already read cannot be written again: the client sends it again.
+        if (error.afterUpload && !resendable) throw new ConflictError('the container this name gave was replaced while the write ran; send it again');
         if (!found.cached) throw new NotFoundError(`no such container: ${target.kind === 'container' ? target.ref : ''}`);
       }
     }

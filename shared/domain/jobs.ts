@@ -110,7 +110,8 @@ export class Jobs {
 
   /** Throws NotFoundError for an unknown job. */
   async get(tenant: string, id: string): Promise<JobRecord> {
-    const item = await this.meta.get(keys.job(tenant, id));
+    // A job from before jobs spread over partitions is still readable where it was.
+    const item = (await this.meta.get(keys.job(tenant, id))) ?? (await this.meta.get(keys.legacyJob(tenant, id)));
     if (!item) throw new NotFoundError(`no such job: ${id}`);
     return item.attrs as unknown as JobRecord;
   }

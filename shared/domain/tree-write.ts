@@ -35,7 +35,8 @@ const CLOSING_MS = 60_000;
 export const MAX_EXTENTS = 256;
 /** A cached view whose proof failed: the caller looks the container up afresh (nothing was written). */
 export class StaleViewError extends Error {
-  constructor() {
+  /** `afterUpload`: found by the transaction, once the body was read (a stream cannot be sent again). */
+  constructor(readonly afterUpload = false) {
     super('the cached container record is stale');
   }
 }
@@ -594,7 +595,7 @@ export class TreeWriter {
     try {
       await this.meta.transact(all);
     } catch (error) {
-      if (error instanceof TransactionConditionError && error.failedIndexes.includes(proofAt)) throw new StaleViewError();
+      if (error instanceof TransactionConditionError && error.failedIndexes.includes(proofAt)) throw new StaleViewError(true);
       // The counter is the last op: if it is gone, so is the container or volume.
       if (error instanceof TransactionConditionError && error.failedIndexes.includes(all.length - 1)) {
         throw new NotFoundError('the container or volume no longer exists');

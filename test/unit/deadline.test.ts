@@ -3,6 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { getEventListeners } from 'node:events';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -190,5 +191,15 @@ describe('the deadline harness', () => {
     const response = await fetch(`${url}/v1/images/load`, { method: 'POST', body: new Uint8Array(archive) });
     expect(response.status).toBe(201);
     expect((await fetch(`${url}/v1/containers/box/fs/own`, { redirect: 'manual' })).status).toBe(303);
+  });
+});
+
+describe('the cancellable scope', () => {
+  it('leaves no listener on the signal once its work is done (a warm function reuses one signal)', async () => {
+    const { runCancellable } = await import('../../functions/http/cancellation.js');
+    const controller = new AbortController();
+    for (let i = 0; i < 50; i++) await runCancellable(controller.signal, async () => i);
+    await runCancellable(controller.signal, async () => Promise.reject(new Error('failed work'))).catch(() => undefined);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
 });
