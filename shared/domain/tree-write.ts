@@ -108,10 +108,7 @@ export class TreeWriter {
       this.warm.remember(view, path, landed);
       return stat;
     } catch (error) {
-      this.warm.forget(view, path);
-      // Only when the change surely did not commit; an unknown outcome (a timeout) may have
-      // committed, so its object is left for the sweep.
-      if (error instanceof StrataError || error instanceof StaleViewError) await this.blobs.delete([key]).catch(() => undefined);
+      await this.writeFailed(view, path, key, error);
       throw error;
     }
   }
@@ -158,10 +155,7 @@ export class TreeWriter {
       else this.warm.remember(view, path, landed);
       return stat;
     } catch (error) {
-      this.warm.forget(view, path);
-      // Only when the change surely did not commit; an unknown outcome (a timeout) may have
-      // committed, so its object is left for the sweep.
-      if (error instanceof StrataError || error instanceof StaleViewError) await this.blobs.delete([key]).catch(() => undefined);
+      await this.writeFailed(view, path, key, error);
       throw error;
     }
   }
@@ -544,6 +538,16 @@ export class TreeWriter {
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * Math.min(attempt, 10)));
       }
     }
+  }
+
+  /**
+   * After a failed write of bytes stored under `key`: the path's warm guess goes, and the object
+   * too, but only when the change surely did not commit; an unknown outcome (a timeout, a
+   * cancelled call) may have committed, so its object is left for the sweep.
+   */
+  private async writeFailed(view: View, path: string, key: string, error: unknown): Promise<void> {
+    this.warm.forget(view, path);
+    if (error instanceof StrataError || error instanceof StaleViewError) await this.blobs.delete([key]).catch(() => undefined);
   }
 
   /** Writes a file's new state: its own node, or for a hard-linked file the inode its names share. */
