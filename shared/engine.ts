@@ -2,20 +2,24 @@ import type { Readable } from 'node:stream';
 import { EventLog } from './domain/events.js';
 import type { BlobStore } from './ports/blob-store.js';
 import type { MetadataStore } from './ports/metadata-store.js';
-import { Changeset, type Change } from './domain/changeset.js';
+import { Changeset } from './domain/changeset.js';
+import { ForkService } from './domain/forks.js';
+import { isContainerLayer, sealedOf } from './domain/sealed-layers.js';
+import { type Sameness, TreeDiff, type TreeChange } from './domain/tree-diff.js';
 import { ContainerService, type ContainerSummary } from './domain/containers.js';
 import { FileService } from './domain/files.js';
 import { applyRuntimeChanges, type RuntimeConfigChanges, withProcessSettings } from './domain/image-config.js';
 import { ImageService, type ImageSummary } from './domain/images.js';
 import { ingestLayer, type IngestLimits } from './domain/layer-ingest.js';
-import type { ImageRecord } from './domain/records.js';
+import type { ContainerRecord, ImageRecord } from './domain/records.js';
+import type { View } from './domain/view.js';
 import { Sweeper } from './domain/sweep.js';
 import { Fsck } from './domain/fsck.js';
 import { TreeReader } from './domain/tree-read.js';
 import { TreeWriter } from './domain/tree-write.js';
 import { VolumeService, type VolumeSummary } from './domain/volumes.js';
-import { blobKeys, keys } from './keys.js';
-import { ConflictError } from './errors.js';
+import { blobKeys, keys, type NamespaceId } from './keys.js';
+import { ConflictError, NotFoundError } from './errors.js';
 import { normalizeReference, sha256Digest } from './domain/refs.js';
 import { Idempotency, type IdempotencyOps } from './domain/idempotency.js';
 import { Jobs } from './domain/jobs.js';
@@ -68,6 +72,8 @@ export class Engine {
   readonly idempotency: Idempotency;
   readonly fsck: Fsck;
   private readonly changeset: Changeset;
+  private readonly diff: TreeDiff;
+  private readonly forks: ForkService;
 
   constructor(
     private readonly meta: MetadataStore,
@@ -85,6 +91,8 @@ export class Engine {
     this.containers = new ContainerService(meta, this.images, this.volumes, clock, this.events);
     this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, new ReadCopies(meta, reader, clock), maxFileBytes);
     this.changeset = new Changeset(meta, reader, options.batchedReads);
+    this.diff = new TreeDiff(meta, reader);
+    this.forks = new ForkService(meta, this.containers, this.events, clock);
     this.jobs = new Jobs(meta, blobs, this.images, this.events, clock, {
       save: (tenant, refs) => this.images.save(tenant, [...refs]),
       export: (tenant, container) => this.export(tenant, container),
@@ -95,9 +103,40 @@ export class Engine {
     this.fsck = new Fsck(meta, blobs, clock);
   }
 
-  async changes(tenant: string, ref: string): Promise<Change[]> {
-    const { view } = await this.containers.view(tenant, ref);
-    return this.changeset.changes(view);
+  /**
+   * `docker diff`, or with `against` the difference from another tree: a container (`name` or
+   * ID), an image (`image:<ref>`) or a fork point of this container (`fork:<layer>`, from
+   * `forkedFrom.layer`). Read from the layers the two do not share.
+   */
+  async changes(tenant: string, ref: string, options: { against?: string; sameness?: Sameness } = {}): Promise<TreeChange[]> {
+    const { view, record } = await this.containers.view(tenant, ref);
+    if (options.against === undefined) {
+      // A container forks never touched keeps the proven one-layer walk.
+      if (sealedOf(record).length === 0) return this.changeset.changes(view);
+      return this.diff.changes(view, this.imageView(view), options.sameness);
+    }
+    return this.diff.changes(view, await this.treeNamed(tenant, record, options.against), options.sameness);
+  }
+
+  /** The tree `against` names, for `changes` and merges. Throws NotFoundError and InvalidInputError. */
+  async treeNamed(tenant: string, record: ContainerRecord, against: string): Promise<View> {
+    if (against.startsWith('image:')) return this.images.view(tenant, await this.images.resolve(tenant, against.slice('image:'.length)));
+    if (against.startsWith('fork:')) {
+      const layer = `c:${against.slice('fork:'.length)}` as NamespaceId;
+      const at = record.stack.indexOf(layer);
+      if (!/^fork:([0-9a-f]{32}|[0-9a-f]{64})$/.test(against) || at < 0) throw new NotFoundError(`${against} is not a fork point of container ${record.name}`);
+      return { tenant, lowers: record.stack.slice(at), mounts: [], readOnly: true };
+    }
+    return (await this.containers.view(tenant, against)).view;
+  }
+
+  private imageView(view: View): View {
+    return { tenant: view.tenant, lowers: view.lowers.filter((ns) => !isContainerLayer(ns)), mounts: [], readOnly: true };
+  }
+
+  /** A new container whose tree is this one's now; both go on independently (see ForkService). */
+  fork(tenant: string, ref: string, request: { name?: string; labels?: Record<string, string> } = {}): Promise<ContainerSummary> {
+    return this.forks.fork(tenant, ref, request);
   }
 
   /** `docker export`: the container's merged file tree as one tar stream (volumes excluded). */
@@ -116,7 +155,9 @@ export class Engine {
     const reference = options.reference ? normalizeReference(options.reference) : undefined;
     const parent = (await this.meta.get(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined;
     if (!parent) throw new ConflictError(`the image ${record.image} of container ${record.id} is gone`);
-    const layer = await ingestLayer(this.changeset.commitTar(view), this.blobs, blobKeys.layer(tenant));
+    // A forked container's changes lie in several layers: the layer is written from their difference.
+    const tar = sealedOf(record).length === 0 ? this.changeset.commitTar(view) : this.changeset.changesTar(await this.diff.changes(view, this.imageView(view)));
+    const layer = await ingestLayer(tar, this.blobs, blobKeys.layer(tenant));
     const config = await this.images.config(parent);
     const now = new Date().toISOString();
     config.created = now;

@@ -71,6 +71,8 @@ export const keys = {
    * spread over several items rather than all updating one.
    */
   stats: (tenant: string, ns: NamespaceId, shard: number): ItemKey => ({ pk: `${tenant}#stats#${ns}#${shard}`, sk: 'stats' }),
+  /** A container layer a fork sealed: how many containers' stacks hold it. */
+  sealedLayer: (tenant: string, ns: NamespaceId): ItemKey => ({ pk: `${tenant}#sealed`, sk: ns }),
   garbage: (tenant: string, what: string): ItemKey => ({ pk: `${tenant}#garbage`, sk: what }),
   garbageList: (tenant: string) => `${tenant}#garbage`,
   upload: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#uploads`, sk: id }),

@@ -53,6 +53,9 @@ export function dockerMessages(event: StrataEvent): DockerEventMessage[] {
       return [...tags.map(() => image('untag', String(d.image), { name: String(d.image) })), image('delete', String(d.image), { name: String(d.image) })];
     case 'container.created':
       return [container('create', { image: String(d.image), name: String(d.name) })];
+    // A fork is a new container to anything that speaks Docker.
+    case 'container.forked':
+      return [container('create', { image: String(d.image), name: String(d.name) })];
     case 'container.renamed':
       return [container('rename', { name: String(d.name), oldName: `/${String(d.previousName)}` })];
     // A commit with a reference tags the new image first.

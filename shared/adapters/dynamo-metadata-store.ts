@@ -186,6 +186,8 @@ class ExpressionBuilder {
         return `${this.name(condition.field)} = ${this.value(condition.value)}`;
       case 'atLeast':
         return `${this.name(condition.field)} >= ${this.value(condition.value)}`;
+      case 'lacks':
+        return `attribute_not_exists(${this.name(condition.field)})`;
     }
   }
 

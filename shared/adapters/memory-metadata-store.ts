@@ -140,6 +140,8 @@ export class MemoryMetadataStore implements MetadataStore {
         const current = attrs === undefined ? undefined : fieldOf(key, attrs, condition.field);
         return typeof current === 'number' && current >= condition.value;
       }
+      case 'lacks':
+        return attrs === undefined || fieldOf(key, attrs, condition.field) === undefined;
     }
   }
 

@@ -7,21 +7,12 @@ import { resolveIfPresent, Resolver, seenFrom } from './resolver.js';
 import { HoleBudget, MAX_WRITTEN_HOLE_BYTES, type TreeReader } from './tree-read.js';
 import type { View } from './view.js';
 import { MAX_BATCH_BYTES, type BatchedReadOptions } from './batched-reads.js';
+import { type Change, ChangeKind, type TreeChange } from './tree-diff.js';
+
+export { type Change, ChangeKind };
 
 /** Entries written per window of batched reads. */
 const WINDOW_ENTRIES = 4096;
-
-/** Docker's change kinds: 0 changed, 1 added, 2 deleted. */
-export const enum ChangeKind {
-  Modified = 0,
-  Added = 1,
-  Deleted = 2,
-}
-
-export interface Change {
-  readonly path: string;
-  readonly kind: ChangeKind;
-}
 
 /**
  * What a container changed, read from its own namespace only (cost follows the changes, not
@@ -129,6 +120,25 @@ export class Changeset {
     return writer.stream;
   }
 
+  /**
+   * A layer tar of changes a diff found (a forked container's, whose changes lie in several
+   * layers): each directory's deletions as whiteouts first, then what was added or changed, parents
+   * before children. A diff lists every deletion, so no opaque marker is needed.
+   */
+  changesTar(changes: readonly TreeChange[]): Readable {
+    const writer = new TarWriter();
+    const rank = (c: TreeChange) => (c.kind === ChangeKind.Deleted ? 0 : 1);
+    const ordered = [...changes].sort((a, b) => compareBytes(parentOf(a.path), parentOf(b.path)) || rank(a) - rank(b) || compareBytes(a.path, b.path));
+    async function* entries(): AsyncGenerator<[string, Node]> {
+      for (const change of ordered) {
+        if (change.kind === ChangeKind.Deleted) yield [change.path, { type: 'whiteout' }];
+        else if (change.to) yield [change.path, change.to];
+      }
+    }
+    this.writeAll(writer, entries(), { holes: new HoleBudget(MAX_WRITTEN_HOLE_BYTES), links: new Map() }).catch((error) => writer.stream.destroy(error));
+    return writer.stream;
+  }
+
   /** The merged file tree (what `docker export` writes), without volume contents. */
   exportTar(view: View): Readable {
     const writer = new TarWriter();
@@ -164,7 +174,7 @@ export class Changeset {
 
   /** A container's or volume's name of a hard-linked file, as the file its inode holds. */
   private throughInode(view: View, node: VisibleNode): Promise<VisibleNode> {
-    return seenFrom(this.meta, view.tenant, view.top, node);
+    return seenFrom(this.meta, view, node);
   }
 
   /**
@@ -288,4 +298,8 @@ async function* inStorageOrder(entries: AsyncIterable<[string, Node]>): AsyncGen
     return keyA < keyB ? -1 : keyA > keyB ? 1 : offsetA - offsetB;
   });
   yield* files;
+}
+
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }

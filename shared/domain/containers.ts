@@ -3,7 +3,7 @@ import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionEr
 import { EventLog } from './events.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { normalizePath } from '../paths.js';
-import { itemId, queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { itemId, queryAll, type Item, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import type { ImageService } from './images.js';
 import type { ContainerRecord, ImageRecord, MountRecord, ProcessSettings, VolumeRecord } from './records.js';
 import type { View } from './view.js';
@@ -11,10 +11,11 @@ import { statsCreation, statsKeys, statsRemoval, statsTotals } from './stats.js'
 import { checkLabels } from './limits.js';
 import { volumeNamespace, type VolumeService } from './volumes.js';
 import type { Proof } from './resolver.js';
+import { ownNamespaces, releaseOps, sealedOf, topOf } from './sealed-layers.js';
 
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
-function checkName(name: string): void {
+export function checkContainerName(name: string): void {
   if (!CONTAINER_NAME.test(name)) throw new InvalidInputError(`invalid container name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
   // A name that reads as a full ID would make `ref` ambiguous.
   if (/^[0-9a-f]{64}$/.test(name)) throw new InvalidInputError('a container name cannot be 64 hex characters (that is what IDs look like)');
@@ -50,6 +51,7 @@ function cacheKey(tenant: string, ref: string): string {
   return /^[0-9a-f]{64}$/.test(ref) ? `${tenant}/id/${ref}` : `${tenant}/name/${ref}`;
 }
 
+/** The writable namespace of a container made before forks existed, and of every new one. */
 export function containerNamespace(id: string): NamespaceId {
   return `c:${id}`;
 }
@@ -72,7 +74,7 @@ export class ContainerService {
 
   async create(tenant: string, request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string>; process?: ProcessSettings }): Promise<ContainerSummary> {
     const image = await this.images.resolve(tenant, request.image);
-    if (request.name !== undefined) checkName(request.name);
+    if (request.name !== undefined) checkContainerName(request.name);
     const id = randomBytes(32).toString('hex');
     const name = request.name ?? `strata_${id.slice(0, 12)}`;
     const ops: WriteOp[] = [];
@@ -106,6 +108,7 @@ export class ContainerService {
       image: image.id,
       imageRef: request.image,
       stack: image.stack,
+      top: containerNamespace(id),
       mounts,
       created: this.clock(),
       labels: checkLabels(request.labels ?? {}),
@@ -113,7 +116,7 @@ export class ContainerService {
     };
     ops.push(
       { op: 'put', item: { ...keys.container(tenant, id), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },
-      { op: 'put', item: { ...keys.containerName(tenant, name), attrs: { id } }, conditions: [{ kind: 'absent' }] },
+      { op: 'put', item: { ...keys.containerName(tenant, name), attrs: nameAttrs(record) }, conditions: [{ kind: 'absent' }] },
       ...statsCreation(tenant, containerNamespace(id)),
       { op: 'update', key: keys.image(tenant, image.id), add: { containers: 1 }, conditions: [{ kind: 'present' }] },
       { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } },
@@ -138,13 +141,13 @@ export class ContainerService {
    * Throws NotFoundError, InvalidInputError (bad or unchanged name) and ConflictError (name taken).
    */
   async rename(tenant: string, ref: string, newName: string): Promise<void> {
-    checkName(newName);
+    checkContainerName(newName);
     const record = await this.record(tenant, ref);
     if (newName === record.name) throw new InvalidInputError(`the container is already called ${newName}`);
     try {
       await this.meta.transact([
         { op: 'delete', key: keys.containerName(tenant, record.name), conditions: [{ kind: 'equals', field: 'id', value: record.id }] },
-        { op: 'put', item: { ...keys.containerName(tenant, newName), attrs: { id: record.id } }, conditions: [{ kind: 'absent' }] },
+        { op: 'put', item: { ...keys.containerName(tenant, newName), attrs: nameAttrs(record) }, conditions: [{ kind: 'absent' }] },
         { op: 'update', key: keys.container(tenant, record.id), set: { name: newName }, conditions: [{ kind: 'equals', field: 'name', value: record.name }] },
         this.events.op(tenant, 'container.renamed', { container: record.id, name: newName, previousName: record.name }),
       ]);
@@ -210,13 +213,13 @@ export class ContainerService {
     // A name is proved by its name item (another process may have given the name to another
     // container since), anything else by the record.
     const key = ref === record.name && ref !== record.id ? keys.containerName(tenant, ref) : keys.container(tenant, record.id);
-    return { view: this.viewOf(tenant, record), record, proof: { key, id: record.id }, cached };
+    return { view: this.viewOf(tenant, record), record, proof: { key, id: record.id, top: record.top }, cached };
   }
 
   viewOf(tenant: string, record: ContainerRecord): View {
     return {
       tenant,
-      top: containerNamespace(record.id),
+      top: topOf(record),
       lowers: record.stack,
       readOnly: false,
       mounts: record.mounts.map((m) => ({
@@ -231,13 +234,13 @@ export class ContainerService {
   async list(tenant: string, options: { size?: boolean } = {}): Promise<ContainerSummary[]> {
     const records = (await queryAll(this.meta, keys.containers(tenant))).map((i) => i.attrs as unknown as ContainerRecord);
     if (!options.size) return records.sort((a, b) => b.created - a.created).map((r) => this.summarize(r));
-    const statKeys = records.flatMap((r) => statsKeys(tenant, containerNamespace(r.id)));
+    const statKeys = records.flatMap((r) => ownNamespaces(r).flatMap((ns) => statsKeys(tenant, ns)));
     const imageKeys = [...new Set(records.map((r) => r.image))].map((id) => keys.image(tenant, id));
     const items = await this.meta.getMany([...statKeys, ...imageKeys]);
     return records
       .sort((a, b) => b.created - a.created)
       .map((r, i) => {
-        const size = statsTotals(tenant, containerNamespace(r.id), items).size;
+        const size = sizeOf(tenant, r, items);
         const image = items.get(itemId(keys.image(tenant, r.image)))?.attrs as unknown as ImageRecord | undefined;
         void i;
         return this.summarize(r, size, image);
@@ -247,9 +250,8 @@ export class ContainerService {
   /** One container with its sizes: its record, then its counters and image in one round trip, whatever it holds. */
   async inspect(tenant: string, ref: string): Promise<ContainerSummary> {
     const record = await this.record(tenant, ref);
-    const ns = containerNamespace(record.id);
-    const items = await this.meta.getMany([...statsKeys(tenant, ns), keys.image(tenant, record.image)]);
-    const size = statsTotals(tenant, ns, items).size;
+    const items = await this.meta.getMany([...ownNamespaces(record).flatMap((ns) => statsKeys(tenant, ns)), keys.image(tenant, record.image)]);
+    const size = sizeOf(tenant, record, items);
     return this.summarize(record, size, items.get(itemId(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined);
   }
 
@@ -275,7 +277,7 @@ export class ContainerService {
    */
   async remove(tenant: string, ref: string, options: { volumes?: boolean } = {}): Promise<void> {
     const record = await this.record(tenant, ref);
-    const ns = containerNamespace(record.id);
+    const ns = topOf(record);
     const ops: WriteOp[] = [
       { op: 'delete', key: keys.container(tenant, record.id), conditions: [{ kind: 'present' }] },
       { op: 'delete', key: keys.containerName(tenant, record.name) },
@@ -283,6 +285,7 @@ export class ContainerService {
       { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock() } } },
       { op: 'update', key: keys.image(tenant, record.image), add: { containers: -1 }, conditions: [{ kind: 'present' }] },
       this.events.op(tenant, 'container.removed', { container: record.id, name: record.name, image: record.image }),
+      ...(await releaseOps(this.meta, tenant, sealedOf(record), this.clock())),
     ];
     const volumeItems = await this.meta.getMany(record.mounts.map((m) => keys.volume(tenant, m.volume)));
     for (const m of record.mounts) {
@@ -297,11 +300,21 @@ export class ContainerService {
     } catch (error) {
       if (error instanceof TransactionConditionError) {
         if (error.failedIndexes.includes(0)) throw new NotFoundError(`no such container: ${ref}`);
-        throw new ConflictError('a volume or image changed while the container was being removed; try again');
+        throw new ConflictError('a volume, image or fork of it changed while the container was being removed; try again');
       }
       throw error;
     } finally {
       this.forget(tenant, record);
     }
   }
+}
+
+/** What a name item holds: the container, and its top, so a proof by name also fails after a fork. */
+export function nameAttrs(record: Pick<ContainerRecord, 'id' | 'top'>): Record<string, unknown> {
+  return record.top ? { id: record.id, top: record.top } : { id: record.id };
+}
+
+/** Bytes of the container's own layers: its top and the sealed layers it shares with its forks. */
+function sizeOf(tenant: string, record: ContainerRecord, items: ReadonlyMap<string, Item>): number {
+  return ownNamespaces(record).reduce((sum, ns) => sum + statsTotals(tenant, ns, items).size, 0);
 }

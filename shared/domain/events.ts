@@ -17,6 +17,7 @@ export const EVENT_TYPES = [
   'container.created',
   'container.renamed',
   'container.committed',
+  'container.forked',
   'container.removed',
   'volume.created',
   'volume.removed',

@@ -66,8 +66,8 @@ export class FileService {
    * opens its blob only when read, so a discarded one costs nothing.)
    */
   private async confirmed<T>(tenant: string, target: TreeTarget, attempt: (view: View, extra: ItemKey[], resolver: Resolver) => Promise<T>): Promise<T> {
-    for (let cache = true; ; cache = false) {
-      const found = await this.viewOf(tenant, target, { cache });
+    for (let round = 0; ; round++) {
+      const found = await this.viewOf(tenant, target, { cache: round === 0 });
       const resolver = this.reader.resolver();
       let outcome: { value: T } | { error: unknown };
       try {
@@ -77,7 +77,8 @@ export class FileService {
       }
       if (found.proof && resolver.confirms(found.proof) === false) {
         found.forget?.();
-        if (found.cached) continue;
+        // A fresh record fails its proof when a fork moved the container's top meanwhile.
+        if (found.cached || round < 2) continue;
         throw new NotFoundError(`no such container: ${target.kind === 'container' ? target.ref : ''}`);
       }
       if ('error' in outcome) throw outcome.error;
@@ -117,49 +118,68 @@ export class FileService {
    * container goes after that (its size counter is gone).
    */
   private async confirmedWrite<T>(tenant: string, target: TreeTarget, resendable: boolean, write: (view: View, proof: Proof | undefined) => Promise<T>): Promise<T> {
-    for (let cache = true; ; cache = false) {
-      const found = await this.viewOf(tenant, target, { cache });
+    for (let attempt = 0; ; attempt++) {
+      const found = await this.viewOf(tenant, target, { cache: attempt === 0 });
       try {
         return await write(found.view, found.proof);
       } catch (error) {
         if (!(error instanceof StaleViewError)) throw error;
         found.forget?.();
         // A stream already read cannot be written again: the client sends it again.
-        if (error.afterUpload && !resendable) throw new ConflictError('the container this name gave was replaced while the write ran; send it again');
-        if (!found.cached) throw new NotFoundError(`no such container: ${target.kind === 'container' ? target.ref : ''}`);
+        if (error.afterUpload && !resendable) throw new ConflictError('the container this name gave was replaced or forked while the write ran; send it again');
+        // A fresh record can be stale too: a fork moved its top meanwhile.
+        if (attempt >= 2) throw new ConflictError('the container was forked repeatedly while the write ran; try again');
+      }
+    }
+  }
+
+  /**
+   * A change on a freshly looked-up view, run once more on a new lookup if a fork sealed the
+   * container's layer between the lookup and the change's transaction (nothing was written).
+   */
+  private async onFreshView<T>(tenant: string, target: TreeTarget, change: (view: View) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await change((await this.viewOf(tenant, target)).view);
+      } catch (error) {
+        if (!(error instanceof StaleViewError) || attempt > 0) throw staleAsConflict(error);
       }
     }
   }
 
   async truncate(tenant: string, target: TreeTarget, path: string, size: number, options: WritePreconditions = {}): Promise<FileStat> {
     checkFileBytes(size, 'size', this.maxFileBytes);
-    return this.writer.truncate((await this.viewOf(tenant, target)).view, path, size, options);
+    return this.onFreshView(tenant, target, (view) => this.writer.truncate(view, path, size, options));
   }
 
   async mkdir(tenant: string, target: TreeTarget, path: string, options: Partial<FileMeta> & { parents?: boolean } = {}): Promise<FileStat> {
-    return this.writer.mkdir((await this.viewOf(tenant, target)).view, path, options);
+    return this.onFreshView(tenant, target, (view) => this.writer.mkdir(view, path, options));
   }
 
   async symlink(tenant: string, target: TreeTarget, path: string, linkTarget: string): Promise<FileStat> {
-    return this.writer.symlink((await this.viewOf(tenant, target)).view, path, linkTarget);
+    return this.onFreshView(tenant, target, (view) => this.writer.symlink(view, path, linkTarget));
   }
 
   async link(tenant: string, target: TreeTarget, existing: string, path: string): Promise<FileStat> {
-    return this.writer.link((await this.viewOf(tenant, target)).view, existing, path);
+    return this.onFreshView(tenant, target, (view) => this.writer.link(view, existing, path));
   }
 
   async rename(tenant: string, target: TreeTarget, from: string, to: string): Promise<FileStat> {
-    return this.writer.rename((await this.viewOf(tenant, target)).view, from, to);
+    return this.onFreshView(tenant, target, (view) => this.writer.rename(view, from, to));
   }
 
   async setAttributes(tenant: string, target: TreeTarget, path: string, attributes: SetAttributes, options: WritePreconditions = {}): Promise<FileStat> {
     checkMeta(attributes);
-    return this.writer.setAttributes((await this.viewOf(tenant, target)).view, path, attributes, options);
+    return this.onFreshView(tenant, target, (view) => this.writer.setAttributes(view, path, attributes, options));
   }
 
   async remove(tenant: string, target: TreeTarget, path: string, options: WritePreconditions & { recursive?: boolean } = {}): Promise<void> {
-    return this.writer.remove((await this.viewOf(tenant, target)).view, path, options);
+    return this.onFreshView(tenant, target, (view) => this.writer.remove(view, path, options));
   }
+}
+
+function staleAsConflict(error: unknown): unknown {
+  return error instanceof StaleViewError ? new ConflictError('the container was forked twice while the change ran; try again') : error;
 }
 
 function checkMeta(meta: { readonly uid?: number; readonly gid?: number; readonly mtime?: number }): void {

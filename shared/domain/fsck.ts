@@ -1,7 +1,7 @@
 import { blobCreatedAt, blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { queryAll, type MetadataStore } from '../ports/metadata-store.js';
-import { containerNamespace } from './containers.js';
+import { ownNamespaces } from './sealed-layers.js';
 import { keysUnder, namespaceInodes, namespaceNodes, packedNodes } from './namespace-walk.js';
 import { nodeFromAttrs, ZERO_BLOB, type Extent, type Node } from './nodes.js';
 import type { ContainerRecord, ImageRecord, LayerRecord, VolumeRecord } from './records.js';
@@ -95,7 +95,7 @@ export class Fsck {
       items++;
       const container = item.attrs as unknown as ContainerRecord;
       if (!images.has(container.image)) dangling(`container ${container.id} uses missing image ${container.image}`);
-      namespaces.push({ ns: containerNamespace(container.id), owner: `container ${container.name}` });
+      for (const ns of ownNamespaces(container)) if (!namespaces.some((n) => n.ns === ns)) namespaces.push({ ns, owner: `container ${container.name}` });
     }
     for (const item of await queryAll(this.meta, keys.volumes(tenant))) {
       items++;

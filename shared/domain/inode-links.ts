@@ -1,4 +1,4 @@
-import { keys } from '../keys.js';
+import { isPacked, keys } from '../keys.js';
 import { isWithin, rebase } from '../paths.js';
 import { TransactionConditionError } from '../errors.js';
 import { queryAll, type Condition, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
@@ -52,6 +52,17 @@ export class InodeLinks {
     const nlink = Math.max((file.nlink ?? 1) + delta, 0);
     // The file already has its item: reached through an own name, or through an image's name
     // the copy-up did not reach (only own names count in `ownNames`).
+    // A link a fork sealed is copied up into the top on its first change there: its names in the
+    // sealed layer read the copy from then on, as an image's names do.
+    if (file.sealedInode) {
+      const own = r.top?.type === 'file' && r.top.linkName === true;
+      const linkUp = !own && !options.dropSelf;
+      const ownNames = (own ? 1 : 0) + options.add + (linkUp ? 1 : 0) - (options.dropSelf && own ? 1 : 0);
+      if (ownNames <= 0 && nlink <= 0) return { ops: [], sizeDelta: 0, others: [], nlink };
+      const ops: WriteOp[] = [{ op: 'put', item: { ...key, attrs: inodeToAttrs(next, nlink, ownNames) }, conditions: [{ kind: 'absent' }] }];
+      if (linkUp) ops.push({ op: 'put', item: { ...keys.node(tenant, ns, r.path), attrs: nodeToAttrs(nameNode(file.inode!, true)) }, conditions: unchanged(r) });
+      return { ops, sizeDelta: next.size, others: [], nlink };
+    }
     if (file.ownNames !== undefined) {
       const own = r.top?.type === 'file' && r.top.linkName;
       // A change through an image's name makes it the container's own (overlayfs links it up),
@@ -129,7 +140,8 @@ export class InodeLinks {
    */
   async imageNamesBelow(r: Resolved): Promise<Map<string, ImageNames>> {
     const found = new Map<string, ImageNames>();
-    const lists = await Promise.all(r.view.lowers.map((ns) => queryAll(this.meta, keys.inodes(r.view.tenant, ns))));
+    // Image layers list their link names; a sealed container layer's inode items are read through its names.
+    const lists = await Promise.all(r.view.lowers.filter(isPacked).map((ns) => queryAll(this.meta, keys.inodes(r.view.tenant, ns))));
     const links = linkNamesFromItems(lists.flat());
     if (links.size === 0) return found;
     // Where the image's contents show below `r`: at its own lower path, and at each renamed directory's.

@@ -51,6 +51,8 @@ export interface FileNode extends NodeBase {
    * like overlayfs, a link copied up from an image still counts the image's hidden names.
    */
   readonly ownNames?: number;
+  /** Read through an inode item of a layer a fork sealed (not the top's own): a change copies it up. */
+  readonly sealedInode?: true;
 }
 
 export interface DirNode extends NodeBase {

@@ -47,7 +47,15 @@ export interface ContainerRecord {
   readonly name: string;
   readonly image: string;
   readonly imageRef?: string;
+  /**
+   * Namespaces a lookup reads below the top, top first: the layers forks sealed (`c:`, newest
+   * first), then the image's stack.
+   */
   readonly stack: readonly NamespaceId[];
+  /** The writable namespace; `c:<id>` when absent (containers made before forks). A fork moves it. */
+  readonly top?: NamespaceId;
+  /** The container this one was forked from, and the sealed layer both started from. */
+  readonly forkedFrom?: { readonly container: string; readonly layer: NamespaceId; readonly at: number };
   readonly mounts: readonly MountRecord[];
   readonly created: number;
   readonly labels: Readonly<Record<string, string>>;

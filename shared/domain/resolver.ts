@@ -1,7 +1,7 @@
 import { FsError, NotFoundError } from '../errors.js';
 import { isPacked, keys, type NamespaceId } from '../keys.js';
 import { baseName, components, isWithin, joinPath, parentOf, prefixes, rebase, symlinkDestination } from '../paths.js';
-import { itemId, type ItemKey, type MetadataStore } from '../ports/metadata-store.js';
+import { itemId, type Condition, type ItemKey, type MetadataStore } from '../ports/metadata-store.js';
 import { fileThroughInode, nodeFromAttrs, rootNode, DEFAULT_DIR_META, type DirNode, type FileNode, type Node, type VisibleNode } from './nodes.js';
 import { packFromAttrs, type Pack } from './packs.js';
 import type { Mount, View } from './view.js';
@@ -9,17 +9,38 @@ import type { Mount, View } from './view.js';
 /** Linux's limit on symlinks followed while resolving one path. */
 export const MAX_SYMLINK_HOPS = 40;
 
-/** An item fetched with a path's nodes that shows a cached record still holds: it exists and its `id` is `id`. */
+/**
+ * An item fetched with a path's nodes that shows a cached record still holds: it exists, its
+ * `id` is `id` and its `top` is `top` (absent for containers made before forks).
+ */
 export interface Proof {
   readonly key: ItemKey;
   readonly id: string;
+  readonly top?: string;
 }
 
-/** Where a directory's children are read from: the top namespace, then these lowers at `lowerPath`. */
+/** The conditions a transaction puts on a proof's item. */
+export function proofConditions(proof: Proof): Condition[] {
+  return [{ kind: 'equals', field: 'id', value: proof.id }, proof.top ? { kind: 'equals', field: 'top', value: proof.top } : { kind: 'lacks', field: 'top' }];
+}
+
+/**
+ * Where a directory's children are read from: the top namespace, then these lowers. `lowerPath`
+ * is the directory's path in the merged lower tree (what a rename's redirect records); each lower
+ * is read there too, unless a sealed container layer above it renamed the directory (`paths`).
+ */
 export interface ChildSources {
   readonly lowerPath: string | null;
   readonly activeLowers: readonly NamespaceId[];
+  readonly paths?: ReadonlyMap<NamespaceId, string>;
 }
+
+/** The path at which `ns`, one of `children.activeLowers`, holds the directory. */
+export function sourcePath(children: ChildSources, ns: NamespaceId): string {
+  return children.paths?.get(ns) ?? (children.lowerPath as string);
+}
+
+const NO_SOURCES: ChildSources = { lowerPath: null, activeLowers: [] };
 
 export interface Ancestor {
   readonly path: string;
@@ -50,10 +71,8 @@ export interface Resolved {
   readonly synthetic?: boolean;
 }
 
-interface WalkState {
+interface WalkState extends ChildSources {
   path: string;
-  lowerPath: string | null;
-  activeLowers: readonly NamespaceId[];
 }
 
 /**
@@ -78,7 +97,7 @@ export class Resolver {
    */
   confirms(proof: Proof): boolean | undefined {
     const found = this.extras.get(itemId(proof.key));
-    return found === undefined ? undefined : found !== null && found.id === proof.id;
+    return found === undefined ? undefined : found !== null && found.id === proof.id && found.top === proof.top;
   }
 
   /**
@@ -102,19 +121,22 @@ export class Resolver {
         absolute = outcome.restart;
         continue;
       }
-      const node = outcome.node && (await seenFrom(this.meta, view.tenant, sub.top, outcome.node));
+      const node = outcome.node && (await seenFrom(this.meta, sub, outcome.node));
       return { ...outcome, node, view: sub, mount, absolutePath: base === '/' ? outcome.path : rebase(outcome.path, '/', base) };
     }
   }
 
-  /** A lower-only lookup of a directory (for a redirect target): where its children come from. */
-  private async lowerDirSources(view: View, dir: string): Promise<ChildSources> {
-    let state: ChildSources = { lowerPath: '/', activeLowers: view.lowers };
-    await this.prefetchKeys(prefixes(dir).flatMap((p) => view.lowers.map((ns) => lookupKey(view.tenant, ns, p))));
-    for (const p of prefixes(dir)) {
-      const found = await this.lowerLookup(view, state.activeLowers, p);
-      if (!found.node || found.node.type !== 'dir') return { lowerPath: null, activeLowers: [] };
-      state = { lowerPath: p, activeLowers: found.active };
+  /**
+   * A lookup of directory `dir` in `lowers` alone (a suffix of the view's lowers), for a redirect
+   * target: where its children come from.
+   */
+  private async dirSourcesIn(view: View, lowers: readonly NamespaceId[], dir: string): Promise<ChildSources> {
+    let state: ChildSources = { lowerPath: '/', activeLowers: lowers };
+    await this.prefetchKeys(prefixes(dir).flatMap((p) => lowers.map((ns) => lookupKey(view.tenant, ns, p))));
+    for (const name of components(dir)) {
+      const found = await this.lowerLookup(view, state, name);
+      if (!found.node || found.node.type !== 'dir') return NO_SOURCES;
+      state = found.children;
     }
     return state;
   }
@@ -130,20 +152,19 @@ export class Resolver {
       const childPath = joinPath(state.path, parts[i]);
       const last = i === parts.length - 1;
       const top = view.top ? await this.node(view.tenant, view.top, childPath) : undefined;
-      const lowerChild = state.lowerPath === null ? null : joinPath(state.lowerPath, parts[i]);
-      const lower = lowerChild === null ? { node: undefined, active: [] as NamespaceId[] } : await this.lowerLookup(view, state.activeLowers, lowerChild);
+      const lower = await this.lowerLookup(view, state, parts[i]);
 
       let node: VisibleNode | undefined;
-      let next: ChildSources = { lowerPath: null, activeLowers: [] };
+      let next: ChildSources = NO_SOURCES;
       if (top) {
         if (top.type === 'dir') {
           node = top;
-          if (top.redirect) next = await this.lowerDirSources(view, top.redirect);
-          else if (!top.opaque && lower.node?.type === 'dir') next = { lowerPath: lowerChild, activeLowers: lower.active };
+          if (top.redirect) next = await this.dirSourcesIn(view, view.lowers, top.redirect);
+          else if (!top.opaque && lower.node?.type === 'dir') next = lower.children;
         } else if (top.type !== 'whiteout') node = top;
       } else if (lower.node) {
         node = lower.node;
-        if (lower.node.type === 'dir') next = { lowerPath: lowerChild, activeLowers: lower.active };
+        if (lower.node.type === 'dir') next = lower.children;
       }
 
       let synthetic = false;
@@ -171,29 +192,50 @@ export class Resolver {
   }
 
   /**
-   * The first visible lower node at `path`, and which lowers a directory there merges from:
-   * a whiteout hides everything below it, a non-directory ends the merge, an opaque directory
-   * is the last one merged.
+   * The first visible lower node named `name` in the directory `from` describes, and where a
+   * directory there merges its children from: a whiteout hides everything below it, a
+   * non-directory ends the merge, an opaque directory is the last one merged, and a directory a
+   * sealed container layer renamed (redirect) merges the layers below it from its old path.
    */
-  private async lowerLookup(view: View, lowers: readonly NamespaceId[], path: string): Promise<{ node?: VisibleNode; active: NamespaceId[] }> {
+  private async lowerLookup(view: View, from: ChildSources, name: string): Promise<{ node?: VisibleNode; children: ChildSources }> {
+    if (from.lowerPath === null) return { children: NO_SOURCES };
+    const lowerPath = joinPath(from.lowerPath, name);
     let found: VisibleNode | undefined;
     const active: NamespaceId[] = [];
-    for (const ns of lowers) {
-      const node = await this.node(view.tenant, ns, path);
+    const paths = new Map<NamespaceId, string>();
+    for (const ns of from.activeLowers) {
+      const at = joinPath(sourcePath(from, ns), name);
+      const node = await this.node(view.tenant, ns, at);
       if (!node) continue;
       if (!found) {
-        if (node.type === 'whiteout') return { node: undefined, active };
+        if (node.type === 'whiteout') return { children: NO_SOURCES };
         found = node;
-        if (node.type !== 'dir') return { node, active };
-        active.push(ns);
-        if (node.opaque) break;
-        continue;
-      }
-      if (node.type !== 'dir') break;
+        if (node.type !== 'dir') return { node, children: NO_SOURCES };
+      } else if (node.type !== 'dir') break;
       active.push(ns);
+      if (at !== lowerPath) paths.set(ns, at);
       if (node.opaque) break;
+      if (node.redirect) {
+        const rest = await this.dirSourcesIn(view, view.lowers.slice(view.lowers.indexOf(ns) + 1), node.redirect);
+        for (const below of rest.activeLowers) {
+          active.push(below);
+          paths.set(below, sourcePath(rest, below));
+        }
+        break;
+      }
     }
-    return { node: found, active };
+    return { node: found, children: { lowerPath, activeLowers: active, ...(paths.size ? { paths } : {}) } };
+  }
+
+  /**
+   * One batch (in chunks the store splits) for every node the walks of `paths` may touch, so a
+   * diff or merge resolving thousands of paths costs a few round trips, not one per path.
+   */
+  async prefetchPaths(view: View, paths: Iterable<string>): Promise<void> {
+    const nss = view.top ? [view.top, ...view.lowers] : [...view.lowers];
+    const wanted = new Map<string, ItemKey>();
+    for (const path of paths) for (const p of prefixes(path)) for (const ns of nss) wanted.set(itemId(lookupKey(view.tenant, ns, p)), lookupKey(view.tenant, ns, p));
+    await this.prefetchKeys([...wanted.values()]);
   }
 
   /** One batch for every node the walk of `path` may touch, plus `extra` items. */
@@ -259,28 +301,33 @@ export async function resolveIfPresent(meta: MetadataStore, view: View, path: st
 }
 
 /**
- * A node as the namespace `top` shows it. A name of the namespace's own hard link is read
+ * A node as the view shows it. A name of a container's or volume's own hard link is read
  * through the inode item all its names share; a name of an image's hard link through the
  * container's copy of it once a change through any of its names made one (overlayfs's index), so
- * that names the copy-up did not reach (below a renamed directory) show it too. Each costs one
+ * that names the copy-up did not reach (below a renamed directory) show it too. The copy is
+ * looked for in the top, then in the layers forks sealed below it, newest first. Each costs one
  * more read, and only hard-linked files pay it. Anything else is shown as it is.
  */
-export async function seenFrom<T extends Node>(meta: MetadataStore, tenant: string, top: NamespaceId | undefined, node: T): Promise<T | FileNode> {
-  return (await seenFromAll(meta, tenant, top, [['', node]]))[0][1];
+export async function seenFrom<T extends Node>(meta: MetadataStore, view: View, node: T): Promise<T | FileNode> {
+  return (await seenFromAll(meta, view, [['', node]]))[0][1];
 }
 
 /** `seenFrom` for the entries of a listing: one batch read for all the hard-linked files among them. */
-export async function seenFromAll<T extends Node>(meta: MetadataStore, tenant: string, top: NamespaceId | undefined, entries: readonly [string, T][]): Promise<[string, T | FileNode][]> {
-  const inodeKey = (node: Node) => (top && node.type === 'file' && node.inode ? keys.inode(tenant, top, node.inode) : undefined);
-  const wanted = entries.flatMap(([, node]) => inodeKey(node) ?? []);
+export async function seenFromAll<T extends Node>(meta: MetadataStore, view: View, entries: readonly [string, T][]): Promise<[string, T | FileNode][]> {
+  const owners = [...(view.top ? [view.top] : []), ...view.lowers.filter((ns) => ns.startsWith('c:'))];
+  const inodeKeys = (node: Node) => (node.type === 'file' && node.inode ? owners.map((ns) => keys.inode(view.tenant, ns, node.inode!)) : []);
+  const wanted = entries.flatMap(([, node]) => inodeKeys(node));
   if (wanted.length === 0) return [...entries];
   const items = wanted.length === 1 ? new Map([[itemId(wanted[0]), await meta.get(wanted[0])]]) : await meta.getMany(wanted);
   return entries.map(([name, node]) => {
-    const key = inodeKey(node);
-    if (!key) return [name, node];
-    const item = items.get(itemId(key));
-    if (item) return [name, fileThroughInode(node as FileNode, item.attrs)];
-    if ((node as FileNode).linkName) throw new Error(`hard link ${(node as FileNode).inode} in ${top} has no inode item`);
+    const candidates = inodeKeys(node);
+    if (candidates.length === 0) return [name, node];
+    const at = candidates.findIndex((key) => items.get(itemId(key)) !== undefined);
+    if (at >= 0) {
+      const file = fileThroughInode(node as FileNode, items.get(itemId(candidates[at]))!.attrs);
+      return [name, owners[at] === view.top ? file : { ...file, sealedInode: true }];
+    }
+    if ((node as FileNode).linkName) throw new Error(`hard link ${(node as FileNode).inode} in ${view.top} has no inode item`);
     return [name, node];
   });
 }

@@ -1,5 +1,5 @@
 import { keys, type NamespaceId } from '../keys.js';
-import { itemId, type ItemKey, type Item, type WriteOp } from '../ports/metadata-store.js';
+import { itemId, type Condition, type ItemKey, type Item, type WriteOp } from '../ports/metadata-store.js';
 
 /**
  * A container's or volume's counters: bytes in its own layer (Docker's SizeRw) and a generation
@@ -7,6 +7,9 @@ import { itemId, type ItemKey, type Item, type WriteOp } from '../ports/metadata
  * in shards so that one hot container's writes do not all update one item.
  */
 export const STATS_SHARDS = 4;
+
+/** The shard conditions of a change: the namespace exists and no fork sealed it. */
+const OPEN: readonly Condition[] = [{ kind: 'present' }, { kind: 'lacks', field: 'sealed' }];
 
 export function statsKeys(tenant: string, ns: NamespaceId): ItemKey[] {
   return Array.from({ length: STATS_SHARDS }, (_, i) => keys.stats(tenant, ns, i));
@@ -20,10 +23,23 @@ export function statsRemoval(tenant: string, ns: NamespaceId): WriteOp[] {
   return statsKeys(tenant, ns).map((key) => ({ op: 'delete', key }));
 }
 
-/** Adds to the counters of one shard; fails (condition) when the namespace is gone. */
+/**
+ * Adds to the counters of one shard; fails (condition) when the namespace is gone or a fork
+ * sealed it (`sealed` is set on every shard in the fork's transaction).
+ */
 export function statsChange(tenant: string, ns: NamespaceId, sizeDelta: number): WriteOp {
   const shard = Math.floor(Math.random() * STATS_SHARDS);
-  return { op: 'update', key: keys.stats(tenant, ns, shard), add: { size: sizeDelta, gen: 1 }, conditions: [{ kind: 'present' }] };
+  return { op: 'update', key: keys.stats(tenant, ns, shard), add: { size: sizeDelta, gen: 1 }, conditions: OPEN };
+}
+
+/** A check that `ns` still takes changes, for the steps of a long change that touch no counter. */
+export function openCheck(tenant: string, ns: NamespaceId): WriteOp {
+  return { op: 'check', key: keys.stats(tenant, ns, 0), conditions: OPEN };
+}
+
+/** The ops that seal `ns`: no change commits in it after them (see statsChange). */
+export function sealOps(tenant: string, ns: NamespaceId, at: number): WriteOp[] {
+  return statsKeys(tenant, ns).map((key) => ({ op: 'update', key, set: { sealed: at }, conditions: OPEN }));
 }
 
 /** Totals over the shards found in `items` (from a getMany that asked for statsKeys). */

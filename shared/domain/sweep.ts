@@ -11,7 +11,7 @@ import { staleJournals, undoLoad } from './load-journal.js';
 import { READ_COPY_LIFETIME_MS } from './read-copies.js';
 import { JOB_RESULT_LIFETIME_MS } from './jobs.js';
 import { volumeNamespace } from './volumes.js';
-import { containerNamespace } from './containers.js';
+import { ownNamespaces } from './sealed-layers.js';
 
 /** What the sweep spares: objects and layers younger than this may belong to a request in flight. */
 export const DEFAULT_GRACE_MS = 15 * 60_000;
@@ -70,7 +70,10 @@ export class Sweeper {
 
     // 3. Objects of live containers and volumes that no node points at any more.
     const live = new Map<string, NamespaceId>();
-    for (const c of await this.all(keys.containers(tenant))) live.set(blobKeys.namespacePrefix(tenant, containerNamespace(c.sk)), containerNamespace((c.attrs as unknown as ContainerRecord).id));
+    // A container's own layers: its top and the layers forks sealed below it (shared, so seen once).
+    for (const c of await this.all(keys.containers(tenant))) {
+      for (const ns of ownNamespaces(c.attrs as unknown as ContainerRecord)) live.set(blobKeys.namespacePrefix(tenant, ns), ns);
+    }
     for (const v of await this.all(keys.volumes(tenant))) {
       const ns = volumeNamespace(v.attrs as unknown as VolumeRecord);
       live.set(blobKeys.namespacePrefix(tenant, ns), ns);
@@ -113,6 +116,8 @@ export class Sweeper {
     const garbage = item.attrs as unknown as GarbageRecord;
     report.nodes += await this.dropNamespace(tenant, garbage.namespace);
     report.blobs += await this.dropPrefix(garbage.blobPrefix, Infinity);
+    // A sealed layer's counters outlive its last container's removal; a removed top's are gone already.
+    await this.meta.writeMany(statsKeys(tenant, garbage.namespace).map((key) => ({ op: 'delete', key })));
     await this.meta.transact([{ op: 'delete', key: { pk: item.pk, sk: item.sk } }]);
     report.namespaces++;
     return report;

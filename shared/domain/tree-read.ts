@@ -7,7 +7,7 @@ import { baseName, compareNames, joinPath, normalizePath, parentOf } from '../pa
 import type { BlobStore } from '../ports/blob-store.js';
 import type { ItemKey, MetadataStore } from '../ports/metadata-store.js';
 import { nodeFromAttrs, sliceExtents, ZERO_BLOB, type Extent, type Node, type VisibleNode } from './nodes.js';
-import { Resolver, seenFromAll, type Resolved } from './resolver.js';
+import { Resolver, seenFromAll, sourcePath, type Resolved } from './resolver.js';
 
 /** Zeros a copy-out for a 303 may write; past this a sparse file is read in smaller ranges. */
 export const MAX_COPIED_HOLE_BYTES = 64 * 1024 * 1024;
@@ -203,7 +203,7 @@ export class TreeReader {
    * items, read in one batch (`children` yields the names as they are stored).
    */
   linked(resolved: Resolved, entries: readonly [string, VisibleNode][]): Promise<[string, VisibleNode][]> {
-    return seenFromAll(this.meta, resolved.view.tenant, resolved.view.top, entries);
+    return seenFromAll(this.meta, resolved.view, entries);
   }
 
   /**
@@ -216,7 +216,7 @@ export class TreeReader {
     const sources: { ns: NamespaceId; dir: string }[] = [];
     if (view.top && (resolved.top?.type === 'dir' || resolved.path === '/')) sources.push({ ns: view.top, dir: resolved.path });
     if (resolved.children.lowerPath !== null) {
-      for (const ns of resolved.children.activeLowers) sources.push({ ns, dir: resolved.children.lowerPath });
+      for (const ns of resolved.children.activeLowers) sources.push({ ns, dir: sourcePath(resolved.children, ns) });
     }
     const mountNames = resolved.mount ? [] : view.mounts.filter((m) => parentOf(m.target) === resolved.path && m.target !== '/').map((m) => baseName(m.target));
     const iterators = sources.map((s) => this.partition(view.tenant, s.ns, s.dir, after, reading));

@@ -4,9 +4,9 @@ import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { isWithin, joinPath, normalizePath, parentOf, rebase } from '../paths.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import { itemId, MAX_TRANSACTION_OPS, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
-import { statsChange } from './stats.js';
+import { openCheck, statsChange } from './stats.js';
 import { inodeToAttrs, nameNode, newEtag, nodeToAttrs, spliceExtents, truncateExtents, type DirNode, type FileMeta, type FileNode, type Node, type VisibleNode } from './nodes.js';
-import { type Proof, resolveIfPresent, Resolver, type Resolved } from './resolver.js';
+import { type Proof, proofConditions, resolveIfPresent, Resolver, type Resolved } from './resolver.js';
 import { type LandedWrite, WarmPaths } from './warm-paths.js';
 import { statOf, type TreeReader, type FileStat } from './tree-read.js';
 import { checkFileBytes, DEFAULT_MAX_FILE_BYTES } from './limits.js';
@@ -593,15 +593,18 @@ export class TreeWriter {
       }
     }
     // The cached container record the write went by must still be the one its name gives.
-    const proofAt = proof ? all.push({ op: 'check', key: proof.key, conditions: [{ kind: 'equals', field: 'id', value: proof.id }] }) - 1 : -1;
+    const proofAt = proof ? all.push({ op: 'check', key: proof.key, conditions: proofConditions(proof) }) - 1 : -1;
     all.push(statsChange(tenant, ns, sizeDelta));
     if (all.length > MAX_TRANSACTION_OPS) throw new InvalidInputError('path is too deep to change in one step');
     try {
       await this.meta.transact(all);
     } catch (error) {
       if (error instanceof TransactionConditionError && error.failedIndexes.includes(proofAt)) throw new StaleViewError(true);
-      // The counter is the last op: if it is gone, so is the container or volume.
+      // The counter is the last op: if it is there, a fork sealed the layer (the container has a
+      // new top to look up); if it is gone, so is the container or volume.
       if (error instanceof TransactionConditionError && error.failedIndexes.includes(all.length - 1)) {
+        const counter = all[all.length - 1] as Extract<WriteOp, { op: 'update' }>;
+        if (await this.meta.get(counter.key)) throw new StaleViewError(true);
         throw new NotFoundError('the container or volume no longer exists');
       }
       throw error;
@@ -658,9 +661,9 @@ export class TreeWriter {
     for await (const [path, node] of this.topSubtree(view, from)) {
       puts.push({ op: 'put', item: { ...keys.node(tenant, ns, rebase(path, from, to)), attrs: nodeToAttrs(node) }, conditions: [{ kind: 'absent' }] });
     }
-    const chunk = MAX_TRANSACTION_OPS - 1;
+    const chunk = MAX_TRANSACTION_OPS - 2;
     for (let i = 0; i < puts.length; i += chunk) {
-      await this.meta.transact([{ op: 'check', key: keys.node(tenant, ns, to), conditions: guard }, ...puts.slice(i, i + chunk)]);
+      await this.meta.transact([{ op: 'check', key: keys.node(tenant, ns, to), conditions: guard }, openCheck(tenant, ns), ...puts.slice(i, i + chunk)]);
     }
     return puts.length;
   }

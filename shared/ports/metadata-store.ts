@@ -24,7 +24,9 @@ export type Condition =
   /** The attribute equals the value (an absent attribute equals nothing). */
   | { readonly kind: 'equals'; readonly field: string; readonly value: string | number | boolean }
   /** The numeric attribute is at least the value. */
-  | { readonly kind: 'atLeast'; readonly field: string; readonly value: number };
+  | { readonly kind: 'atLeast'; readonly field: string; readonly value: number }
+  /** The item lacks the attribute (a missing item lacks every attribute). */
+  | { readonly kind: 'lacks'; readonly field: string };
 
 export type WriteOp =
   /** Replace (or create) the whole item. */

@@ -365,6 +365,13 @@ export function metadataStoreContract(name: string, makeStore: () => Promise<Met
           expect(await holds(undefined, { kind: 'atLeast', field: 'free', value: 0 })).toBe(false);
         });
 
+        it('lacks holds for a missing attribute or item and fails when the attribute is there', async () => {
+          expect(await holds({ other: 1 }, { kind: 'lacks', field: 'sealed' })).toBe(true);
+          expect(await holds(undefined, { kind: 'lacks', field: 'sealed' })).toBe(true);
+          expect(await holds({ sealed: 0 }, { kind: 'lacks', field: 'sealed' })).toBe(false);
+          expect(await holds({ sealed: false }, { kind: 'lacks', field: 'sealed' })).toBe(false);
+        });
+
         it('requires every condition of an op to hold', async () => {
           const all = [{ kind: 'present' }, { kind: 'equals', field: 'state', value: 'open' }, { kind: 'atLeast', field: 'size', value: 5 }] as const;
           const pk = newPk();

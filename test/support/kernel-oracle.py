@@ -18,6 +18,8 @@ import sys
 
 
 ROOT = '/run/strata-oracle'
+LOWERS = ''
+LAYERS = 0
 
 
 def mount(lowers):
@@ -31,7 +33,27 @@ def mount(lowers):
         os.mkdir(os.path.join(ROOT, name))
     # The merged root shows the upper root's mode: 0755, as Docker makes it.
     os.chmod(f'{ROOT}/upper', 0o755)
-    options = f'lowerdir={lowers},upperdir={ROOT}/upper,workdir={ROOT}/work,redirect_dir=on,index=on'
+    global LOWERS, LAYERS
+    LOWERS, LAYERS = lowers, 0
+    overlay()
+
+
+def fork():
+    """The mounted overlay's upper becomes its top lower, under a fresh upper: a fork's view."""
+    global LOWERS, LAYERS
+    subprocess.run(['umount', f'{ROOT}/merged'], check=True)
+    LAYERS += 1
+    os.rename(f'{ROOT}/upper', f'{ROOT}/layer-{LAYERS}')
+    shutil.rmtree(f'{ROOT}/work')
+    for name in ('upper', 'work'):
+        os.mkdir(os.path.join(ROOT, name))
+    os.chmod(f'{ROOT}/upper', 0o755)
+    LOWERS = f'{ROOT}/layer-{LAYERS}:{LOWERS}'
+    overlay()
+
+
+def overlay():
+    options = f'lowerdir={LOWERS},upperdir={ROOT}/upper,workdir={ROOT}/work,redirect_dir=on,index=on'
     subprocess.run(['mount', '-t', 'overlay', 'overlay', '-o', options, f'{ROOT}/merged'], check=True)
 
 
@@ -180,7 +202,7 @@ def serve(root):
 
 def main():
     # Each {"op": "start", "lowers": ...} gets a fresh mount ({"op": "start", "root": ...} a
-    # directory as it is) and a chrooted child that serves the sequence: one process and
+    # directory as it is, {"op": "start", "fork": true} the last mount's upper as its top lower) and a chrooted child that serves the sequence: one process and
     # namespace for a whole run instead of one per sequence.
     subprocess.run(['mount', '--make-rprivate', '/'], check=True)
     os.makedirs(ROOT, exist_ok=True)
@@ -192,6 +214,9 @@ def main():
             continue
         if 'root' in op:
             root = op['root']
+        elif op.get('fork'):
+            fork()
+            root = f'{ROOT}/merged'
         else:
             mount(op['lowers'])
             root = f'{ROOT}/merged'

@@ -71,7 +71,16 @@ export class KernelOracle {
     return KernelOracle.start({ root });
   }
 
-  private static async start(what: { lowers: string } | { root: string }): Promise<KernelOracle> {
+  /**
+   * Ends this sequence and goes on in a fork of it: the overlay's upper becomes its top lower
+   * under a fresh upper, as Strata seals a container's layer when it forks.
+   */
+  async fork(): Promise<KernelOracle> {
+    await this.close();
+    return KernelOracle.start({ fork: true });
+  }
+
+  private static async start(what: { lowers: string } | { root: string } | { fork: true }): Promise<KernelOracle> {
     if (process.getuid?.() !== 0) throw new Error('the kernel oracle needs root (CI runs as root)');
     KernelOracle.helper ??= new OracleProcess(spawn('unshare', ['-m', 'python3', SCRIPT]));
     const ready = await KernelOracle.helper.call({ op: 'start', ...what });

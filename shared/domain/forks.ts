@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import { ConflictError, NotFoundError, TransactionConditionError } from '../errors.js';
+import { keys } from '../keys.js';
+import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
+import { type ContainerService, type ContainerSummary, checkContainerName, nameAttrs } from './containers.js';
+import type { EventLog } from './events.js';
+import { checkLabels } from './limits.js';
+import type { ContainerRecord } from './records.js';
+import { holdOps, MAX_SEALED_LAYERS, newLayerNamespace, sealedOf, sealedRecordOp, topOf } from './sealed-layers.js';
+import { sealOps, statsCreation } from './stats.js';
+
+/**
+ * Forks: a new container whose tree is the source's at that instant, in one transaction of a
+ * fixed size. The source's writable layer is sealed (no change commits in it afterwards: every
+ * change's transaction checks the seal on the counter it updates) and shared; each side gets a
+ * fresh writable layer above it. No entry is copied, so the cost does not grow with what the
+ * source changed. Volumes are not forked: the fork mounts the same volumes, as volumes outlive
+ * and are shared between containers.
+ */
+export class ForkService {
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly containers: ContainerService,
+    private readonly events: EventLog,
+    private readonly clock: () => number,
+  ) {}
+
+  /**
+   * Throws NotFoundError (no such container), InvalidInputError (bad name or labels),
+   * ConflictError (name taken, the chain of forks is MAX_SEALED_LAYERS deep, or the source
+   * changed its top meanwhile: a concurrent fork).
+   */
+  async fork(tenant: string, ref: string, request: { name?: string; labels?: Record<string, string> } = {}): Promise<ContainerSummary> {
+    if (request.name !== undefined) checkContainerName(request.name);
+    const labels = request.labels === undefined ? undefined : checkLabels(request.labels);
+    const source = await this.containers.record(tenant, ref);
+    const sealed = topOf(source);
+    const below = sealedOf(source);
+    if (below.length + 1 > MAX_SEALED_LAYERS) {
+      throw new ConflictError(`the container is ${below.length} forks deep, the most a chain holds (${MAX_SEALED_LAYERS}); commit it and create a container from the image to start a new chain`);
+    }
+    const now = this.clock();
+    const id = randomBytes(32).toString('hex');
+    const name = request.name ?? `strata_${id.slice(0, 12)}`;
+    const stack = [sealed, ...source.stack];
+    const sourceTop = newLayerNamespace();
+    const fork: ContainerRecord = {
+      id,
+      name,
+      image: source.image,
+      imageRef: source.imageRef,
+      stack,
+      top: newLayerNamespace(),
+      forkedFrom: { container: source.id, layer: sealed, at: now },
+      mounts: source.mounts,
+      created: now,
+      labels: labels ?? source.labels,
+      ...(source.process ? { process: source.process } : {}),
+    };
+    const sourceNow: ContainerRecord = { ...source, stack, top: sourceTop };
+    // The source's record and name item move to the new top together: a cached record of the
+    // source fails its proof, and a write already resolved on the old top fails on the seal.
+    const ops: WriteOp[] = [
+      {
+        op: 'update',
+        key: keys.container(tenant, source.id),
+        set: { stack: [...stack], top: sourceTop },
+        conditions: source.top ? [{ kind: 'equals', field: 'top', value: source.top }] : [{ kind: 'present' }, { kind: 'lacks', field: 'top' }],
+      },
+      { op: 'put', item: { ...keys.containerName(tenant, source.name), attrs: nameAttrs(sourceNow) }, conditions: [{ kind: 'equals', field: 'id', value: source.id }] },
+      ...sealOps(tenant, sealed, now),
+      sealedRecordOp(tenant, sealed, now),
+      ...holdOps(tenant, below),
+      ...statsCreation(tenant, sourceTop),
+      ...statsCreation(tenant, fork.top!),
+      { op: 'put', item: { ...keys.container(tenant, id), attrs: { ...fork } }, conditions: [{ kind: 'absent' }] },
+      { op: 'put', item: { ...keys.containerName(tenant, name), attrs: nameAttrs(fork) }, conditions: [{ kind: 'absent' }] },
+      { op: 'update', key: keys.image(tenant, source.image), add: { containers: 1 }, conditions: [{ kind: 'present' }] },
+      ...source.mounts.map((m): WriteOp => ({ op: 'update', key: keys.volume(tenant, m.volume), add: { refs: 1 }, conditions: [{ kind: 'equals', field: 'uid', value: m.volumeUid }] })),
+      this.events.op(tenant, 'container.forked', { container: id, name, image: source.image, source: source.id, layer: sealed }),
+    ];
+    try {
+      await this.meta.transact(ops);
+    } catch (error) {
+      if (error instanceof TransactionConditionError) {
+        const failed = error.failedIndexes.map((i) => ops[i]);
+        if (failed.some((op) => op.op === 'put' && op.item.pk === keys.containerName(tenant, name).pk && op.item.sk === name)) throw new ConflictError(`the container name ${name} is already in use`);
+        if (error.failedIndexes.includes(0) || error.failedIndexes.includes(1)) throw new ConflictError('the container was forked, renamed or removed at the same time; try again');
+        throw new NotFoundError('a volume or the image of the container changed while it was forked; try again');
+      }
+      throw error;
+    } finally {
+      this.containers.forget(tenant, source);
+    }
+    return this.containers.inspect(tenant, id);
+  }
+}
