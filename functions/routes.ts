@@ -48,6 +48,7 @@ export const routes: readonly Route[] = [
   { method: 'GET', path: '/v1/containers/{id}', handler: 'containers', operation: 'inspectContainer' },
   { method: 'DELETE', path: '/v1/containers/{id}', handler: 'containers', operation: 'removeContainer' },
   { method: 'GET', path: '/v1/containers/{id}/changes', handler: 'containers', operation: 'containerChanges' },
+  { method: 'POST', path: '/v1/containers/{id}/fork', handler: 'containers', operation: 'forkContainer' },
   { method: 'POST', path: '/v1/containers/{id}/commit', handler: 'containers', operation: 'commitContainer' },
   { method: 'GET', path: '/v1/containers/{id}/export', handler: 'containers', operation: 'exportContainer' },
   { method: 'GET', path: '/v1/containers/{id}/fs', handler: 'files', operation: 'containerFsRoot' },

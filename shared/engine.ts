@@ -4,6 +4,7 @@ import type { BlobStore } from './ports/blob-store.js';
 import type { MetadataStore } from './ports/metadata-store.js';
 import { Changeset } from './domain/changeset.js';
 import { ForkService } from './domain/forks.js';
+import { type PatchedChange, withPatches } from './domain/patches.js';
 import { isContainerLayer, sealedOf } from './domain/sealed-layers.js';
 import { type Sameness, TreeDiff, type TreeChange } from './domain/tree-diff.js';
 import { ContainerService, type ContainerSummary } from './domain/containers.js';
@@ -73,6 +74,7 @@ export class Engine {
   readonly fsck: Fsck;
   private readonly changeset: Changeset;
   private readonly diff: TreeDiff;
+  private readonly reader: TreeReader;
   private readonly forks: ForkService;
 
   constructor(
@@ -82,6 +84,7 @@ export class Engine {
   ) {
     const clock = options.clock ?? Date.now;
     const reader = new TreeReader(meta, blobs);
+    this.reader = reader;
     const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     const writer = new TreeWriter(meta, blobs, reader, clock, maxFileBytes);
     this.events = new EventLog(meta, clock);
@@ -134,6 +137,11 @@ export class Engine {
     return { tenant: view.tenant, lowers: view.lowers.filter((ns) => !isContainerLayer(ns)), mounts: [], readOnly: true };
   }
 
+  /** Unified diffs for the text files among `changes` (see patches.ts for the limits). */
+  patches(changes: readonly TreeChange[]): Promise<PatchedChange[]> {
+    return withPatches(this.reader, changes);
+  }
+
   /** A new container whose tree is this one's now; both go on independently (see ForkService). */
   fork(tenant: string, ref: string, request: { name?: string; labels?: Record<string, string> } = {}): Promise<ContainerSummary> {
     return this.forks.fork(tenant, ref, request);
@@ -179,7 +187,7 @@ export class Engine {
 
   /** `docker system df`: counts, sizes, and what removing unused things would reclaim. */
   async diskUsage(tenant: string): Promise<DiskUsage> {
-    const [images, containers, volumes] = await Promise.all([this.images.list(tenant), this.containers.list(tenant, { size: true }), this.volumes.list(tenant)]);
+    const [images, containers, volumes] = await Promise.all([this.images.list(tenant), this.containers.listWithSizes(tenant), this.volumes.list(tenant)]);
     const activeImages = images.filter((i) => i.containers > 0);
     const unique = (i: ImageSummary) => i.size - i.sharedSize;
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -193,7 +201,7 @@ export class Engine {
         items: images,
       },
       // Strata runs no processes, so no container is running and all their bytes are reclaimable.
-      containers: { count: containers.length, active: 0, size: sum(containers.map((c) => c.size ?? 0)), reclaimable: sum(containers.map((c) => c.size ?? 0)), items: containers },
+      containers: { count: containers.items.length, active: 0, size: containers.layerBytes, reclaimable: containers.layerBytes, items: containers.items },
       volumes: {
         count: volumes.length,
         active: volumes.filter((v) => v.refCount > 0).length,

@@ -113,7 +113,14 @@ export const ContainerSummary = z.object({
   process: z
     .object({ Cmd: names.optional(), Entrypoint: names.optional(), Env: names.optional(), WorkingDir: z.string().optional(), User: z.string().optional() })
     .meta({ description: 'Process settings given at create through the Docker API (`docker create -e A=1 img cmd`): kept for inspect and applied by commit. Strata runs nothing.' }),
-  size: bytes("Bytes of files the container created or changed (Docker's SizeRw). Listings include it with `?size=true`.").optional(),
+  forkedFrom: z
+    .object({
+      container: z.string().meta({ description: 'The container this one was forked from (it may be gone since).' }),
+      forkPoint: z.string().meta({ description: 'The tree both started from, for `changes?against=`.' }),
+      at: epochMs(),
+    })
+    .optional(),
+  size: bytes("Bytes of files the container created or changed (Docker's SizeRw), in its own layer and the layers it shares with its forks. Listings include it with `?size=true`.").optional(),
   virtualSize: bytes("Image size plus `size` (Docker's SizeRootFs).").optional(),
 });
 
@@ -121,6 +128,8 @@ export const Change = z.object({
   path: z.string(),
   kind: z.literal([0, 1, 2]).meta({ description: "0 changed, 1 added, 2 deleted (Docker's kinds)." }),
   kindName: z.enum(['C', 'A', 'D']),
+  patch: z.string().optional().meta({ description: 'With `?patch=true`: a unified diff of a text file.' }),
+  patchOmitted: z.enum(['binary', 'too-large', 'limit']).optional().meta({ description: 'With `?patch=true`: why a file has no patch (not text; over 256 KiB; past 200 files or 2 MiB of patches).' }),
 });
 
 export const VolumeSummary = z.object({

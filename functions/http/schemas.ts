@@ -40,6 +40,11 @@ export const CreateContainerRequest = z.strictObject({
   labels: labels.optional(),
 });
 
+export const ForkRequest = z.strictObject({
+  name: z.string().optional().meta({ description: 'Unique per tenant; default `strata_` plus 12 hex digits of the ID.' }),
+  labels: labels.optional().meta({ description: "Default: the source's labels." }),
+});
+
 export const CommitRequest = z.strictObject({
   reference: z.string().optional().meta({ description: '`repo[:tag]` to tag the new image with.' }),
   author: z.string().optional(),
@@ -92,6 +97,7 @@ export const requestSchemas = {
   TagRequest,
   MountRequest,
   CreateContainerRequest,
+  ForkRequest,
   CommitRequest,
   CreateVolumeRequest,
   FileAttributes: AttributesRequest,
@@ -162,6 +168,10 @@ export const querySchemas: Readonly<Record<string, z.ZodObject>> = Object.fromEn
     saveImage: { async: flagParam },
     exportContainer: { async: flagParam },
     commitContainer: { async: flagParam },
+    containerChanges: {
+      against: z.string().min(1, 'against must name a container, image:<ref> or fork:<point>').max(300, 'against is too long').optional(),
+      patch: flagParam,
+    },
     removeVolume: { force: flagParam },
     pruneVolumes: { all: flagParam },
     imageFsRoot: listing,

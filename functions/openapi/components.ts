@@ -109,6 +109,7 @@ export const parameters = {
       'On writes, `*` means create only and an existing path answers 412; an ETag that matches the current one answers 412.',
     ),
   ),
+  Against: query('against', 'The tree to compare with: a container (name or ID), `image:<ref>`, or a fork point of this container (`forkedFrom.forkPoint`, `fork:<hex>`). Default: the image.', text),
   Upload: query(
     'upload',
     prose('ID of an upload (`POST /v1/uploads`) whose bytes were sent; used instead of the request body.', '404 for an unknown upload, 400 if its bytes have not arrived.'),
@@ -142,6 +143,7 @@ export const sharedQueryParameters: Readonly<Record<string, Json>> = {
   stat: parameterRef('Stat'),
   follow: parameterRef('Follow'),
   upload: parameterRef('Upload'),
+  against: parameterRef('Against'),
   type: parameterRef('WriteType'),
   mode: parameterRef('ModeQuery'),
   parents: parameterRef('Parents'),

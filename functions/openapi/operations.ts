@@ -183,9 +183,26 @@ const containers: Record<string, OperationDoc> = {
   },
   containerChanges: {
     tag: 'containers',
-    summary: 'Changes against the image (`docker diff`)',
-    description: 'Paths in order; parents of changes count as changed; a deleted directory is one entry. Volumes are not included.',
+    summary: 'Changes against the image (`docker diff`), or against another tree',
+    description: prose(
+      'Paths in order; parents of changes count as changed; a deleted directory is one entry. Volumes are not included.',
+      'Computed from the layers the two trees do not share, so the cost follows the changes since their common ancestor, not the size of the image.',
+    ),
+    query: {
+      patch: '`true`: add a unified diff to each changed text file (256 KiB per file, 200 files, 2 MiB in all).',
+    },
     responses: { 200: json('The changes.', listOf('Change')) },
+    statuses: [404, 409],
+  },
+  forkContainer: {
+    tag: 'containers',
+    summary: 'Fork: a new container whose tree is this one now',
+    description: prose(
+      "O(1): no entry is copied. The source's writable layer is sealed and shared by both, and each gets a fresh layer above it, so a write to one is never seen by the other.",
+      'The fork mounts the same volumes (volumes are shared storage, never forked). A chain holds at most 32 forks; past that, commit and create from the image.',
+    ),
+    requestBody: jsonBody('ForkRequest', false),
+    responses: { 201: json('The fork.', schemaRef('ContainerSummary'), { headers: headerRefs('Location') }) },
     statuses: [404, 409],
   },
   commitContainer: {

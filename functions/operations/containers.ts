@@ -1,5 +1,5 @@
 import { flag } from '../http/parse.js';
-import { CommitRequest, CreateContainerRequest, parseWith } from '../http/schemas.js';
+import { CommitRequest, CreateContainerRequest, ForkRequest, parseWith } from '../http/schemas.js';
 import { json, noContent } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
 import { idempotently } from './idempotent.js';
@@ -7,7 +7,7 @@ import { queuedJob } from './jobs.js';
 
 const KIND_NAMES = ['C', 'A', 'D'];
 
-/** Containers: create, list (with sizes on request), inspect, remove, changes, commit, export. */
+/** Containers: create, fork, list (with sizes on request), inspect, remove, changes, commit, export. */
 export const containerOperations: Record<string, Operation> = {
   createContainer: async (request) => {
     const body = parseWith(CreateContainerRequest, request.json());
@@ -24,12 +24,25 @@ export const containerOperations: Record<string, Operation> = {
     return noContent();
   },
 
-  containerChanges: async ({ tenant, services, params }) => {
-    const changes = await services.engine.changes(tenant, params.id);
+  containerChanges: async ({ tenant, services, params, query }) => {
+    const changes = await services.engine.changes(tenant, params.id, { against: query.against });
+    const shown = flag(query, 'patch') ? await services.engine.patches(changes) : changes;
     return json(
       200,
-      changes.map((c) => ({ path: c.path, kind: c.kind, kindName: KIND_NAMES[c.kind] })),
+      shown.map((c) => ({
+        path: c.path,
+        kind: c.kind,
+        kindName: KIND_NAMES[c.kind],
+        ...('patch' in c && c.patch !== undefined ? { patch: c.patch } : {}),
+        ...('patchOmitted' in c && c.patchOmitted ? { patchOmitted: c.patchOmitted } : {}),
+      })),
     );
+  },
+
+  forkContainer: async (request) => {
+    const body = parseWith(ForkRequest, request.json());
+    const summary = await request.services.engine.fork(request.tenant, request.params.id, body);
+    return json(201, summary, { location: `/v1/containers/${summary.id}` });
   },
 
   commitContainer: async (request) => {

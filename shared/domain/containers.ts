@@ -40,6 +40,8 @@ export interface ContainerSummary {
   readonly mounts: readonly { target: string; volume: string; readOnly: boolean; anonymous: boolean }[];
   readonly labels: Readonly<Record<string, string>>;
   readonly process: ProcessSettings;
+  /** Set on a fork: its source and the tree both started from (`changes?against=<forkPoint>`). */
+  readonly forkedFrom?: { readonly container: string; readonly forkPoint: string; readonly at: number };
   /** Bytes of files the container created or changed (Docker's SizeRw). */
   readonly size?: number;
   /** Image size plus `size` (Docker's SizeRootFs). */
@@ -232,19 +234,26 @@ export class ContainerService {
   }
 
   async list(tenant: string, options: { size?: boolean } = {}): Promise<ContainerSummary[]> {
+    if (!options.size) {
+      const records = (await queryAll(this.meta, keys.containers(tenant))).map((i) => i.attrs as unknown as ContainerRecord);
+      return records.sort((a, b) => b.created - a.created).map((r) => this.summarize(r));
+    }
+    return (await this.listWithSizes(tenant)).items;
+  }
+
+  /**
+   * Every container with its sizes, and the bytes of all their layers with each layer counted
+   * once (forks share the layers they were forked from): `docker system df`'s total.
+   */
+  async listWithSizes(tenant: string): Promise<{ items: ContainerSummary[]; layerBytes: number }> {
     const records = (await queryAll(this.meta, keys.containers(tenant))).map((i) => i.attrs as unknown as ContainerRecord);
-    if (!options.size) return records.sort((a, b) => b.created - a.created).map((r) => this.summarize(r));
-    const statKeys = records.flatMap((r) => ownNamespaces(r).flatMap((ns) => statsKeys(tenant, ns)));
+    const layers = [...new Set(records.flatMap((r) => ownNamespaces(r)))];
     const imageKeys = [...new Set(records.map((r) => r.image))].map((id) => keys.image(tenant, id));
-    const items = await this.meta.getMany([...statKeys, ...imageKeys]);
-    return records
+    const items = await this.meta.getMany([...layers.flatMap((ns) => statsKeys(tenant, ns)), ...imageKeys]);
+    const summaries = records
       .sort((a, b) => b.created - a.created)
-      .map((r, i) => {
-        const size = sizeOf(tenant, r, items);
-        const image = items.get(itemId(keys.image(tenant, r.image)))?.attrs as unknown as ImageRecord | undefined;
-        void i;
-        return this.summarize(r, size, image);
-      });
+      .map((r) => this.summarize(r, sizeOf(tenant, r, items), items.get(itemId(keys.image(tenant, r.image)))?.attrs as unknown as ImageRecord | undefined));
+    return { items: summaries, layerBytes: layers.reduce((sum, ns) => sum + statsTotals(tenant, ns, items).size, 0) };
   }
 
   /** One container with its sizes: its record, then its counters and image in one round trip, whatever it holds. */
@@ -265,6 +274,7 @@ export class ContainerService {
       labels: record.labels ?? {},
       process: record.process ?? {},
       mounts: record.mounts.map((m) => ({ target: m.target, volume: m.volume, readOnly: m.readOnly, anonymous: /^[0-9a-f]{64}$/.test(m.volume) })),
+      ...(record.forkedFrom ? { forkedFrom: { container: record.forkedFrom.container, forkPoint: `fork:${record.forkedFrom.layer.slice(2)}`, at: record.forkedFrom.at } } : {}),
       size,
       virtualSize: size === undefined ? undefined : (image?.size ?? 0) + size,
     };

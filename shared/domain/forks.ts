@@ -34,6 +34,7 @@ export class ForkService {
     if (request.name !== undefined) checkContainerName(request.name);
     const labels = request.labels === undefined ? undefined : checkLabels(request.labels);
     const source = await this.containers.record(tenant, ref);
+    if (request.name === source.name) throw new ConflictError(`the container name ${source.name} is already in use (by the source)`);
     const sealed = topOf(source);
     const below = sealedOf(source);
     if (below.length + 1 > MAX_SEALED_LAYERS) {
