@@ -11,6 +11,7 @@ import { Engine } from '../../shared/engine.js';
 import { dockerArchive, tarOf, type LayerEntry } from '../support/images.js';
 import { startRgw } from '../support/rgw.js';
 import { RequestCounter } from './counters.js';
+import { benchForks, RoundTrips } from './forks-bench.js';
 
 /**
  * `npm run bench`: request counts, byte counts and time ratios measured side by side in one run
@@ -51,7 +52,8 @@ async function main() {
   const counter = new RequestCounter();
   counter.watchDynamo(documentClient);
   counter.watchS3(s3);
-  const engine = new Engine(new DynamoMetadataStore(documentClient, table), new S3BlobStore(s3, bucket));
+  const trips = new RoundTrips();
+  const engine = new Engine(trips.wrap(new DynamoMetadataStore(documentClient, table)), new S3BlobStore(s3, bucket));
   const results: Record<string, number | string | Record<string, unknown>> = {};
   try {
     // --- reads: one file read over images of 1, 16 and 127 layers with 10 and 10,000 files
@@ -289,6 +291,9 @@ async function main() {
     );
 
     results.reads = Object.fromEntries(reads.map((r) => [`${r.layers}x${r.files}`, { ddb: r.ddb, s3: r.s3, cold_ddb: r.coldDdb }]));
+
+    // --- forks and diffs (issue 11)
+    Object.assign(results, await benchForks(engine, counter, trips, { small: 'read-16-10:1', large: 'read-16-10000:1' }, log));
   } finally {
     await Promise.allSettled([dynamo.stop(), rgw.stop()]);
   }
