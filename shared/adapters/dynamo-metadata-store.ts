@@ -89,6 +89,22 @@ export class DynamoMetadataStore implements MetadataStore {
     return { items, last: items.at(-1)?.sk ?? (response.LastEvaluatedKey.sk as string) };
   }
 
+  async last(pk: string): Promise<Item | undefined> {
+    const response = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: '#pk = :pk',
+        ExpressionAttributeNames: { '#pk': 'pk' },
+        ExpressionAttributeValues: { ':pk': pk },
+        ConsistentRead: true,
+        ScanIndexForward: false,
+        Limit: 1,
+      }),
+    );
+    const stored = response.Items?.[0];
+    return stored === undefined ? undefined : toItem(stored);
+  }
+
   async transact(ops: readonly WriteOp[]): Promise<void> {
     if (ops.length === 0) return;
     checkTransaction(ops);

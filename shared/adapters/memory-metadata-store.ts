@@ -71,6 +71,14 @@ export class MemoryMetadataStore implements MetadataStore {
     return items.length === limit ? { items, last: items.at(-1)!.sk } : { items };
   }
 
+  async last(pk: string): Promise<Item | undefined> {
+    if (pk === '') throw new Error('empty partition key');
+    const partition = this.partitions.get(pk);
+    if (partition === undefined || partition.items.size === 0) return undefined;
+    const sk = (partition.sortedKeys ??= [...partition.items.keys()].sort(compareNames)).at(-1)!;
+    return { pk, sk, attrs: copyAttributes(partition.items.get(sk)!) };
+  }
+
   async transact(ops: readonly WriteOp[]): Promise<void> {
     checkTransaction(ops);
 

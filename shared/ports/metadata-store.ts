@@ -80,6 +80,9 @@ export interface MetadataStore {
   /** One page of a partition in sort-key order. Never throws a domain error. */
   query(pk: string, options?: QueryOptions): Promise<QueryPage>;
 
+  /** The item with the greatest sort key in a partition, or undefined when it is empty. Never throws a domain error. */
+  last(pk: string): Promise<Item | undefined>;
+
   /**
    * All ops or none (at most MAX_TRANSACTION_OPS, no two on the same item).
    * Throws TransactionConditionError (a PreconditionFailedError) whose `failedIndexes` lists the ops whose conditions failed.

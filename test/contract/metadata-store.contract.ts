@@ -202,6 +202,14 @@ export function metadataStoreContract(name: string, makeStore: () => Promise<Met
         expect(second.last).toBeUndefined();
       });
 
+      it('last gives the item with the greatest sort key in byte order, and nothing for an empty partition', async () => {
+        const pk = await seedSorted();
+        expect(await store.last(pk)).toEqual({ pk, sk: '😀', attrs: { name: '😀' } });
+        await store.transact([{ op: 'delete', key: { pk, sk: '😀' } }]);
+        expect((await store.last(pk))?.sk).toBe('Ａ');
+        expect(await store.last(newPk())).toBeUndefined();
+      });
+
       it('returns an empty page for an empty partition', async () => {
         expect(await store.query(newPk())).toEqual({ items: [] });
       });
