@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { EventLog } from './domain/events.js';
+import { ChangeFeed, type FeedPage, feedOwner } from './domain/change-feed.js';
 import type { BlobStore } from './ports/blob-store.js';
 import type { MetadataStore } from './ports/metadata-store.js';
 import { Changeset } from './domain/changeset.js';
@@ -65,6 +66,8 @@ export class Engine {
   readonly sweeper: Sweeper;
   /** What changed, for integrators: written in the transaction of each change. */
   readonly events: EventLog;
+  /** Every change of each container's and volume's tree, numbered (change-feed.ts). */
+  readonly feed: ChangeFeed;
   /** Asynchronous loads and their progress. */
   readonly jobs: Jobs;
   /** Presigned uploads, and the loads they start when their bytes land. */
@@ -86,7 +89,8 @@ export class Engine {
     const reader = new TreeReader(meta, blobs);
     this.reader = reader;
     const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
-    const writer = new TreeWriter(meta, blobs, reader, clock, maxFileBytes);
+    this.feed = new ChangeFeed(meta, clock);
+    const writer = new TreeWriter(meta, blobs, reader, this.feed, clock, maxFileBytes);
     this.events = new EventLog(meta, clock);
     this.idempotency = new Idempotency(meta, clock);
     this.images = new ImageService(meta, blobs, reader, options.limits, clock, this.events);
@@ -102,7 +106,7 @@ export class Engine {
       commit: (tenant, container, commitOptions) => this.commit(tenant, container, commitOptions as CommitOptions),
     });
     this.uploads = new Uploads(meta, blobs, this.jobs, this.events, clock);
-    this.sweeper = new Sweeper(meta, blobs, this.events, clock, this.jobs);
+    this.sweeper = new Sweeper(meta, blobs, this.events, this.feed, clock, this.jobs);
     this.fsck = new Fsck(meta, blobs, clock);
   }
 
@@ -145,6 +149,21 @@ export class Engine {
   /** A new container whose tree is this one's now; both go on independently (see ForkService). */
   fork(tenant: string, ref: string, request: { name?: string; labels?: Record<string, string> } = {}): Promise<ContainerSummary> {
     return this.forks.fork(tenant, ref, request);
+  }
+
+  /**
+   * A container's or volume's change feed after the cursor `after` (`latest`: the current head,
+   * so only changes from now on), waiting up to `waitMs` when none follows yet. Throws
+   * NotFoundError, GoneError (entries after `after` were trimmed) and InvalidInputError.
+   */
+  async feedOf(
+    tenant: string,
+    target: { kind: 'container'; ref: string } | { kind: 'volume'; name: string },
+    options: { after?: number | 'latest'; limit?: number; waitMs?: number } = {},
+  ): Promise<FeedPage> {
+    const owner = target.kind === 'container' ? feedOwner.container((await this.containers.record(tenant, target.ref)).id) : feedOwner.volume((await this.volumes.record(tenant, target.name)).uid);
+    const after = options.after === 'latest' ? await this.feed.head(tenant, owner) : options.after;
+    return this.feed.follow(tenant, owner, { ...options, after });
   }
 
   /** `docker export`: the container's merged file tree as one tar stream (volumes excluded). */

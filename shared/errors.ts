@@ -56,6 +56,18 @@ export class TooLargeError extends StrataError {
   readonly code = 'too_large';
 }
 
+/** 410: what was asked for is no longer kept (a change feed's cursor older than its retention). */
+export class GoneError extends StrataError {
+  readonly status = 410;
+  readonly code = 'gone';
+}
+
+/** 507: the change would take a container or volume past its quota; nothing was written. */
+export class QuotaExceededError extends StrataError {
+  readonly status = 507;
+  readonly code = 'quota_exceeded';
+}
+
 /** 416: the byte range lies outside the file. */
 export class RangeNotSatisfiableError extends StrataError {
   readonly status = 416;

@@ -71,6 +71,14 @@ export const keys = {
    * spread over several items rather than all updating one.
    */
   stats: (tenant: string, ns: NamespaceId, shard: number): ItemKey => ({ pk: `${tenant}#stats#${ns}#${shard}`, sk: 'stats' }),
+  /** A container's or volume's quota and what it uses (`owner`: `c:<container id>` or `v:<volume uid>`). */
+  quota: (tenant: string, owner: string): ItemKey => ({ pk: `${tenant}#quotas`, sk: owner }),
+  /**
+   * A container's or volume's change feed (`owner`: `c:<container id>` or `v:<volume uid>`), one
+   * item per change in sequence order: reading from a cursor is one Query.
+   */
+  feed: (tenant: string, owner: string) => `${tenant}#feed#${owner}`,
+  feedEntry: (tenant: string, owner: string, seq: number): ItemKey => ({ pk: keys.feed(tenant, owner), sk: feedSortKey(seq) }),
   /** A container layer a fork sealed: how many containers' stacks hold it. */
   sealedLayer: (tenant: string, ns: NamespaceId): ItemKey => ({ pk: `${tenant}#sealed`, sk: ns }),
   garbage: (tenant: string, what: string): ItemKey => ({ pk: `${tenant}#garbage`, sk: what }),
@@ -112,6 +120,11 @@ export const keys = {
   tenants: (): string => 'tenants',
   tenant: (tenant: string): ItemKey => ({ pk: 'tenants', sk: tenant }),
 };
+
+/** Sequence numbers as sort keys: zero-padded, so byte order is numeric order. */
+export function feedSortKey(seq: number): string {
+  return String(seq).padStart(15, '0');
+}
 
 /** Blob keys carry their creation time, so a sweep can leave young objects of in-flight writes alone. */
 function fresh(): string {

@@ -102,6 +102,15 @@ export const RemoveImageResult = z.object({
   deleted: names.meta({ description: 'Image IDs removed; empty when only tags went.' }),
 });
 
+export const QuotaState = z
+  .object({
+    bytes: z.int().min(0).nullable().meta({ description: 'Most bytes; null: no limit.' }),
+    entries: z.int().min(0).nullable().meta({ description: 'Most entries; null: no limit.' }),
+    usedBytes: bytes('What counts against `bytes` now.'),
+    usedEntries: count.meta({ description: 'What counts against `entries` now.' }),
+  })
+  .meta({ description: 'Present when the tree was made with a quota.' });
+
 export const ContainerSummary = z.object({
   id: z.string().regex(/^[0-9a-f]{64}$/),
   name: z.string(),
@@ -122,6 +131,7 @@ export const ContainerSummary = z.object({
     .optional(),
   size: bytes("Bytes of files the container created or changed (Docker's SizeRw), in its own layer and the layers it shares with its forks. Listings include it with `?size=true`.").optional(),
   virtualSize: bytes("Image size plus `size` (Docker's SizeRootFs).").optional(),
+  quota: QuotaState.optional(),
 });
 
 export const Change = z.object({
@@ -139,6 +149,24 @@ export const VolumeSummary = z.object({
   labels,
   refCount: count.meta({ description: 'Containers using it.' }),
   size: bytes('Bytes of files in it.'),
+  quota: QuotaState.optional(),
+});
+
+export const FeedEntry = z.object({
+  seq: z.int().min(1).meta({ description: 'Its number in the feed: 1, 2, 3, ... with no gap, in the order the changes committed.' }),
+  time: epochMs(),
+  kind: z.enum(['added', 'modified', 'deleted', 'renamed', 'merged']),
+  path: z.string().meta({ description: "In the tree's own coordinates (a volume's root is `/`); a rename's new path; `/` for a merge." }),
+  type: z.enum(['file', 'dir', 'symlink']).optional(),
+  size: bytes('Files: bytes after the change.').optional(),
+  etag: z.string().optional().meta({ description: 'The ETag after the change.' }),
+  from: z.string().optional().meta({ description: "A rename: the old path. A merge: the source container's ID." }),
+  paths: count.optional().meta({ description: 'A merge: how many paths it changed.' }),
+});
+
+export const FeedPage = z.object({
+  entries: z.array(FeedEntry),
+  next: count.meta({ description: 'Pass as `after` for the next page (the last `seq`, or the same cursor when nothing followed).' }),
 });
 
 export const PruneResult = z.object({
@@ -196,6 +224,7 @@ export const responseSchemas = {
   SweepReport,
   Upload,
   EventPage,
+  FeedPage,
 };
 
 export type ResponseSchemaName = keyof typeof responseSchemas;

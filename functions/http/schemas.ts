@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isReservedLabelKey, MAX_ID, MAX_LABELS, MAX_MTIME_MS, MIN_MTIME_MS } from '../../shared/domain/limits.js';
+import { MAX_QUOTA_LIMIT } from '../../shared/domain/quotas.js';
 import { InvalidInputError } from '../../shared/errors.js';
 
 /**
@@ -33,11 +34,31 @@ export const MountRequest = z.strictObject({
   readOnly: z.boolean().optional(),
 });
 
+const quotaLimit = (name: string, what: string) => {
+  const message = `quota.${name} must be a whole number from 0 to ${MAX_QUOTA_LIMIT}`;
+  return z.number({ error: message }).int(message).min(0, message).max(MAX_QUOTA_LIMIT, message).meta({ description: what });
+};
+const quotaLimits = {
+  bytes: quotaLimit('bytes', "Most bytes of file content in the tree's own layers (what `size` counts)."),
+  entries: quotaLimit('entries', "Most entries in the tree's own layers: files, directories, symlinks and deletion markers."),
+};
+export const Quota = z
+  .strictObject({ bytes: quotaLimits.bytes.optional(), entries: quotaLimits.entries.optional() }, { error: 'quota must be an object with bytes and entries' })
+  .meta({ description: 'Limits checked in the transaction of every change: a change past one is refused (507) and nothing of it is written. Absent: no limit of that kind.' });
+export const QuotaUpdate = z
+  .strictObject({ bytes: quotaLimits.bytes.nullable().optional(), entries: quotaLimits.entries.nullable().optional() }, { error: 'quota must be an object with bytes and entries' })
+  .meta({ description: 'New limits: a number sets one, null lifts it, an absent field keeps it. A limit below what is used refuses further growth until enough is freed.' });
+
 export const CreateContainerRequest = z.strictObject({
   image: z.string({ error: 'image is required and must be a string' }).min(1, 'image is required and must be a string').meta({ description: 'Image ID, ID prefix or tag.' }),
   name: z.string().optional().meta({ description: 'Unique per tenant; default `strata_` plus 12 hex digits of the ID.' }),
   mounts: z.array(MountRequest).optional(),
   labels: labels.optional(),
+  quota: Quota.optional().meta({ description: "A quota can only be given at creation; its limits can be changed later. Forks take their source's." }),
+});
+
+export const UpdateContainerRequest = z.strictObject({
+  quota: QuotaUpdate.optional(),
 });
 
 export const ForkRequest = z.strictObject({
@@ -54,6 +75,11 @@ export const CommitRequest = z.strictObject({
 export const CreateVolumeRequest = z.strictObject({
   name: z.string().optional().meta({ description: 'Omitted: an anonymous volume.' }),
   labels: labels.optional(),
+  quota: Quota.optional().meta({ description: 'A quota can only be given at creation; its limits can be changed later.' }),
+});
+
+export const UpdateVolumeRequest = z.strictObject({
+  quota: QuotaUpdate.optional(),
 });
 
 export const AttributesRequest = z
@@ -97,9 +123,11 @@ export const requestSchemas = {
   TagRequest,
   MountRequest,
   CreateContainerRequest,
+  UpdateContainerRequest,
   ForkRequest,
   CommitRequest,
   CreateVolumeRequest,
+  UpdateVolumeRequest,
   FileAttributes: AttributesRequest,
   FileAction: FileActionRequest,
 };
@@ -147,6 +175,18 @@ const fileWrite = {
   upload,
 };
 const filePatch = { offset: z.string().optional(), append: flagParam, upload };
+const feed = {
+  after: z
+    .string()
+    .regex(/^(\d{1,15}|latest)$/, 'after must be a sequence number from an earlier page, or latest')
+    .optional(),
+  limit,
+  wait: z
+    .string()
+    .regex(/^\d{1,2}(\.\d+)?$/, 'wait must be seconds, at most 20')
+    .refine((v) => Number(v) <= 20, 'wait must be seconds, at most 20')
+    .optional(),
+};
 
 /**
  * The query parameters each operation takes; any other is refused (400). The OpenAPI test checks
@@ -172,6 +212,8 @@ export const querySchemas: Readonly<Record<string, z.ZodObject>> = Object.fromEn
       against: z.string().min(1, 'against must name a container, image:<ref> or fork:<point>').max(300, 'against is too long').optional(),
       patch: flagParam,
     },
+    containerFeed: feed,
+    volumeFeed: feed,
     removeVolume: { force: flagParam },
     pruneVolumes: { all: flagParam },
     imageFsRoot: listing,

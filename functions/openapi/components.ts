@@ -123,6 +123,15 @@ export const parameters = {
   Offset: query('offset', 'Byte offset to write the body at (bytes PATCH). Past the end, the gap reads as zeros.', { type: 'integer', minimum: 0 }),
   Append: query('append', 'Write the body at the end of the file (bytes PATCH).'),
   Recursive: query('recursive', 'Remove a non-empty directory and everything under it.'),
+  FeedAfter: query('after', 'The `next` of the previous page (a sequence number); `latest` starts at the newest change, so only changes from now on come. Default 0: from the first change.', {
+    type: 'string',
+    pattern: '^(\\d{1,15}|latest)$',
+  }),
+  FeedWait: query('wait', 'Seconds (at most 20) to wait for a change when none follows the cursor yet: the answer comes as soon as one commits (long polling).', {
+    type: 'number',
+    minimum: 0,
+    maximum: 20,
+  }),
 };
 
 /** Path parameters by their name in the route table's paths: how `{ref}`, `{id}`, ... are documented. */
@@ -151,6 +160,8 @@ export const sharedQueryParameters: Readonly<Record<string, Json>> = {
   offset: parameterRef('Offset'),
   append: parameterRef('Append'),
   recursive: parameterRef('Recursive'),
+  after: parameterRef('FeedAfter'),
+  wait: parameterRef('FeedWait'),
 };
 
 /** A query flag only one operation takes, described there. */
@@ -235,6 +246,7 @@ export const responses = {
   Forbidden: errorResponse('The credentials name no valid tenant, or the path is under a read-only mount (`forbidden`).'),
   NotFound: errorResponse('No such image, tag, container, volume, path or upload (`not_found`).'),
   Conflict: errorResponse(prose('The state forbids the change (`conflict`): in use, name taken, ambiguous ID prefix, mount point,', 'a concurrent change (retry); or `ENOTEMPTY` / `EEXIST`.')),
+  Gone: errorResponse('A change feed cursor older than what the feed keeps (7 days) (`gone`): the message says where to follow from after reading the tree again.'),
   PreconditionFailed: errorResponse('`If-Match` or `If-None-Match` did not hold (`precondition_failed`).'),
   TooLarge: errorResponse(
     prose(
@@ -245,6 +257,7 @@ export const responses = {
       'or, on the local server, the request body is over STRATA_MAX_BODY_BYTES (use `POST /v1/uploads`).',
     ),
   ),
+  QuotaExceeded: errorResponse('The change would take the container or volume past its byte or entry quota (`quota_exceeded`); the message names the limit, and nothing was written.'),
   RangeNotSatisfiable: errorResponse('The range lies outside the file, or is not one `bytes=` range (`range_not_satisfiable`).'),
   IdempotencyKeyReused: errorResponse('The Idempotency-Key was used before for a different request (`idempotency_key_reused`).'),
   InternalError: errorResponse('Internal error (`internal`); details go to the log only.'),
@@ -263,12 +276,14 @@ export const statusResponses = {
   403: 'Forbidden',
   404: 'NotFound',
   409: 'Conflict',
+  410: 'Gone',
   412: 'PreconditionFailed',
   413: 'TooLarge',
   416: 'RangeNotSatisfiable',
   422: 'IdempotencyKeyReused',
   500: 'InternalError',
   503: 'Unavailable',
+  507: 'QuotaExceeded',
 } as const satisfies Record<number, keyof typeof responses>;
 
 export type Status = keyof typeof statusResponses;

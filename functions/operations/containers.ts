@@ -1,5 +1,6 @@
 import { flag } from '../http/parse.js';
-import { CommitRequest, CreateContainerRequest, ForkRequest, parseWith } from '../http/schemas.js';
+import { CommitRequest, CreateContainerRequest, ForkRequest, parseWith, UpdateContainerRequest } from '../http/schemas.js';
+import { feedOptions } from './feed.js';
 import { json, noContent } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
 import { idempotently } from './idempotent.js';
@@ -7,7 +8,7 @@ import { queuedJob } from './jobs.js';
 
 const KIND_NAMES = ['C', 'A', 'D'];
 
-/** Containers: create, fork, list (with sizes on request), inspect, remove, changes, commit, export. */
+/** Containers: create, fork, list (with sizes on request), inspect, update, remove, changes, feed, commit, export. */
 export const containerOperations: Record<string, Operation> = {
   createContainer: async (request) => {
     const body = parseWith(CreateContainerRequest, request.json());
@@ -18,6 +19,14 @@ export const containerOperations: Record<string, Operation> = {
   listContainers: async ({ tenant, services, query }) => json(200, await services.engine.containers.list(tenant, { size: flag(query, 'size') })),
 
   inspectContainer: async ({ tenant, services, params }) => json(200, await services.engine.containers.inspect(tenant, params.id)),
+
+  updateContainer: async (request) => {
+    const body = parseWith(UpdateContainerRequest, request.json());
+    const { tenant, services, params } = request;
+    return json(200, body.quota ? await services.engine.containers.setQuota(tenant, params.id, body.quota) : await services.engine.containers.inspect(tenant, params.id));
+  },
+
+  containerFeed: async ({ tenant, services, params, query }) => json(200, await services.engine.feedOf(tenant, { kind: 'container', ref: params.id }, feedOptions(query))),
 
   removeContainer: async ({ tenant, services, params, query }) => {
     await services.engine.containers.remove(tenant, params.id, { volumes: flag(query, 'volumes') || flag(query, 'v') });

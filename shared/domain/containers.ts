@@ -12,6 +12,8 @@ import { checkLabels } from './limits.js';
 import { volumeNamespace, type VolumeService } from './volumes.js';
 import type { Proof } from './resolver.js';
 import { ownNamespaces, releaseOps, sealedOf, topOf } from './sealed-layers.js';
+import { checkQuotaLimits, type QuotaLimits, type QuotaState, type QuotaUpdate, quotaCreationOp, quotaFromItem, quotaKeys, quotaView, setQuotaLimits } from './quotas.js';
+import { feedOwner } from './change-feed.js';
 
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
@@ -46,6 +48,8 @@ export interface ContainerSummary {
   readonly size?: number;
   /** Image size plus `size` (Docker's SizeRootFs). */
   readonly virtualSize?: number;
+  /** Its limits and what counts against them, when it was made with a quota. */
+  readonly quota?: ReturnType<typeof quotaView>;
 }
 
 /** IDs and names live apart in the cache, whatever they look like. */
@@ -74,7 +78,10 @@ export class ContainerService {
     private readonly events: EventLog = new EventLog(meta, clock),
   ) {}
 
-  async create(tenant: string, request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string>; process?: ProcessSettings }): Promise<ContainerSummary> {
+  async create(
+    tenant: string,
+    request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string>; process?: ProcessSettings; quota?: QuotaLimits },
+  ): Promise<ContainerSummary> {
     const image = await this.images.resolve(tenant, request.image);
     if (request.name !== undefined) checkContainerName(request.name);
     const id = randomBytes(32).toString('hex');
@@ -102,7 +109,7 @@ export class ContainerService {
         volume = { ...this.volumes.newRecord(m.volume), refs: 1 };
         ops.push(...this.volumes.creationOps(tenant, volume));
       }
-      mounts.push({ target, volume: volume.name, volumeUid: volume.uid, readOnly: m.readOnly ?? false });
+      mounts.push({ target, volume: volume.name, volumeUid: volume.uid, readOnly: m.readOnly ?? false, ...(volume.quota ? { quota: true as const } : {}) });
     }
     const record: ContainerRecord = {
       id,
@@ -115,7 +122,9 @@ export class ContainerService {
       created: this.clock(),
       labels: checkLabels(request.labels ?? {}),
       ...(request.process && Object.keys(request.process).length ? { process: request.process } : {}),
+      ...(request.quota ? { quota: true as const } : {}),
     };
+    if (request.quota) ops.push(quotaCreationOp(quotaKeys.container(tenant, id), checkQuotaLimits(request.quota)));
     ops.push(
       { op: 'put', item: { ...keys.container(tenant, id), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },
       { op: 'put', item: { ...keys.containerName(tenant, name), attrs: nameAttrs(record) }, conditions: [{ kind: 'absent' }] },
@@ -224,11 +233,21 @@ export class ContainerService {
       top: topOf(record),
       lowers: record.stack,
       readOnly: false,
+      feed: feedOwner.container(record.id),
+      ...(record.quota ? { quota: quotaKeys.container(tenant, record.id) } : {}),
       mounts: record.mounts.map((m) => ({
         target: m.target,
         volume: m.volume,
         readOnly: m.readOnly,
-        view: { tenant, top: volumeNamespace({ uid: m.volumeUid }), lowers: [], mounts: [], readOnly: m.readOnly },
+        view: {
+          tenant,
+          top: volumeNamespace({ uid: m.volumeUid }),
+          lowers: [],
+          mounts: [],
+          readOnly: m.readOnly,
+          feed: feedOwner.volume(m.volumeUid),
+          ...(m.quota ? { quota: quotaKeys.volume(tenant, m.volumeUid) } : {}),
+        },
       })),
     };
   }
@@ -249,22 +268,32 @@ export class ContainerService {
     const records = (await queryAll(this.meta, keys.containers(tenant))).map((i) => i.attrs as unknown as ContainerRecord);
     const layers = [...new Set(records.flatMap((r) => ownNamespaces(r)))];
     const imageKeys = [...new Set(records.map((r) => r.image))].map((id) => keys.image(tenant, id));
-    const items = await this.meta.getMany([...layers.flatMap((ns) => statsKeys(tenant, ns)), ...imageKeys]);
+    const quotas = records.filter((r) => r.quota).map((r) => quotaKeys.container(tenant, r.id));
+    const items = await this.meta.getMany([...layers.flatMap((ns) => statsKeys(tenant, ns)), ...imageKeys, ...quotas]);
     const summaries = records
       .sort((a, b) => b.created - a.created)
-      .map((r) => this.summarize(r, sizeOf(tenant, r, items), items.get(itemId(keys.image(tenant, r.image)))?.attrs as unknown as ImageRecord | undefined));
+      .map((r) => this.summarize(r, sizeOf(tenant, r, items), items.get(itemId(keys.image(tenant, r.image)))?.attrs as unknown as ImageRecord | undefined, quotaOf(tenant, r, items)));
     return { items: summaries, layerBytes: layers.reduce((sum, ns) => sum + statsTotals(tenant, ns, items).size, 0) };
   }
 
   /** One container with its sizes: its record, then its counters and image in one round trip, whatever it holds. */
   async inspect(tenant: string, ref: string): Promise<ContainerSummary> {
     const record = await this.record(tenant, ref);
-    const items = await this.meta.getMany([...ownNamespaces(record).flatMap((ns) => statsKeys(tenant, ns)), keys.image(tenant, record.image)]);
+    const quota = record.quota ? [quotaKeys.container(tenant, record.id)] : [];
+    const items = await this.meta.getMany([...ownNamespaces(record).flatMap((ns) => statsKeys(tenant, ns)), keys.image(tenant, record.image), ...quota]);
     const size = sizeOf(tenant, record, items);
-    return this.summarize(record, size, items.get(itemId(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined);
+    return this.summarize(record, size, items.get(itemId(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined, quotaOf(tenant, record, items));
   }
 
-  private summarize(record: ContainerRecord, size?: number, image?: ImageRecord): ContainerSummary {
+  /** New limits for a container made with a quota (ConflictError for one made without). */
+  async setQuota(tenant: string, ref: string, update: QuotaUpdate): Promise<ContainerSummary> {
+    const record = await this.record(tenant, ref);
+    if (!record.quota) throw new ConflictError(`container ${record.name} was made without a quota, and one can only be set when a container is created`);
+    await setQuotaLimits(this.meta, quotaKeys.container(tenant, record.id), update);
+    return this.inspect(tenant, record.id);
+  }
+
+  private summarize(record: ContainerRecord, size?: number, image?: ImageRecord, quota?: QuotaState): ContainerSummary {
     return {
       id: record.id,
       name: record.name,
@@ -277,6 +306,7 @@ export class ContainerService {
       ...(record.forkedFrom ? { forkedFrom: { container: record.forkedFrom.container, forkPoint: `fork:${record.forkedFrom.layer.slice(2)}`, at: record.forkedFrom.at } } : {}),
       size,
       virtualSize: size === undefined ? undefined : (image?.size ?? 0) + size,
+      ...(quota ? { quota: quotaView(quota) } : {}),
     };
   }
 
@@ -292,9 +322,10 @@ export class ContainerService {
       { op: 'delete', key: keys.container(tenant, record.id), conditions: [{ kind: 'present' }] },
       { op: 'delete', key: keys.containerName(tenant, record.name) },
       ...statsRemoval(tenant, ns),
-      { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock() } } },
+      { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock(), feed: feedOwner.container(record.id) } } },
       { op: 'update', key: keys.image(tenant, record.image), add: { containers: -1 }, conditions: [{ kind: 'present' }] },
       this.events.op(tenant, 'container.removed', { container: record.id, name: record.name, image: record.image }),
+      ...(record.quota ? [{ op: 'delete', key: quotaKeys.container(tenant, record.id) } as WriteOp] : []),
       ...(await releaseOps(this.meta, tenant, sealedOf(record), this.clock())),
     ];
     const volumeItems = await this.meta.getMany(record.mounts.map((m) => keys.volume(tenant, m.volume)));
@@ -322,6 +353,10 @@ export class ContainerService {
 /** What a name item holds: the container, and its top, so a proof by name also fails after a fork. */
 export function nameAttrs(record: Pick<ContainerRecord, 'id' | 'top'>): Record<string, unknown> {
   return record.top ? { id: record.id, top: record.top } : { id: record.id };
+}
+
+function quotaOf(tenant: string, record: ContainerRecord, items: ReadonlyMap<string, Item>): QuotaState | undefined {
+  return record.quota ? quotaFromItem(items.get(itemId(quotaKeys.container(tenant, record.id)))) : undefined;
 }
 
 /** Bytes of the container's own layers: its top and the sealed layers it shares with its forks. */

@@ -8,6 +8,7 @@ import { checkLabels } from './limits.js';
 import type { ContainerRecord } from './records.js';
 import { holdOps, MAX_SEALED_LAYERS, newLayerNamespace, sealedOf, sealedRecordOp, topOf } from './sealed-layers.js';
 import { sealOps, statsCreation } from './stats.js';
+import { quotaCreationOp, quotaKeys, readQuota } from './quotas.js';
 
 /**
  * Forks: a new container whose tree is the source's at that instant, in one transaction of a
@@ -53,12 +54,28 @@ export class ForkService {
       stack,
       top: newLayerNamespace(),
       forkedFrom: { container: source.id, layer: sealed, at: now },
+      ...(source.quota ? { quota: true as const } : {}),
       mounts: source.mounts,
       created: now,
       labels: labels ?? source.labels,
       ...(source.process ? { process: source.process } : {}),
     };
     const sourceNow: ContainerRecord = { ...source, stack, top: sourceTop };
+    // A fork holds what its source holds: it starts with the source's quota and usage, pinned.
+    const quota = source.quota ? await readQuota(this.meta, quotaKeys.container(tenant, source.id)) : undefined;
+    const quotaOps: WriteOp[] = quota
+      ? [
+          {
+            op: 'check',
+            key: quotaKeys.container(tenant, source.id),
+            conditions: [
+              { kind: 'equals', field: 'usedBytes', value: quota.usedBytes },
+              { kind: 'equals', field: 'usedEntries', value: quota.usedEntries },
+            ],
+          },
+          quotaCreationOp(quotaKeys.container(tenant, id), quota, { bytes: quota.usedBytes, entries: quota.usedEntries }),
+        ]
+      : [];
     // The source's record and name item move to the new top together: a cached record of the
     // source fails its proof, and a write already resolved on the old top fails on the seal.
     const ops: WriteOp[] = [
@@ -78,6 +95,7 @@ export class ForkService {
       { op: 'put', item: { ...keys.containerName(tenant, name), attrs: nameAttrs(fork) }, conditions: [{ kind: 'absent' }] },
       { op: 'update', key: keys.image(tenant, source.image), add: { containers: 1 }, conditions: [{ kind: 'present' }] },
       ...source.mounts.map((m): WriteOp => ({ op: 'update', key: keys.volume(tenant, m.volume), add: { refs: 1 }, conditions: [{ kind: 'equals', field: 'uid', value: m.volumeUid }] })),
+      ...quotaOps,
       this.events.op(tenant, 'container.forked', { container: id, name, image: source.image, source: source.id, layer: sealed }),
     ];
     try {
@@ -87,6 +105,7 @@ export class ForkService {
         const failed = error.failedIndexes.map((i) => ops[i]);
         if (failed.some((op) => op.op === 'put' && op.item.pk === keys.containerName(tenant, name).pk && op.item.sk === name)) throw new ConflictError(`the container name ${name} is already in use`);
         if (error.failedIndexes.includes(0) || error.failedIndexes.includes(1)) throw new ConflictError('the container was forked, renamed or removed at the same time; try again');
+        if (failed.some((op) => op.op === 'check' && op.key.pk.endsWith('#quotas'))) throw new ConflictError('the container changed while it was forked; try again');
         throw new NotFoundError('a volume or the image of the container changed while it was forked; try again');
       }
       throw error;

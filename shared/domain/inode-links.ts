@@ -6,6 +6,7 @@ import { inodeToAttrs, nameNode, newEtag, nodeToAttrs, type FileNode, type Node 
 import { linkNamesFromItems } from './packs.js';
 import { resolveIfPresent, type Resolved } from './resolver.js';
 import { statsChange } from './stats.js';
+import { quotaChange } from './quotas.js';
 import type { View } from './view.js';
 import { ATTEMPTS, unchanged } from './write-conditions.js';
 
@@ -124,7 +125,7 @@ export class InodeLinks {
           bytes = file.size;
         }
         try {
-          await this.meta.transact([op, statsChange(tenant, ns, bytes)]);
+          await this.meta.transact([op, ...(view.quota ? [quotaChange(view.quota, bytes, 0, { enforce: false })] : []), statsChange(tenant, ns, bytes)]);
           break;
         } catch (error) {
           if (!(error instanceof TransactionConditionError) || attempt >= ATTEMPTS) throw error;

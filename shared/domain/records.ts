@@ -39,6 +39,8 @@ export interface MountRecord {
   readonly volume: string;
   readonly volumeUid: string;
   readonly readOnly: boolean;
+  /** The volume has a quota (quotaKeys.volume). */
+  readonly quota?: true;
 }
 
 export interface ContainerRecord {
@@ -56,6 +58,8 @@ export interface ContainerRecord {
   readonly top?: NamespaceId;
   /** The container this one was forked from, and the sealed layer both started from. */
   readonly forkedFrom?: { readonly container: string; readonly layer: NamespaceId; readonly at: number };
+  /** Set when the container was made with a quota (its item: quotaKeys.container). */
+  readonly quota?: true;
   readonly mounts: readonly MountRecord[];
   readonly created: number;
   readonly labels: Readonly<Record<string, string>>;
@@ -81,10 +85,14 @@ export interface VolumeRecord {
   readonly labels: Readonly<Record<string, string>>;
   /** Containers mounting it. */
   readonly refs: number;
+  /** Set when the volume was made with a quota (its item: quotaKeys.volume). */
+  readonly quota?: true;
 }
 
 export interface GarbageRecord {
   readonly namespace: NamespaceId;
   readonly blobPrefix: string;
   readonly since: number;
+  /** The change feed that goes with it (a removed container's or volume's). */
+  readonly feed?: string;
 }

@@ -12,6 +12,7 @@ import { READ_COPY_LIFETIME_MS } from './read-copies.js';
 import { JOB_RESULT_LIFETIME_MS } from './jobs.js';
 import { volumeNamespace } from './volumes.js';
 import { ownNamespaces } from './sealed-layers.js';
+import { type ChangeFeed, feedOwner } from './change-feed.js';
 
 /** What the sweep spares: objects and layers younger than this may belong to a request in flight. */
 export const DEFAULT_GRACE_MS = 15 * 60_000;
@@ -40,6 +41,7 @@ export class Sweeper {
     private readonly meta: MetadataStore,
     private readonly blobs: BlobStore,
     private readonly events: EventLog,
+    private readonly feed: ChangeFeed,
     private readonly clock: () => number = Date.now,
     /** Fails jobs whose runner died; the sweep is what notices them. */
     private readonly jobs?: { failAbandoned(tenant: string): Promise<number> },
@@ -71,13 +73,20 @@ export class Sweeper {
     // 3. Objects of live containers and volumes that no node points at any more.
     const live = new Map<string, NamespaceId>();
     // A container's own layers: its top and the layers forks sealed below it (shared, so seen once).
+    const feeds: string[] = [];
     for (const c of await this.all(keys.containers(tenant))) {
-      for (const ns of ownNamespaces(c.attrs as unknown as ContainerRecord)) live.set(blobKeys.namespacePrefix(tenant, ns), ns);
+      const record = c.attrs as unknown as ContainerRecord;
+      for (const ns of ownNamespaces(record)) live.set(blobKeys.namespacePrefix(tenant, ns), ns);
+      feeds.push(feedOwner.container(record.id));
     }
     for (const v of await this.all(keys.volumes(tenant))) {
-      const ns = volumeNamespace(v.attrs as unknown as VolumeRecord);
+      const record = v.attrs as unknown as VolumeRecord;
+      const ns = volumeNamespace(record);
       live.set(blobKeys.namespacePrefix(tenant, ns), ns);
+      feeds.push(feedOwner.volume(record.uid));
     }
+    // Change feeds keep a week of entries.
+    for (const owner of feeds) await this.feed.trim(tenant, owner);
     const nsRoot = blobKeys.namespacesRoot(tenant);
     const byPrefix = new Map<string, string[]>();
     for await (const key of keysUnder(this.blobs, nsRoot)) {
@@ -116,6 +125,7 @@ export class Sweeper {
     const garbage = item.attrs as unknown as GarbageRecord;
     report.nodes += await this.dropNamespace(tenant, garbage.namespace);
     report.blobs += await this.dropPrefix(garbage.blobPrefix, Infinity);
+    if (garbage.feed) await this.feed.drop(tenant, garbage.feed);
     // A sealed layer's counters outlive its last container's removal; a removed top's are gone already.
     await this.meta.writeMany(statsKeys(tenant, garbage.namespace).map((key) => ({ op: 'delete', key })));
     await this.meta.transact([{ op: 'delete', key: { pk: item.pk, sk: item.sk } }]);

@@ -5,6 +5,8 @@ import { isWithin, joinPath, normalizePath, parentOf, rebase } from '../paths.js
 import type { BlobStore } from '../ports/blob-store.js';
 import { itemId, MAX_TRANSACTION_OPS, type Condition, type ItemKey, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import { openCheck, statsChange } from './stats.js';
+import { quotaChange, quotaRefusal } from './quotas.js';
+import type { ChangeFeed, FeedChange } from './change-feed.js';
 import { inodeToAttrs, nameNode, newEtag, nodeToAttrs, spliceExtents, truncateExtents, type DirNode, type FileMeta, type FileNode, type Node, type VisibleNode } from './nodes.js';
 import { type Proof, proofConditions, resolveIfPresent, Resolver, type Resolved } from './resolver.js';
 import { type LandedWrite, WarmPaths } from './warm-paths.js';
@@ -58,6 +60,7 @@ export class TreeWriter {
     private readonly meta: MetadataStore,
     private readonly blobs: BlobStore,
     private readonly reader: TreeReader,
+    private readonly feed: ChangeFeed,
     private readonly clock: () => number = Date.now,
     private readonly maxFileBytes: number = DEFAULT_MAX_FILE_BYTES,
   ) {
@@ -252,7 +255,7 @@ export class TreeWriter {
       });
       if (file.inode) {
         const change = await this.links.change(source, { ...file, etag: newEtag() }, { add: 1, dropSelf: false });
-        await this.transact(r, [...change.ops, name(r, file.inode)], change.sizeDelta, [source, ...change.others]);
+        await this.transact(r, [...change.ops, name(r, file.inode)], change.sizeDelta, { others: [source, ...change.others], change: feedChange(r, file) });
         return statOf(r.absolutePath, { ...file, nlink: change.nlink });
       }
       // A file's first link: its content moves into an inode item that both names then share.
@@ -260,7 +263,7 @@ export class TreeWriter {
       const shared: FileNode = { ...file, etag: newEtag() };
       const ops: WriteOp[] = [{ op: 'put', item: { ...keys.inode(tenant, ns, inode), attrs: inodeToAttrs(shared, 2, 2) }, conditions: [{ kind: 'absent' }] }, name(source, inode), name(r, inode)];
       const ownBytes = source.top?.type === 'file' ? source.top.size : 0;
-      await this.transact(r, ops, file.size - ownBytes, [source]);
+      await this.transact(r, ops, file.size - ownBytes, { others: [source], change: feedChange(r, shared) });
       return statOf(r.absolutePath, { ...shared, inode, nlink: 2 });
     }).catch(async (error: unknown) => {
       // link(2) looks the existing name up before the new one: its error wins.
@@ -314,7 +317,11 @@ export class TreeWriter {
         const sizeDelta = r.top?.type === 'file' ? -r.top.size : 0;
         // A hard link's other names keep the file; the last one takes it along.
         const unlinked = r.node.type === 'file' && r.node.inode ? await this.links.change(r, { ...r.node, etag: newEtag() }, { add: 0, dropSelf: true }) : NO_INODE_CHANGE;
-        await this.transact(r, [this.vacate(r, unchanged(r)), ...unlinked.ops], sizeDelta + unlinked.sizeDelta, unlinked.others);
+        await this.transact(r, [this.vacate(r, unchanged(r)), ...unlinked.ops], sizeDelta + unlinked.sizeDelta, {
+          others: unlinked.others,
+          change: { kind: 'deleted', path: r.path, type: r.node.type },
+          enforceQuota: false,
+        });
         return;
       }
       // Checked before the freeze too, which copies up parents: a refused rmdir leaves no trace.
@@ -329,7 +336,7 @@ export class TreeWriter {
         // Counted while they still show: rm -r unlinks the image's names below it one by one too.
         const imageNames = options.recursive ? await this.links.imageNamesBelow(closed) : new Map<string, ImageNames>();
         const names = await this.dropTopSubtree(closed.view, closed.path, { countBytes: true, guard: unchanged(closed), only: (node) => node.type !== 'whiteout' });
-        await this.transact(closed, [this.vacate(closed, unchanged(closed))], 0);
+        await this.transact(closed, [this.vacate(closed, unchanged(closed))], 0, { change: { kind: 'deleted', path: closed.path, type: 'dir' }, enforceQuota: false });
         vacated = closed;
         await this.links.unlinkNames(closed.view, names, imageNames);
       } catch (error) {
@@ -401,7 +408,10 @@ export class TreeWriter {
           ...moving.ops,
           ...replaced.ops,
         ];
-        await this.transact(target, ops, sizeDelta + moving.sizeDelta + replaced.sizeDelta, [source, ...moving.others, ...replaced.others]);
+        await this.transact(target, ops, sizeDelta + moving.sizeDelta + replaced.sizeDelta, {
+          others: [source, ...moving.others, ...replaced.others],
+          change: { ...feedChange(target, node.type === 'file' && node.inode ? node : placed), kind: 'renamed', from: source.path },
+        });
         return statOf(target.absolutePath, node.type === 'file' && node.inode ? { ...node, nlink: moving.nlink } : placed);
       }
       // Both directories are frozen while the container's own entries are copied, so the copy is
@@ -423,7 +433,7 @@ export class TreeWriter {
           { op: 'put', item: { ...keys.node(tenant, ns, target.path), attrs: nodeToAttrs(placed) }, conditions: unchanged(targetNow) },
           this.vacate(closedSource, unchanged(closedSource)),
         ];
-        await this.transact(targetNow, ops, sizeDelta, [closedSource]);
+        await this.transact(targetNow, ops, sizeDelta, { others: [closedSource], change: { kind: 'renamed', path: target.path, type: 'dir', etag: placed.etag, from: source.path } });
       } catch (error) {
         // Undo: the copies go (only while the target is still as it was), the marks are lifted.
         if (copied !== undefined) await this.dropTopSubtree(target.view, target.path, { countBytes: false, guard: unchanged(closedTarget ?? target) }).catch(() => undefined);
@@ -555,7 +565,7 @@ export class TreeWriter {
     if (r.node?.type !== 'file' || !r.node.inode) return this.putNode(r, next, proof);
     checkFileBytes(next.size, 'file size', this.maxFileBytes);
     const change = await this.links.change(r, next, { add: 0, dropSelf: false });
-    await this.transact(r, change.ops, change.sizeDelta, change.others, proof);
+    await this.transact(r, change.ops, change.sizeDelta, { others: change.others, proof, change: feedChange(r, next) });
     return statOf(r.absolutePath, { ...next, inode: r.node.inode, nlink: change.nlink });
   }
 
@@ -563,22 +573,26 @@ export class TreeWriter {
     if (node.type === 'file') checkFileBytes(node.size, 'file size', this.maxFileBytes);
     const previousBytes = r.top?.type === 'file' ? r.top.size : 0;
     const bytes = node.type === 'file' ? node.size : 0;
-    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(node) }, conditions: unchanged(r) }], bytes - previousBytes, [], proof);
+    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(node) }, conditions: unchanged(r) }], bytes - previousBytes, {
+      proof,
+      change: feedChange(r, node),
+    });
     return statOf(r.absolutePath, node);
   }
 
   /**
    * One transaction: the change; copy-up of parent directories the top layer lacks (keeping
    * their owner, mode and mtime, as overlayfs does); a check that the parents it has are
-   * unchanged, so no write lands in a directory being renamed or deleted; the size counter.
-   * `others` are further resolutions whose parents the change also touches (a rename's source).
+   * unchanged, so no write lands in a directory being renamed or deleted; the quota and the size
+   * counter; and the change's entry in the tree's feed, whose number is taken again (the rest
+   * as it is) when a concurrent change took it first.
    */
-  private async transact(r: Resolved, ops: WriteOp[], sizeDelta: number, others: readonly Resolved[] = [], proof?: Proof): Promise<void> {
+  private async transact(r: Resolved, ops: WriteOp[], sizeDelta: number, extra: ChangeExtras = {}): Promise<void> {
     const tenant = r.view.tenant;
     const ns = r.view.top!;
     const all: WriteOp[] = [...ops];
     const touched = new Set(ops.map((op) => itemId(op.op === 'put' ? op.item : op.key)));
-    for (const resolved of [r, ...others]) {
+    for (const resolved of [r, ...(extra.others ?? [])]) {
       for (const a of resolved.ancestors) {
         if (a.synthetic) continue;
         const key = keys.node(tenant, ns, a.path);
@@ -593,21 +607,39 @@ export class TreeWriter {
       }
     }
     // The cached container record the write went by must still be the one its name gives.
+    const proof = extra.proof;
     const proofAt = proof ? all.push({ op: 'check', key: proof.key, conditions: proofConditions(proof) }) - 1 : -1;
-    all.push(statsChange(tenant, ns, sizeDelta));
-    if (all.length > MAX_TRANSACTION_OPS) throw new InvalidInputError('path is too deep to change in one step');
-    try {
-      await this.meta.transact(all);
-    } catch (error) {
-      if (error instanceof TransactionConditionError && error.failedIndexes.includes(proofAt)) throw new StaleViewError(true);
-      // The counter is the last op: if it is there, a fork sealed the layer (the container has a
-      // new top to look up); if it is gone, so is the container or volume.
-      if (error instanceof TransactionConditionError && error.failedIndexes.includes(all.length - 1)) {
-        const counter = all[all.length - 1] as Extract<WriteOp, { op: 'update' }>;
-        if (await this.meta.get(counter.key)) throw new StaleViewError(true);
-        throw new NotFoundError('the container or volume no longer exists');
+    const entries = entryDelta(all);
+    const quota = r.view.quota;
+    const quotaAt = quota ? all.push(quotaChange(quota, sizeDelta, entries, { enforce: extra.enforceQuota ?? true })) - 1 : -1;
+    const counterAt = all.push(statsChange(tenant, ns, sizeDelta)) - 1;
+    const owner = extra.change ? r.view.feed : undefined;
+    if (all.length + (owner ? 1 : 0) > MAX_TRANSACTION_OPS) throw new InvalidInputError('path is too deep to change in one step');
+    for (let round = 1; ; round++) {
+      const seq = owner ? await this.feed.next(tenant, owner) : 0;
+      const attempt = owner ? [...all, this.feed.op(tenant, owner, seq, extra.change!)] : all;
+      try {
+        await this.meta.transact(attempt);
+        if (owner) this.feed.landed(tenant, owner, seq);
+        return;
+      } catch (error) {
+        const failed = error instanceof TransactionConditionError ? error.failedIndexes : [];
+        if (owner && (failed.includes(all.length) || error instanceof ConcurrentChangeError)) {
+          this.feed.forget(tenant, owner);
+          // Only the number was taken: everything else still holds, so the same change takes the next.
+          if (failed.length === 1 && round < FEED_ROUNDS) continue;
+        }
+        if (failed.includes(proofAt)) throw new StaleViewError(true);
+        if (failed.includes(quotaAt)) throw await quotaRefusal(this.meta, quota!, sizeDelta, entries);
+        // If the counter is there, a fork sealed the layer (the container has a new top to look
+        // up); if it is gone, so is the container or volume.
+        if (failed.includes(counterAt)) {
+          const counter = all[counterAt] as Extract<WriteOp, { op: 'update' }>;
+          if (await this.meta.get(counter.key)) throw new StaleViewError(true);
+          throw new NotFoundError('the container or volume no longer exists');
+        }
+        throw error;
       }
-      throw error;
     }
   }
 
@@ -635,13 +667,14 @@ export class TreeWriter {
       doomed.push({ key: keys.node(tenant, ns, path), bytes: node.type === 'file' ? node.size : 0 });
       if (node.type === 'file' && node.linkName) names.set(node.inode!, (names.get(node.inode!) ?? 0) + 1);
     }
-    const chunk = MAX_TRANSACTION_OPS - 2;
+    const chunk = MAX_TRANSACTION_OPS - 3;
     for (let i = 0; i < doomed.length; i += chunk) {
       const part = doomed.slice(i, i + chunk);
       const bytes = options.countBytes ? part.reduce((sum, d) => sum + d.bytes, 0) : 0;
       await this.meta.transact([
         { op: 'check', key: keys.node(tenant, ns, dir), conditions: options.guard },
         ...part.map((d): WriteOp => ({ op: 'delete', key: d.key })),
+        ...(view.quota ? [quotaChange(view.quota, -bytes, -part.length)] : []),
         // Every change bumps the generation, so a sweep walking meanwhile knows to look again.
         statsChange(tenant, ns, -bytes),
       ]);
@@ -661,9 +694,20 @@ export class TreeWriter {
     for await (const [path, node] of this.topSubtree(view, from)) {
       puts.push({ op: 'put', item: { ...keys.node(tenant, ns, rebase(path, from, to)), attrs: nodeToAttrs(node) }, conditions: [{ kind: 'absent' }] });
     }
-    const chunk = MAX_TRANSACTION_OPS - 2;
+    const chunk = MAX_TRANSACTION_OPS - 3;
     for (let i = 0; i < puts.length; i += chunk) {
-      await this.meta.transact([{ op: 'check', key: keys.node(tenant, ns, to), conditions: guard }, openCheck(tenant, ns), ...puts.slice(i, i + chunk)]);
+      const part = puts.slice(i, i + chunk);
+      try {
+        await this.meta.transact([
+          { op: 'check', key: keys.node(tenant, ns, to), conditions: guard },
+          openCheck(tenant, ns),
+          ...part,
+          ...(view.quota ? [quotaChange(view.quota, 0, part.length)] : []),
+        ]);
+      } catch (error) {
+        if (view.quota && error instanceof TransactionConditionError && error.failedIndexes.includes(part.length + 2)) throw await quotaRefusal(this.meta, view.quota, 0, part.length);
+        throw error;
+      }
     }
     return puts.length;
   }
@@ -730,6 +774,26 @@ export class TreeWriter {
   }
 }
 
+/** What a transaction carries beside its ops. */
+interface ChangeExtras {
+  /** Further resolutions whose parents the change also touches (a rename's source). */
+  readonly others?: readonly Resolved[];
+  /** A cached container record's proof, checked in the transaction. */
+  readonly proof?: Proof;
+  /** The change as the tree's feed records it; absent for steps of a change that show nothing yet. */
+  readonly change?: FeedChange;
+  /** Whether the quota may refuse the change: removals never are (they are how a tree gets back under it). */
+  readonly enforceQuota?: boolean;
+}
+
+/** Rounds a change may lose its feed number to concurrent changes before it answers 409. */
+const FEED_ROUNDS = 100;
+
+/** A change that puts `node` at `r` (added where nothing showed, else modified). */
+function feedChange(r: Resolved, node: VisibleNode): FeedChange {
+  return { kind: r.node ? 'modified' : 'added', path: r.path, type: node.type, ...(node.type === 'file' ? { size: node.size } : {}), etag: node.etag };
+}
+
 function newInodeId(): string {
   return `i${newEtag()}`;
 }
@@ -766,4 +830,14 @@ function setgidParent(r: Resolved): DirNode | undefined {
 /** A new entry's group: the creator's (root) unless its directory has setgid, as on Linux. */
 function groupFor(r: Resolved): number {
   return setgidParent(r)?.gid ?? 0;
+}
+
+/** Entries a change adds to its layer: node items it creates, less those it deletes (parents copied up count). */
+function entryDelta(ops: readonly WriteOp[]): number {
+  let delta = 0;
+  for (const op of ops) {
+    if (op.op === 'put' && op.item.pk.includes('#n#') && op.conditions?.some((c) => c.kind === 'absent')) delta++;
+    else if (op.op === 'delete' && op.key.pk.includes('#n#')) delta--;
+  }
+  return delta;
 }

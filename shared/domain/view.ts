@@ -1,4 +1,5 @@
 import type { NamespaceId } from '../keys.js';
+import type { ItemKey } from '../ports/metadata-store.js';
 
 /**
  * What a path is resolved against: an optional writable namespace on top (a container layer or
@@ -9,6 +10,10 @@ export interface View {
   readonly top?: NamespaceId;
   readonly lowers: readonly NamespaceId[];
   readonly mounts: readonly Mount[];
+  /** The quota item every change of `top` updates, when the container or volume has a quota. */
+  readonly quota?: ItemKey;
+  /** Whose change feed records the changes of `top` (change-feed.ts `feedOwner`). */
+  readonly feed?: string;
   /** Refuses every change (images, read-only mounts). */
   readonly readOnly: boolean;
 }

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
-import { queryAll, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { itemId, queryAll, type Item, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import { EventLog } from './events.js';
 import type { VolumeRecord } from './records.js';
 import { statsCreation, statsKeys, statsRemoval, statsTotals } from './stats.js';
 import { checkLabels } from './limits.js';
 import type { View } from './view.js';
+import { checkQuotaLimits, type QuotaLimits, type QuotaState, type QuotaUpdate, quotaCreationOp, quotaFromItem, quotaKeys, quotaView, setQuotaLimits } from './quotas.js';
+import { feedOwner } from './change-feed.js';
 
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
 
@@ -19,6 +21,8 @@ export interface VolumeSummary {
   readonly refCount: number;
   /** Bytes of files in it, from a counter kept by every write. */
   readonly size: number;
+  /** Its limits and what counts against them, when it was made with a quota. */
+  readonly quota?: ReturnType<typeof quotaView>;
 }
 
 export function volumeNamespace(volume: Pick<VolumeRecord, 'uid'>): NamespaceId {
@@ -37,9 +41,10 @@ export class VolumeService {
   ) {}
 
   /** Ops that create a volume record and its size counter, for use inside a larger transaction. */
-  creationOps(tenant: string, record: VolumeRecord): WriteOp[] {
+  creationOps(tenant: string, record: VolumeRecord, quota?: QuotaLimits): WriteOp[] {
     return [
-      { op: 'put', item: { ...keys.volume(tenant, record.name), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },
+      { op: 'put', item: { ...keys.volume(tenant, record.name), attrs: { ...record, ...(quota ? { quota: true } : {}) } }, conditions: [{ kind: 'absent' }] },
+      ...(quota ? [quotaCreationOp(quotaKeys.volume(tenant, record.uid), checkQuotaLimits(quota))] : []),
       ...statsCreation(tenant, volumeNamespace(record)),
       this.events.op(tenant, 'volume.created', { volume: record.name, anonymous: record.anonymous }),
     ];
@@ -52,10 +57,10 @@ export class VolumeService {
   }
 
   /** Creates a named volume; creating one that exists returns it unchanged, as Docker does. */
-  async create(tenant: string, name: string | undefined, labels: Record<string, string> = {}): Promise<VolumeSummary> {
+  async create(tenant: string, name: string | undefined, labels: Record<string, string> = {}, quota?: QuotaLimits): Promise<VolumeSummary> {
     const record = this.newRecord(name, labels);
     try {
-      await this.meta.transact([...this.creationOps(tenant, record), { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } }]);
+      await this.meta.transact([...this.creationOps(tenant, record, quota), { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } }]);
     } catch (error) {
       if (error instanceof TransactionConditionError && name !== undefined) return this.inspect(tenant, name);
       throw error;
@@ -73,19 +78,29 @@ export class VolumeService {
   async inspect(tenant: string, name: string): Promise<VolumeSummary> {
     const record = await this.record(tenant, name);
     const ns = volumeNamespace(record);
-    return summarize(record, statsTotals(tenant, ns, await this.meta.getMany(statsKeys(tenant, ns))).size);
+    const items = await this.meta.getMany([...statsKeys(tenant, ns), ...(record.quota ? [quotaKeys.volume(tenant, record.uid)] : [])]);
+    return summarize(record, statsTotals(tenant, ns, items).size, quotaOf(tenant, record, items));
   }
 
   async list(tenant: string): Promise<VolumeSummary[]> {
     const records = (await queryAll(this.meta, keys.volumes(tenant))).map((i) => i.attrs as unknown as VolumeRecord);
-    const stats = await this.meta.getMany(records.flatMap((r) => statsKeys(tenant, volumeNamespace(r))));
-    return records.map((r) => summarize(r, statsTotals(tenant, volumeNamespace(r), stats).size));
+    const items = await this.meta.getMany(records.flatMap((r) => [...statsKeys(tenant, volumeNamespace(r)), ...(r.quota ? [quotaKeys.volume(tenant, r.uid)] : [])]));
+    return records.map((r) => summarize(r, statsTotals(tenant, volumeNamespace(r), items).size, quotaOf(tenant, r, items)));
+  }
+
+  /** New limits for a volume made with a quota (ConflictError for one made without). */
+  async setQuota(tenant: string, name: string, update: QuotaUpdate): Promise<VolumeSummary> {
+    const record = await this.record(tenant, name);
+    if (!record.quota) throw new ConflictError(`volume ${name} was made without a quota, and one can only be set when a volume is created`);
+    await setQuotaLimits(this.meta, quotaKeys.volume(tenant, record.uid), update);
+    return this.inspect(tenant, name);
   }
 
   /** Ops that delete a volume whose reference count is `refs`, leaving its nodes and objects to the sweep. */
   removalOps(tenant: string, record: VolumeRecord, refs: number): WriteOp[] {
     const ns = volumeNamespace(record);
     return [
+      ...(record.quota ? [{ op: 'delete', key: quotaKeys.volume(tenant, record.uid) } as WriteOp] : []),
       {
         op: 'delete',
         key: keys.volume(tenant, record.name),
@@ -95,7 +110,7 @@ export class VolumeService {
         ],
       },
       ...statsRemoval(tenant, ns),
-      { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock() } } },
+      { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock(), feed: feedOwner.volume(record.uid) } } },
       this.events.op(tenant, 'volume.removed', { volume: record.name, anonymous: record.anonymous }),
     ];
   }
@@ -136,10 +151,22 @@ export class VolumeService {
   }
 
   view(tenant: string, record: VolumeRecord, readOnly = false): View {
-    return { tenant, top: volumeNamespace(record), lowers: [], mounts: [], readOnly };
+    return {
+      tenant,
+      top: volumeNamespace(record),
+      lowers: [],
+      mounts: [],
+      readOnly,
+      feed: feedOwner.volume(record.uid),
+      ...(record.quota ? { quota: quotaKeys.volume(tenant, record.uid) } : {}),
+    };
   }
 }
 
-function summarize(record: VolumeRecord, size: number): VolumeSummary {
-  return { name: record.name, anonymous: record.anonymous, created: record.created, labels: record.labels ?? {}, refCount: record.refs, size };
+function summarize(record: VolumeRecord, size: number, quota?: QuotaState): VolumeSummary {
+  return { name: record.name, anonymous: record.anonymous, created: record.created, labels: record.labels ?? {}, refCount: record.refs, size, ...(quota ? { quota: quotaView(quota) } : {}) };
+}
+
+function quotaOf(tenant: string, record: VolumeRecord, items: ReadonlyMap<string, Item>): QuotaState | undefined {
+  return record.quota ? quotaFromItem(items.get(itemId(quotaKeys.volume(tenant, record.uid)))) : undefined;
 }

@@ -308,6 +308,24 @@ describe('real responses of the handlers', () => {
     await call('listContainers', { query: { size: 'true' } });
     await call('listContainers');
     await call('inspectContainer', { params: id });
+    const changes = await call('containerFeed', { params: id, query: { after: '0', limit: '3' } });
+    expect(changes.body).toMatchObject({
+      next: 3,
+      entries: [
+        { seq: 1, kind: 'added', path: '/etc/new.txt', type: 'file', size: 3 },
+        { seq: 2, kind: 'added', path: '/made', type: 'dir' },
+        { seq: 3, kind: 'modified' },
+      ],
+    });
+    expect((await call('volumeFeed', { params: { name: 'keep' }, query: { after: 'latest', wait: '0' } })).body).toEqual({ entries: [], next: 1 });
+    expect((await call('containerFeed', { params: id, query: { after: 'soon' } })).status).toBe(400);
+    await call('createContainer', { body: { image: 'base:1', name: 'capped', quota: { bytes: 10 } } });
+    expect((await call('containerFsPut', { params: { id: 'capped', path: 'big' }, body: 'x'.repeat(11), headers: bytes })).body).toMatchObject({ code: 'quota_exceeded' });
+    expect((await call('updateContainer', { params: { id: 'capped' }, body: { quota: { bytes: null, entries: 5 } } })).body.quota).toEqual({ bytes: null, entries: 5, usedBytes: 0, usedEntries: 0 });
+    expect((await call('updateContainer', { params: id, body: { quota: { bytes: 1 } } })).status).toBe(409);
+    await call('createVolume', { body: { name: 'capped', quota: { entries: 1 } } });
+    expect((await call('updateVolume', { params: { name: 'capped' }, body: { quota: { bytes: 100 } } })).body.quota).toEqual({ bytes: 100, entries: 1, usedBytes: 0, usedEntries: 0 });
+    expect((await call('createVolume', { body: { name: 'bad', quota: { bytes: -1 } } })).body.message).toContain('quota.bytes');
     await call('commitContainer', { params: id, body: { reference: 'base:committed', author: 'test' } });
 
     const committed = await call('inspectImage', { params: { ref: 'base:committed' } });

@@ -1,0 +1,171 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GoneError, InvalidInputError } from '../errors.js';
+import { feedSortKey, keys } from '../keys.js';
+import type { Item, MetadataStore, WriteOp } from '../ports/metadata-store.js';
+
+/**
+ * A container's or volume's change feed: every change of its tree gets the next sequence number,
+ * with no gap and in commit order. The entry is one more item in the change's own transaction,
+ * put only if that number is still free: of two changes racing for a number one commits and the
+ * other takes the next. A change can only take number n + 1 after n committed (it knew n from
+ * its own last change or read it back), so a reader who has read up to n has seen everything
+ * up to n, whatever commits later. That is the whole cost: one item per change, plus a Query for
+ * the head when this process does not know it yet (or lost a race for it).
+ */
+export type FeedKind = 'added' | 'modified' | 'deleted' | 'renamed' | 'merged';
+
+export interface FeedChange {
+  readonly kind: FeedKind;
+  /** In the tree's own coordinates (a volume's root is `/`). */
+  readonly path: string;
+  readonly type?: 'file' | 'dir' | 'symlink';
+  /** Bytes of a file after the change. */
+  readonly size?: number;
+  readonly etag?: string;
+  /** A rename's old path; a merge's source container. */
+  readonly from?: string;
+  /** A merge: how many paths it changed. */
+  readonly paths?: number;
+}
+
+export interface FeedEntry extends FeedChange {
+  readonly seq: number;
+  /** Milliseconds since the epoch, taken just before the change's transaction. */
+  readonly time: number;
+}
+
+export interface FeedPage {
+  readonly entries: FeedEntry[];
+  /** The cursor to pass as `after` next: the last entry's `seq`, or `after` when there was none. */
+  readonly next: number;
+}
+
+/** Whose feed: a container by ID (its feed follows it through forks and renames), a volume by uid. */
+export const feedOwner = {
+  container: (id: string) => `c:${id}`,
+  volume: (uid: string) => `v:${uid}`,
+};
+
+/** How long entries are kept; the sweep trims older ones, keeping the newest so numbering goes on. */
+export const FEED_RETENTION_MS = 7 * 24 * 3600_000;
+export const MAX_FEED_PAGE = 1000;
+/** The longest a reader may wait for a change in one request (a deployed request stops at 29 s). */
+export const MAX_FEED_WAIT_MS = 20_000;
+
+export class ChangeFeed {
+  /** The highest number this process knows is taken, per feed. */
+  private readonly heads = new Map<string, number>();
+
+  constructor(
+    private readonly meta: MetadataStore,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** The number the next change of `owner` should try. */
+  async next(tenant: string, owner: string): Promise<number> {
+    const id = headId(tenant, owner);
+    let head = this.heads.get(id);
+    if (head === undefined) {
+      head = await this.head(tenant, owner);
+      this.remember(id, head);
+    }
+    return head + 1;
+  }
+
+  /** The last number taken in the feed (0 for none). */
+  async head(tenant: string, owner: string): Promise<number> {
+    const last = await this.meta.last(keys.feed(tenant, owner));
+    return last ? Number(last.sk) : 0;
+  }
+
+  /** The op that records `change` as number `seq`; it fails if the number was taken meanwhile. */
+  op(tenant: string, owner: string, seq: number, change: FeedChange): WriteOp {
+    return { op: 'put', item: { ...keys.feedEntry(tenant, owner, seq), attrs: { ...change, time: this.clock() } }, conditions: [{ kind: 'absent' }] };
+  }
+
+  /** After a commit: `seq` is taken. */
+  landed(tenant: string, owner: string, seq: number): void {
+    const id = headId(tenant, owner);
+    if ((this.heads.get(id) ?? 0) < seq) this.remember(id, seq);
+  }
+
+  /** After a lost race: the head is read afresh next time. */
+  forget(tenant: string, owner: string): void {
+    this.heads.delete(headId(tenant, owner));
+  }
+
+  /**
+   * Entries after `after`, oldest first. Throws GoneError when entries after `after` were
+   * already trimmed (the cursor is older than the retention), InvalidInputError for a bad cursor.
+   */
+  async read(tenant: string, owner: string, options: { after?: number; limit?: number } = {}): Promise<FeedPage> {
+    const after = options.after ?? 0;
+    if (!Number.isSafeInteger(after) || after < 0) throw new InvalidInputError('after must be a sequence number (a non-negative integer)');
+    const limit = Math.min(Math.max(options.limit ?? MAX_FEED_PAGE, 1), MAX_FEED_PAGE);
+    const page = await this.meta.query(keys.feed(tenant, owner), { after: feedSortKey(after), limit });
+    const entries = page.items.map(entryOf);
+    if (entries.length > 0 && entries[0].seq > after + 1) {
+      throw new GoneError(`the feed no longer holds the changes after ${after} (entries are kept ${FEED_RETENTION_MS / 86_400_000} days); read the tree again and follow from ${entries[0].seq - 1}`);
+    }
+    return { entries, next: entries.at(-1)?.seq ?? after };
+  }
+
+  /**
+   * Like `read`, but when nothing follows `after` it waits up to `waitMs` for a change, polling
+   * with a growing interval (100 ms up to 1 s), and answers as soon as one lands.
+   */
+  async follow(tenant: string, owner: string, options: { after?: number; limit?: number; waitMs?: number } = {}): Promise<FeedPage> {
+    const waitMs = Math.min(Math.max(options.waitMs ?? 0, 0), MAX_FEED_WAIT_MS);
+    const until = this.clock() + waitMs;
+    for (let interval = 100; ; interval = Math.min(interval * 2, 1000)) {
+      const page = await this.read(tenant, owner, options);
+      const left = until - this.clock();
+      if (page.entries.length > 0 || left <= 0) return page;
+      await sleep(Math.min(interval, left));
+    }
+  }
+
+  /** Drops entries older than the retention, always keeping the newest, so numbering goes on. */
+  async trim(tenant: string, owner: string, cutoff = this.clock() - FEED_RETENTION_MS): Promise<number> {
+    const pk = keys.feed(tenant, owner);
+    const head = await this.meta.last(pk);
+    if (!head) return 0;
+    const doomed: Item[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.meta.query(pk, { after, limit: 1000 });
+      const old = page.items.filter((item) => item.sk !== head.sk && (item.attrs.time as number) < cutoff);
+      doomed.push(...old);
+      if (!page.last || old.length < page.items.length) break;
+      after = page.last;
+    }
+    await this.meta.writeMany(doomed.map((item) => ({ op: 'delete' as const, key: { pk: item.pk, sk: item.sk } })));
+    return doomed.length;
+  }
+
+  /** Deletes a removed container's or volume's whole feed. */
+  async drop(tenant: string, owner: string): Promise<number> {
+    const pk = keys.feed(tenant, owner);
+    let dropped = 0;
+    for (;;) {
+      const page = await this.meta.query(pk, { limit: 1000 });
+      if (page.items.length === 0) return dropped;
+      await this.meta.writeMany(page.items.map((item) => ({ op: 'delete' as const, key: { pk: item.pk, sk: item.sk } })));
+      dropped += page.items.length;
+    }
+  }
+
+  private remember(id: string, head: number): void {
+    if (this.heads.size > 10_000) this.heads.clear();
+    this.heads.set(id, head);
+  }
+}
+
+function headId(tenant: string, owner: string): string {
+  return `${tenant}\u0000${owner}`;
+}
+
+function entryOf(item: Item): FeedEntry {
+  const { time, ...change } = item.attrs as unknown as FeedChange & { time: number };
+  return { seq: Number(item.sk), time, ...change };
+}
