@@ -51,6 +51,7 @@ export const routes: readonly Route[] = [
   { method: 'GET', path: '/v1/containers/{id}/changes', handler: 'containers', operation: 'containerChanges' },
   { method: 'GET', path: '/v1/containers/{id}/feed', handler: 'containers', operation: 'containerFeed' },
   { method: 'POST', path: '/v1/containers/{id}/fork', handler: 'containers', operation: 'forkContainer' },
+  { method: 'POST', path: '/v1/containers/{id}/merge', handler: 'containers', operation: 'mergeContainer' },
   { method: 'POST', path: '/v1/containers/{id}/commit', handler: 'containers', operation: 'commitContainer' },
   { method: 'GET', path: '/v1/containers/{id}/export', handler: 'containers', operation: 'exportContainer' },
   { method: 'GET', path: '/v1/containers/{id}/fs', handler: 'files', operation: 'containerFsRoot' },

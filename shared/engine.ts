@@ -5,6 +5,7 @@ import type { BlobStore } from './ports/blob-store.js';
 import type { MetadataStore } from './ports/metadata-store.js';
 import { Changeset } from './domain/changeset.js';
 import { ForkService } from './domain/forks.js';
+import { type MergeRequest, type MergeResult, MergeService } from './domain/merges.js';
 import { type PatchedChange, withPatches } from './domain/patches.js';
 import { isContainerLayer, sealedOf } from './domain/sealed-layers.js';
 import { type Sameness, TreeDiff, type TreeChange } from './domain/tree-diff.js';
@@ -79,6 +80,7 @@ export class Engine {
   private readonly diff: TreeDiff;
   private readonly reader: TreeReader;
   private readonly forks: ForkService;
+  private readonly merges: MergeService;
 
   constructor(
     private readonly meta: MetadataStore,
@@ -100,6 +102,7 @@ export class Engine {
     this.changeset = new Changeset(meta, reader, options.batchedReads);
     this.diff = new TreeDiff(meta, reader);
     this.forks = new ForkService(meta, this.containers, this.events, clock);
+    this.merges = new MergeService(meta, this.containers, this.diff, reader, this.feed, this.events, clock);
     this.jobs = new Jobs(meta, blobs, this.images, this.events, clock, {
       save: (tenant, refs) => this.images.save(tenant, [...refs]),
       export: (tenant, container) => this.export(tenant, container),
@@ -164,6 +167,14 @@ export class Engine {
     const owner = target.kind === 'container' ? feedOwner.container((await this.containers.record(tenant, target.ref)).id) : feedOwner.volume((await this.volumes.record(tenant, target.name)).uid);
     const after = options.after === 'latest' ? await this.feed.head(tenant, owner) : options.after;
     return this.feed.follow(tenant, owner, { ...options, after });
+  }
+
+  /**
+   * Merges another container's changes since the two trees' common ancestor into this one, all
+   * or nothing, with the conflicts (see MergeService).
+   */
+  merge(tenant: string, ref: string, request: MergeRequest): Promise<MergeResult> {
+    return this.merges.merge(tenant, ref, request);
   }
 
   /** `docker export`: the container's merged file tree as one tar stream (volumes excluded). */

@@ -9,6 +9,11 @@ export abstract class StrataError extends Error {
     super(message);
     this.name = new.target.name;
   }
+
+  /** Fields a client needs beside the message (a merge's conflicts); sent with 4xx answers only. */
+  get details(): Record<string, unknown> | undefined {
+    return undefined;
+  }
 }
 
 /** 400: the request itself is malformed (bad path, bad tar, bad JSON). */

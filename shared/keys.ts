@@ -80,7 +80,11 @@ export const keys = {
   feed: (tenant: string, owner: string) => `${tenant}#feed#${owner}`,
   feedEntry: (tenant: string, owner: string, seq: number): ItemKey => ({ pk: keys.feed(tenant, owner), sk: feedSortKey(seq) }),
   /** A container layer a fork sealed: how many containers' stacks hold it. */
-  sealedLayer: (tenant: string, ns: NamespaceId): ItemKey => ({ pk: `${tenant}#sealed`, sk: ns }),
+  sealedLayer: (tenant: string, ns: NamespaceId): ItemKey => ({ pk: keys.sealedLayers(tenant), sk: ns }),
+  sealedLayers: (tenant: string) => `${tenant}#sealed`,
+  /** A merge layer being written, before the merge's transaction puts it in a stack (merges.ts). */
+  pendingMerge: (tenant: string, ns: NamespaceId): ItemKey => ({ pk: keys.pendingMerges(tenant), sk: ns }),
+  pendingMerges: (tenant: string) => `${tenant}#merges`,
   garbage: (tenant: string, what: string): ItemKey => ({ pk: `${tenant}#garbage`, sk: what }),
   garbageList: (tenant: string) => `${tenant}#garbage`,
   upload: (tenant: string, id: string): ItemKey => ({ pk: `${tenant}#uploads`, sk: id }),

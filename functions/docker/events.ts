@@ -67,10 +67,11 @@ export function dockerMessages(event: StrataEvent): DockerEventMessage[] {
       return [volume('create')];
     case 'volume.removed':
       return [volume('destroy')];
+    case 'container.merged':
     case 'upload.finalized':
     case 'job.progress':
     case 'job.completed':
-      return []; // Docker has no uploads or asynchronous jobs.
+      return []; // Docker has no merges, uploads or asynchronous jobs.
   }
 }
 

@@ -44,6 +44,28 @@ export const eventSchemas = [
   envelope('container.created', { container: containerId, name: z.string(), image: imageId, volumes: z.array(z.string()).meta({ description: 'Volumes it mounts.' }) }, 'A container was created.'),
   envelope('container.renamed', { container: containerId, name: z.string(), previousName: z.string() }, 'A container was renamed.'),
   envelope('container.committed', { ...imageStored, container: containerId, name: z.string().meta({ description: 'The container’s name.' }) }, 'A container was committed to an image.'),
+  envelope(
+    'container.forked',
+    {
+      container: containerId,
+      name: z.string(),
+      image: imageId,
+      source: containerId.meta({ description: 'The container it was forked from.' }),
+      layer: z.string().meta({ description: 'The layer both now share.' }),
+    },
+    'A container was forked: a new container whose tree is the source’s at that instant.',
+  ),
+  envelope(
+    'container.merged',
+    {
+      container: containerId,
+      name: z.string(),
+      source: containerId.meta({ description: 'The container whose changes were merged in.' }),
+      paths: z.int().min(0).meta({ description: 'Changes of the source taken.' }),
+      conflicts: z.int().min(0).meta({ description: 'Paths both changed, settled by the strategy.' }),
+    },
+    'Another container’s changes were merged into a container.',
+  ),
   envelope('container.removed', { container: containerId, name: z.string(), image: imageId }, 'A container was removed; its storage is reclaimed after.'),
   envelope('volume.created', { volume: z.string(), anonymous: z.boolean() }, 'A volume was created.'),
   envelope('volume.removed', { volume: z.string(), anonymous: z.boolean() }, 'A volume was removed.'),

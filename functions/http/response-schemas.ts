@@ -134,6 +134,27 @@ export const ContainerSummary = z.object({
   quota: QuotaState.optional(),
 });
 
+const sideChange = z.enum(['added', 'modified', 'deleted', 'renamed', 'changed below', 'deleted above']);
+
+export const MergeConflict = z.object({
+  path: z.string().meta({ description: "In this container's coordinates." }),
+  ours: sideChange.meta({
+    description: "What this container did there since the common ancestor ('changed below': something inside a directory the source removed; 'deleted above': it removed a directory above).",
+  }),
+  theirs: sideChange.meta({ description: 'What the source did there.' }),
+  resolution: z.enum(['ours', 'theirs']).optional().meta({ description: 'How the strategy settled it; absent under `fail`.' }),
+});
+
+export const MergeResult = z.object({
+  container: ContainerSummary.meta({ description: 'This container after the merge.' }),
+  merged: count.meta({ description: "The source's changes taken, conflicts settled for the source included (a renamed directory counts once)." }),
+  conflicts: z.array(MergeConflict),
+  strategy: z.enum(['fail', 'ours', 'theirs']),
+  applied: z.boolean().meta({ description: 'False for a dry run, and when there was nothing to take.' }),
+});
+
+export const MergeConflicts = ErrorBody.extend({ conflicts: z.array(MergeConflict) }).meta({ description: 'A merge under `fail` that met conflicts: nothing was merged.' });
+
 export const Change = z.object({
   path: z.string(),
   kind: z.literal([0, 1, 2]).meta({ description: "0 changed, 1 added, 2 deleted (Docker's kinds)." }),
@@ -217,6 +238,8 @@ export const responseSchemas = {
   TagResult,
   RemoveImageResult,
   ContainerSummary,
+  MergeResult,
+  MergeConflicts,
   Change,
   VolumeSummary,
   PruneResult,

@@ -66,6 +66,17 @@ export const ForkRequest = z.strictObject({
   labels: labels.optional().meta({ description: "Default: the source's labels." }),
 });
 
+export const MergeRequest = z.strictObject({
+  from: z
+    .string({ error: 'from is required: the container whose changes to merge in' })
+    .min(1, 'from is required: the container whose changes to merge in')
+    .meta({ description: 'The container whose changes since the common ancestor are merged in (name or ID); it stays as it is.' }),
+  strategy: z.enum(['fail', 'ours', 'theirs'], { error: 'strategy must be fail, ours or theirs' }).optional().meta({
+    description: 'What to do where both changed one path: `fail` (default) merges nothing and answers 409 with the conflicts; `ours` keeps this container side, `theirs` takes the source side.',
+  }),
+  dryRun: z.boolean().optional().meta({ description: 'Only report what would be merged and what conflicts; change nothing.' }),
+});
+
 export const CommitRequest = z.strictObject({
   reference: z.string().optional().meta({ description: '`repo[:tag]` to tag the new image with.' }),
   author: z.string().optional(),
@@ -125,6 +136,7 @@ export const requestSchemas = {
   CreateContainerRequest,
   UpdateContainerRequest,
   ForkRequest,
+  MergeRequest,
   CommitRequest,
   CreateVolumeRequest,
   UpdateVolumeRequest,

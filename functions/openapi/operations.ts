@@ -228,6 +228,23 @@ const containers: Record<string, OperationDoc> = {
     responses: { 201: json('The fork.', schemaRef('ContainerSummary'), { headers: headerRefs('Location') }) },
     statuses: [404, 409],
   },
+  mergeContainer: {
+    tag: 'containers',
+    summary: "Merge another container's changes into this one",
+    description: prose(
+      "A three-way merge per path since the two trees' common ancestor (the layers they share; for two containers of one image never forked, the image).",
+      'A change only the source made is taken; the same change on both sides is no conflict; different changes of one path, a deletion against a change at or below it, and a file against a directory are conflicts.',
+      "A directory renamed on one side carries the other side's changes inside it to its new path.",
+      'All or nothing: the result is built aside and put in place in one transaction, so no reader ever sees half a merge; a write to either container while the merge is planned makes it plan again.',
+      "No bytes are copied: merged files point at the source's blobs, which live on as long as this container needs them. Volumes are not merged.",
+    ),
+    requestBody: jsonBody('MergeRequest', true),
+    responses: {
+      200: json('What was merged, and the conflicts the strategy settled.', schemaRef('MergeResult')),
+      409: json('Under `fail`: the conflicts, and nothing was merged. Also: the chain would be too deep, or the containers kept changing (retry).', schemaRef('MergeConflicts')),
+    },
+    statuses: [404, 507],
+  },
   commitContainer: {
     tag: 'containers',
     summary: "Commit the container's changes as a new image (`docker commit`)",

@@ -1,5 +1,5 @@
 import { flag } from '../http/parse.js';
-import { CommitRequest, CreateContainerRequest, ForkRequest, parseWith, UpdateContainerRequest } from '../http/schemas.js';
+import { CommitRequest, CreateContainerRequest, ForkRequest, MergeRequest, parseWith, UpdateContainerRequest } from '../http/schemas.js';
 import { feedOptions } from './feed.js';
 import { json, noContent } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
@@ -8,7 +8,7 @@ import { queuedJob } from './jobs.js';
 
 const KIND_NAMES = ['C', 'A', 'D'];
 
-/** Containers: create, fork, list (with sizes on request), inspect, update, remove, changes, feed, commit, export. */
+/** Containers: create, fork, merge, list (with sizes on request), inspect, update, remove, changes, feed, commit, export. */
 export const containerOperations: Record<string, Operation> = {
   createContainer: async (request) => {
     const body = parseWith(CreateContainerRequest, request.json());
@@ -52,6 +52,11 @@ export const containerOperations: Record<string, Operation> = {
     const body = parseWith(ForkRequest, request.json());
     const summary = await request.services.engine.fork(request.tenant, request.params.id, body);
     return json(201, summary, { location: `/v1/containers/${summary.id}` });
+  },
+
+  mergeContainer: async (request) => {
+    const body = parseWith(MergeRequest, request.json());
+    return json(200, await request.services.engine.merge(request.tenant, request.params.id, body));
   },
 
   commitContainer: async (request) => {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GoneError, InvalidInputError } from '../errors.js';
+import { ConcurrentChangeError, ConflictError, GoneError, InvalidInputError, TransactionConditionError } from '../errors.js';
 import { feedSortKey, keys } from '../keys.js';
 import type { Item, MetadataStore, WriteOp } from '../ports/metadata-store.js';
 
@@ -51,18 +51,67 @@ export const FEED_RETENTION_MS = 7 * 24 * 3600_000;
 export const MAX_FEED_PAGE = 1000;
 /** The longest a reader may wait for a change in one request (a deployed request stops at 29 s). */
 export const MAX_FEED_WAIT_MS = 20_000;
+/** Numbers a change may lose to other processes before it answers 409. */
+const MAX_ROUNDS = 100;
 
 export class ChangeFeed {
   /** The highest number this process knows is taken, per feed. */
   private readonly heads = new Map<string, number>();
+  /** The commit in progress of each feed in this process: the next waits for it instead of racing it for a number. */
+  private readonly turns = new Map<string, Promise<void>>();
 
   constructor(
     private readonly meta: MetadataStore,
     private readonly clock: () => number = Date.now,
   ) {}
 
+  /**
+   * Commits `ops` in one transaction with `change` as the feed's next entry (the op after them).
+   * A number another process took first is taken again, with the rest as it is; any other
+   * failure is thrown as the store threw it. Within this process the commits of one feed take
+   * turns, so they never lose numbers to each other, while the rest of each change (resolving,
+   * uploading) still runs side by side.
+   */
+  commit(tenant: string, owner: string, ops: readonly WriteOp[], change: FeedChange): Promise<void> {
+    return this.inTurn(tenant, owner, async () => {
+      for (let round = 1; ; round++) {
+        const seq = await this.next(tenant, owner);
+        try {
+          await this.meta.transact([...ops, this.op(tenant, owner, seq, change)]);
+          this.landed(tenant, owner, seq);
+          return;
+        } catch (error) {
+          const failed = error instanceof TransactionConditionError ? error.failedIndexes : [];
+          if (failed.length === 1 && failed[0] === ops.length && round < MAX_ROUNDS) {
+            this.lost(tenant, owner, seq, round);
+            continue;
+          }
+          if (failed.includes(ops.length) || error instanceof ConcurrentChangeError) this.forget(tenant, owner);
+          if (failed.length === 1 && failed[0] === ops.length) throw new ConflictError('too many changes of this tree are committing at once; try again');
+          throw error;
+        }
+      }
+    });
+  }
+
+  private async inTurn<T>(tenant: string, owner: string, commit: () => Promise<T>): Promise<T> {
+    const id = headId(tenant, owner);
+    const before = this.turns.get(id);
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    const turn = (before ?? Promise.resolve()).then(() => mine);
+    this.turns.set(id, turn);
+    await before;
+    try {
+      return await commit();
+    } finally {
+      done();
+      if (this.turns.get(id) === turn) this.turns.delete(id);
+    }
+  }
+
   /** The number the next change of `owner` should try. */
-  async next(tenant: string, owner: string): Promise<number> {
+  private async next(tenant: string, owner: string): Promise<number> {
     const id = headId(tenant, owner);
     let head = this.heads.get(id);
     if (head === undefined) {
@@ -79,18 +128,28 @@ export class ChangeFeed {
   }
 
   /** The op that records `change` as number `seq`; it fails if the number was taken meanwhile. */
-  op(tenant: string, owner: string, seq: number, change: FeedChange): WriteOp {
+  private op(tenant: string, owner: string, seq: number, change: FeedChange): WriteOp {
     return { op: 'put', item: { ...keys.feedEntry(tenant, owner, seq), attrs: { ...change, time: this.clock() } }, conditions: [{ kind: 'absent' }] };
   }
 
   /** After a commit: `seq` is taken. */
-  landed(tenant: string, owner: string, seq: number): void {
+  private landed(tenant: string, owner: string, seq: number): void {
     const id = headId(tenant, owner);
     if ((this.heads.get(id) ?? 0) < seq) this.remember(id, seq);
   }
 
-  /** After a lost race: the head is read afresh next time. */
-  forget(tenant: string, owner: string): void {
+  /**
+   * After a change lost number `seq` to another: the next try takes `seq + 1` at once, which is
+   * what a race between a few writers needs; after `round` 2 of losing, the head is read afresh
+   * (many changes landed since this process last knew it).
+   */
+  private lost(tenant: string, owner: string, seq: number, round: number): void {
+    if (round >= 2) this.forget(tenant, owner);
+    else this.landed(tenant, owner, seq);
+  }
+
+  /** The head is read afresh next time. */
+  private forget(tenant: string, owner: string): void {
     this.heads.delete(headId(tenant, owner));
   }
 

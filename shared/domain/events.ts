@@ -18,6 +18,7 @@ export const EVENT_TYPES = [
   'container.renamed',
   'container.committed',
   'container.forked',
+  'container.merged',
   'container.removed',
   'volume.created',
   'volume.removed',

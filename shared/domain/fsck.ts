@@ -102,6 +102,12 @@ export class Fsck {
       const volume = item.attrs as unknown as VolumeRecord;
       namespaces.push({ ns: volumeNamespace(volume), owner: `volume ${volume.name}` });
     }
+    // A sealed layer outlives its containers while a merge layer holds it.
+    for (const item of await queryAll(this.meta, keys.sealedLayers(tenant))) {
+      items++;
+      const ns = item.sk as NamespaceId;
+      if (!namespaces.some((n) => n.ns === ns)) namespaces.push({ ns, owner: `sealed layer ${ns}` });
+    }
     for (const { ns, owner } of namespaces) {
       const before = statsTotals(tenant, ns, await this.meta.getMany(statsKeys(tenant, ns)));
       if (!before.present) dangling(`${owner} has no size counters`);

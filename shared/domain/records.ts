@@ -95,4 +95,6 @@ export interface GarbageRecord {
   readonly since: number;
   /** The change feed that goes with it (a removed container's or volume's). */
   readonly feed?: string;
+  /** A merge layer's: the layers it held, let go of once it is reclaimed. */
+  readonly holds?: readonly NamespaceId[];
 }

@@ -39,9 +39,14 @@ export function newLayerNamespace(): NamespaceId {
 
 export interface SealedLayerRecord {
   readonly namespace: NamespaceId;
-  /** Containers whose stacks hold the layer. */
+  /** Containers whose stacks hold the layer, and merge layers whose files use its blobs. */
   readonly refs: number;
   readonly sealed: number;
+  /**
+   * A merge layer: the layers of the merge's source whose blobs its files point at. Each counts
+   * this layer as one holder, and is let go when this layer is reclaimed.
+   */
+  readonly holds?: readonly NamespaceId[];
 }
 
 /** The ops that give `layers` one more holder each (a fork's new side). */
@@ -49,9 +54,9 @@ export function holdOps(tenant: string, layers: readonly NamespaceId[]): WriteOp
   return layers.map((ns) => ({ op: 'update', key: keys.sealedLayer(tenant, ns), add: { refs: 1 }, conditions: [{ kind: 'atLeast', field: 'refs', value: 1 }] }));
 }
 
-/** The op that records a layer just sealed, held by both sides of the fork. */
-export function sealedRecordOp(tenant: string, ns: NamespaceId, at: number): WriteOp {
-  const record: SealedLayerRecord = { namespace: ns, refs: 2, sealed: at };
+/** The op that records a layer just sealed, held by both sides of a fork unless `refs` says otherwise. */
+export function sealedRecordOp(tenant: string, ns: NamespaceId, at: number, refs = 2, holds: readonly NamespaceId[] = []): WriteOp {
+  const record: SealedLayerRecord = { namespace: ns, refs, sealed: at, ...(holds.length ? { holds: [...holds] } : {}) };
   return { op: 'put', item: { ...keys.sealedLayer(tenant, ns), attrs: { ...record } }, conditions: [{ kind: 'absent' }] };
 }
 
@@ -65,11 +70,14 @@ export async function releaseOps(meta: MetadataStore, tenant: string, layers: re
   const items = await meta.getMany(layers.map((ns) => keys.sealedLayer(tenant, ns)));
   return layers.flatMap((ns): WriteOp[] => {
     const key = keys.sealedLayer(tenant, ns);
-    const refs = (items.get(itemId(key))?.attrs.refs as number | undefined) ?? 0;
+    const record = items.get(itemId(key))?.attrs as unknown as SealedLayerRecord | undefined;
+    const refs = record?.refs ?? 0;
     if (refs > 1) return [{ op: 'update', key, add: { refs: -1 }, conditions: [{ kind: 'equals', field: 'refs', value: refs }] }];
+    // A merge layer's garbage carries what it holds, for the reclaim to let go of once it is gone.
+    const holds = record?.holds?.length ? { holds: [...record.holds] } : {};
     return [
       { op: 'delete', key, conditions: [{ kind: 'equals', field: 'refs', value: 1 }] },
-      { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: now } } },
+      { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: now, ...holds } } },
     ];
   });
 }

@@ -37,9 +37,27 @@ export function openCheck(tenant: string, ns: NamespaceId): WriteOp {
   return { op: 'check', key: keys.stats(tenant, ns, 0), conditions: OPEN };
 }
 
-/** The ops that seal `ns`: no change commits in it after them (see statsChange). */
-export function sealOps(tenant: string, ns: NamespaceId, at: number): WriteOp[] {
-  return statsKeys(tenant, ns).map((key) => ({ op: 'update', key, set: { sealed: at }, conditions: OPEN }));
+/**
+ * The ops that seal `ns`: no change commits in it after them (see statsChange). With `gens`
+ * (each shard's generation as read), only if nothing changed in it since.
+ */
+export function sealOps(tenant: string, ns: NamespaceId, at: number, gens?: readonly number[]): WriteOp[] {
+  return statsKeys(tenant, ns).map((key, shard) => ({
+    op: 'update',
+    key,
+    set: { sealed: at },
+    conditions: gens ? [...OPEN, { kind: 'equals', field: 'gen', value: gens[shard] }] : OPEN,
+  }));
+}
+
+/** Each shard's generation in `items` (from a getMany that asked for statsKeys); -1 for a missing shard. */
+export function statsGens(tenant: string, ns: NamespaceId, items: ReadonlyMap<string, Item>): number[] {
+  return statsKeys(tenant, ns).map((key) => (items.get(itemId(key))?.attrs.gen as number | undefined) ?? -1);
+}
+
+/** The counters of a layer made sealed (a merge layer): its bytes, and no change may commit in it. */
+export function sealedStatsCreation(tenant: string, ns: NamespaceId, size: number, at: number): WriteOp[] {
+  return statsKeys(tenant, ns).map((key, shard) => ({ op: 'put', item: { ...key, attrs: { size: shard === 0 ? size : 0, gen: 0, sealed: at } }, conditions: [{ kind: 'absent' }] }));
 }
 
 /** Totals over the shards found in `items` (from a getMany that asked for statsKeys). */

@@ -11,7 +11,7 @@ import { staleJournals, undoLoad } from './load-journal.js';
 import { READ_COPY_LIFETIME_MS } from './read-copies.js';
 import { JOB_RESULT_LIFETIME_MS } from './jobs.js';
 import { volumeNamespace } from './volumes.js';
-import { ownNamespaces } from './sealed-layers.js';
+import { ownNamespaces, releaseOps } from './sealed-layers.js';
 import { type ChangeFeed, feedOwner } from './change-feed.js';
 
 /** What the sweep spares: objects and layers younger than this may belong to a request in flight. */
@@ -58,8 +58,15 @@ export class Sweeper {
     // 0. Archive loads a crash stopped part-way are undone, so their images count as unused below.
     for (const { id, journal } of await staleJournals(this.meta, tenant, cutoff)) await undoLoad(this.meta, this.blobs, this.events, tenant, id, journal);
 
-    // 1. Namespaces of removed containers and volumes.
+    // 1. Namespaces of removed containers and volumes, and merge layers a crash left unplaced.
     for (const item of await this.all(keys.garbageList(tenant))) add(report, await this.reclaimGarbage(tenant, item.sk));
+    for (const item of await this.all(keys.pendingMerges(tenant))) {
+      if ((item.attrs.since as number) >= cutoff) continue;
+      report.nodes += await this.dropNamespace(tenant, item.sk as NamespaceId);
+      await this.meta.writeMany(statsKeys(tenant, item.sk as NamespaceId).map((key) => ({ op: 'delete', key })));
+      await this.deleteIfUnchanged({ pk: item.pk, sk: item.sk }, 'since', item.attrs.since as number);
+      report.namespaces++;
+    }
 
     // 2. Layers and chain indexes no image uses.
     const images = (await this.all(keys.images(tenant))).map((i) => i.attrs as unknown as ImageRecord);
@@ -85,6 +92,8 @@ export class Sweeper {
       live.set(blobKeys.namespacePrefix(tenant, ns), ns);
       feeds.push(feedOwner.volume(record.uid));
     }
+    // Sealed layers whose last container is gone live on while a merge layer holds them.
+    for (const sealed of await this.all(keys.sealedLayers(tenant))) live.set(blobKeys.namespacePrefix(tenant, sealed.sk as NamespaceId), sealed.sk as NamespaceId);
     // Change feeds keep a week of entries.
     for (const owner of feeds) await this.feed.trim(tenant, owner);
     const nsRoot = blobKeys.namespacesRoot(tenant);
@@ -128,8 +137,23 @@ export class Sweeper {
     if (garbage.feed) await this.feed.drop(tenant, garbage.feed);
     // A sealed layer's counters outlive its last container's removal; a removed top's are gone already.
     await this.meta.writeMany(statsKeys(tenant, garbage.namespace).map((key) => ({ op: 'delete', key })));
-    await this.meta.transact([{ op: 'delete', key: { pk: item.pk, sk: item.sk } }]);
+    // A merge layer lets go of the layers it held in the transaction that ends its garbage, so each goes once.
+    let released: string[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const release = garbage.holds?.length ? await releaseOps(this.meta, tenant, garbage.holds, this.clock()) : [];
+      try {
+        await this.meta.transact([{ op: 'delete', key: { pk: item.pk, sk: item.sk }, conditions: [{ kind: 'present' }] }, ...release]);
+        released = release.flatMap((op) => (op.op === 'put' && op.item.pk === keys.garbageList(tenant) ? [op.item.sk] : []));
+        break;
+      } catch (error) {
+        if (!(error instanceof TransactionConditionError)) throw error;
+        // Gone already: another reclaim finished it. Otherwise a count moved meanwhile: read again.
+        if (error.failedIndexes.includes(0) || attempt >= 10) break;
+      }
+    }
     report.namespaces++;
+    // Held layers whose last holder this was go now too.
+    for (const next of released) add(report, await this.reclaimGarbage(tenant, next));
     return report;
   }
 

@@ -615,31 +615,20 @@ export class TreeWriter {
     const counterAt = all.push(statsChange(tenant, ns, sizeDelta)) - 1;
     const owner = extra.change ? r.view.feed : undefined;
     if (all.length + (owner ? 1 : 0) > MAX_TRANSACTION_OPS) throw new InvalidInputError('path is too deep to change in one step');
-    for (let round = 1; ; round++) {
-      const seq = owner ? await this.feed.next(tenant, owner) : 0;
-      const attempt = owner ? [...all, this.feed.op(tenant, owner, seq, extra.change!)] : all;
-      try {
-        await this.meta.transact(attempt);
-        if (owner) this.feed.landed(tenant, owner, seq);
-        return;
-      } catch (error) {
-        const failed = error instanceof TransactionConditionError ? error.failedIndexes : [];
-        if (owner && (failed.includes(all.length) || error instanceof ConcurrentChangeError)) {
-          this.feed.forget(tenant, owner);
-          // Only the number was taken: everything else still holds, so the same change takes the next.
-          if (failed.length === 1 && round < FEED_ROUNDS) continue;
-        }
-        if (failed.includes(proofAt)) throw new StaleViewError(true);
-        if (failed.includes(quotaAt)) throw await quotaRefusal(this.meta, quota!, sizeDelta, entries);
-        // If the counter is there, a fork sealed the layer (the container has a new top to look
-        // up); if it is gone, so is the container or volume.
-        if (failed.includes(counterAt)) {
-          const counter = all[counterAt] as Extract<WriteOp, { op: 'update' }>;
-          if (await this.meta.get(counter.key)) throw new StaleViewError(true);
-          throw new NotFoundError('the container or volume no longer exists');
-        }
-        throw error;
+    try {
+      await (owner ? this.feed.commit(tenant, owner, all, extra.change!) : this.meta.transact(all));
+    } catch (error) {
+      const failed = error instanceof TransactionConditionError ? error.failedIndexes : [];
+      if (failed.includes(proofAt)) throw new StaleViewError(true);
+      if (failed.includes(quotaAt)) throw await quotaRefusal(this.meta, quota!, sizeDelta, entries);
+      // If the counter is there, a fork sealed the layer (the container has a new top to look
+      // up); if it is gone, so is the container or volume.
+      if (failed.includes(counterAt)) {
+        const counter = all[counterAt] as Extract<WriteOp, { op: 'update' }>;
+        if (await this.meta.get(counter.key)) throw new StaleViewError(true);
+        throw new NotFoundError('the container or volume no longer exists');
       }
+      throw error;
     }
   }
 
@@ -785,9 +774,6 @@ interface ChangeExtras {
   /** Whether the quota may refuse the change: removals never are (they are how a tree gets back under it). */
   readonly enforceQuota?: boolean;
 }
-
-/** Rounds a change may lose its feed number to concurrent changes before it answers 409. */
-const FEED_ROUNDS = 100;
 
 /** A change that puts `node` at `r` (added where nothing showed, else modified). */
 function feedChange(r: Resolved, node: VisibleNode): FeedChange {

@@ -32,7 +32,7 @@ afterAll(() => {
 
 const world = async (): Promise<World> => ({ meta: new DynamoMetadataStore(dynamo, table), blobs: new S3BlobStore(s3, bucket), tenant: `t${randomUUID().replace(/-/g, '').slice(0, 12)}` });
 const modes: FaultMode[] = ['fail', 'crash-after'];
-const chosen = ['write over a lower file', 'rename of a lower directory', 'commit', 'removal of a container'];
+const chosen = ['write over a lower file', 'rename of a lower directory', 'commit', 'merge of a fork', 'removal of a container'];
 
 describe('a fault at every storage call, on DynamoDB Local and Ceph RGW', () => {
   for (const scenario of scenarios.filter((s) => chosen.includes(s.name))) {

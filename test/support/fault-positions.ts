@@ -24,6 +24,7 @@ export interface World {
 /** The tenant of the run in progress (scenarios are written against it). */
 let T = 'acme';
 const box = { kind: 'container' as const, ref: 'box' };
+const agent = { kind: 'container' as const, ref: 'agent' };
 
 /** Fills a world with the image, containers, volume and acknowledged writes every scenario starts from. */
 export async function populate(world: World): Promise<void> {
@@ -43,6 +44,10 @@ export async function populate(world: World): Promise<void> {
   await engine.containers.create(T, { image: 'base:1', name: 'box', mounts: [{ target: '/data', volume: 'keep' }] });
   await engine.files.writeFile(T, box, '/acked', Buffer.from('acked'));
   await engine.files.writeFile(T, box, '/data/state', Buffer.from('volume'));
+  // A fork with changes of its own, for the merge.
+  await engine.fork(T, 'box', { name: 'agent' });
+  await engine.files.writeFile(T, agent, '/etc/hosts', Buffer.from('agent hosts'));
+  await engine.files.writeFile(T, agent, '/agent-new', Buffer.from('agent'));
   await engine.containers.create(T, { image: 'base:1', name: 'doomed' });
   await engine.files.writeFile(T, { kind: 'container', ref: 'doomed' }, '/own', Buffer.from('own bytes'));
   if (pendingGarbage) await engine.containers.remove(T, 'doomed');
@@ -174,6 +179,34 @@ export const scenarios: Scenario[] = [
         expect(await read(e, '/etc/hosts', { kind: 'image', ref: 'base:1' } as never)).toBe('original');
         expect((await e.images.list(T)).length).toBe(1);
       } else expect(await read(e, '/c', { kind: 'image', ref: 'base:1' } as never)).toBe('C');
+      await earlierWritesIntact(e);
+    },
+  },
+  {
+    name: 'fork',
+    op: (e) => e.fork(T, 'box', { name: 'twin' }),
+    verify: async (e, ok) => {
+      if (ok) expect(await read(e, '/acked', { kind: 'container', ref: 'twin' })).toBe('acked');
+      await e.files.writeFile(T, box, '/after', Buffer.from('after'));
+      expect(await read(e, '/after')).toBe('after');
+      await earlierWritesIntact(e);
+    },
+  },
+  {
+    name: 'merge of a fork',
+    op: (e) => e.merge(T, 'box', { from: 'agent' }),
+    verify: async (e, ok) => {
+      // All of the fork's changes, or none of them.
+      const seen = [await read(e, '/etc/hosts'), await read(e, '/agent-new')];
+      if (ok) expect(seen).toEqual(['agent hosts', 'agent']);
+      else
+        expect([
+          ['agent hosts', 'agent'],
+          ['original', undefined],
+        ]).toContainEqual(seen);
+      expect(await read(e, '/agent-new', agent)).toBe('agent');
+      await e.files.writeFile(T, box, '/after', Buffer.from('after'));
+      expect(await read(e, '/after')).toBe('after');
       await earlierWritesIntact(e);
     },
   },

@@ -326,6 +326,12 @@ describe('real responses of the handlers', () => {
     await call('createVolume', { body: { name: 'capped', quota: { entries: 1 } } });
     expect((await call('updateVolume', { params: { name: 'capped' }, body: { quota: { bytes: 100 } } })).body.quota).toEqual({ bytes: 100, entries: 1, usedBytes: 0, usedEntries: 0 });
     expect((await call('createVolume', { body: { name: 'bad', quota: { bytes: -1 } } })).body.message).toContain('quota.bytes');
+    await call('forkContainer', { params: { id: 'capped' }, body: { name: 'capped-fork' } });
+    await call('containerFsPut', { params: { id: 'capped-fork', path: 'f' }, body: 'fork', headers: bytes });
+    await call('containerFsPut', { params: { id: 'capped', path: 'f' }, body: 'base', headers: bytes });
+    expect((await call('mergeContainer', { params: { id: 'capped' }, body: { from: 'capped-fork' } })).body.conflicts).toEqual([{ path: '/f', ours: 'added', theirs: 'added' }]);
+    expect((await call('mergeContainer', { params: { id: 'capped' }, body: { from: 'capped-fork', strategy: 'theirs' } })).body).toMatchObject({ applied: true, merged: 1 });
+    expect((await call('mergeContainer', { params: { id: 'capped' }, body: { from: 'capped-fork', strategy: 'sideways' } })).status).toBe(400);
     await call('commitContainer', { params: id, body: { reference: 'base:committed', author: 'test' } });
 
     const committed = await call('inspectImage', { params: { ref: 'base:committed' } });

@@ -6,8 +6,8 @@ import type { HttpEvent, HttpResponse } from '../types.js';
 
 const THROTTLED = new Set(['ThrottlingException', 'ProvisionedThroughputExceededException', 'RequestLimitExceeded', 'SlowDown', 'TooManyRequestsException']);
 
-function body(message: string, code: string) {
-  return JSON.stringify({ message, code });
+function body(message: string, code: string, details?: Record<string, unknown>) {
+  return JSON.stringify({ message, code, ...details });
 }
 
 /**
@@ -20,7 +20,7 @@ export function mapErrors(): MiddlewareObj<HttpEvent, HttpResponse, Error, Conte
       const error = request.error;
       const headers = { 'content-type': 'application/json' };
       if (error instanceof StrataError) {
-        request.response = { statusCode: error.status, headers, body: body(error.message, error.code) };
+        request.response = { statusCode: error.status, headers, body: body(error.message, error.code, error.status < 500 ? error.details : undefined) };
         return;
       }
       if (error && THROTTLED.has(error.name)) {
