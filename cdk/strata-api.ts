@@ -17,6 +17,7 @@ import { Construct } from 'constructs';
 import { DEFAULT_ROUTE, routes, type HandlerName } from '../functions/routes.js';
 import { SWEEP_EVENT, TENANT_SWEEP } from '../functions/sweep-events.js';
 import { EVENT_TYPES } from '../shared/domain/events.js';
+import { FEED_KINDS } from '../shared/domain/change-feed.js';
 import { UPLOAD_SUFFIX } from '../shared/keys.js';
 import { acknowledgeFindings } from './nag-acknowledgements.js';
 import { accessByFunction, grantAccess, type BackgroundFunction } from './permissions.js';
@@ -284,11 +285,15 @@ export class StrataApi extends Construct {
         // position goes to the queue and its events stay readable in GET /v1/events for 7 days.
         retryAttempts: 100,
         onFailure: new SqsDlq(this.publishDeadLetterQueue),
-        // Only event items; every other write in the table is not an event.
+        // Only event items and change-feed entries; every other write in the table is not an event.
         filters: [
           lambda.FilterCriteria.filter({
             eventName: lambda.FilterRule.isEqual('INSERT'),
             dynamodb: { NewImage: { type: { S: lambda.FilterRule.or(...EVENT_TYPES) } } },
+          }),
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual('INSERT'),
+            dynamodb: { NewImage: { kind: { S: lambda.FilterRule.or(...FEED_KINDS) } } },
           }),
         ],
       }),

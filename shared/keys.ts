@@ -79,6 +79,11 @@ export const keys = {
    */
   feed: (tenant: string, owner: string) => `${tenant}#feed#${owner}`,
   feedEntry: (tenant: string, owner: string, seq: number): ItemKey => ({ pk: keys.feed(tenant, owner), sk: feedSortKey(seq) }),
+  /** The tenant and owner of a feed partition `pk`, or undefined for any other partition. */
+  feedOf: (pk: string): { tenant: string; owner: string } | undefined => {
+    const match = /^([A-Za-z0-9_-]{1,64})#feed#([cv]:[0-9a-f]+)$/.exec(pk);
+    return match ? { tenant: match[1], owner: match[2] } : undefined;
+  },
   /** A container layer a fork sealed: how many containers' stacks hold it. */
   sealedLayer: (tenant: string, ns: NamespaceId): ItemKey => ({ pk: keys.sealedLayers(tenant), sk: ns }),
   sealedLayers: (tenant: string) => `${tenant}#sealed`,

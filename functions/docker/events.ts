@@ -68,10 +68,11 @@ export function dockerMessages(event: StrataEvent): DockerEventMessage[] {
     case 'volume.removed':
       return [volume('destroy')];
     case 'container.merged':
+    case 'tree.changed':
     case 'upload.finalized':
     case 'job.progress':
     case 'job.completed':
-      return []; // Docker has no merges, uploads or asynchronous jobs.
+      return []; // Docker has no merges, change feeds, uploads or asynchronous jobs.
   }
 }
 

@@ -101,6 +101,31 @@ export const eventSchemas = [
     },
     'An asynchronous load, save, export or commit finished (a load’s images also have their `image.loaded` events).',
   ),
+  envelope(
+    'tree.changed',
+    {
+      container: containerId.optional().meta({ description: 'A container’s feed: the container.' }),
+      volume: z.string().optional().meta({ description: 'A volume’s feed: the volume’s name.' }),
+      first: z.int().min(1).meta({ description: 'The first change’s number in the feed.' }),
+      last: z.int().min(1).meta({ description: 'The last change’s number; the changes in between are all here, in order.' }),
+      changes: z
+        .array(
+          z.strictObject({
+            seq: z.int().min(1),
+            time: z.int().min(0),
+            kind: z.enum(['added', 'modified', 'deleted', 'renamed', 'merged']),
+            path: z.string(),
+            type: z.enum(['file', 'dir', 'symlink']).optional(),
+            size: z.int().min(0).optional(),
+            etag: z.string().optional(),
+            from: z.string().optional(),
+            paths: z.int().min(0).optional(),
+          }),
+        )
+        .meta({ description: 'At most 100, as `GET …/feed` shows them.' }),
+    },
+    'EventBridge only: changes of a container’s or volume’s tree, in batches from its change feed. Delivery is at least once; order and drop repeats by (tree, seq).',
+  ),
 ] as const;
 
 export const Event = z.discriminatedUnion('type', eventSchemas).meta({ description: 'One change, as the feed, webhooks and EventBridge carry it.' });

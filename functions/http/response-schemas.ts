@@ -183,6 +183,7 @@ export const FeedEntry = z.object({
   etag: z.string().optional().meta({ description: 'The ETag after the change.' }),
   from: z.string().optional().meta({ description: "A rename: the old path. A merge: the source container's ID." }),
   paths: count.optional().meta({ description: 'A merge: how many paths it changed.' }),
+  volume: z.string().optional().meta({ description: "A volume's feed: the volume's name." }),
 });
 
 export const FeedPage = z.object({

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { StrataEvent } from './events.js';
 import { ConcurrentChangeError, ConflictError, GoneError, InvalidInputError, TransactionConditionError } from '../errors.js';
 import { feedSortKey, keys } from '../keys.js';
 import type { Item, MetadataStore, WriteOp } from '../ports/metadata-store.js';
@@ -12,7 +14,8 @@ import type { Item, MetadataStore, WriteOp } from '../ports/metadata-store.js';
  * up to n, whatever commits later. That is the whole cost: one item per change, plus a Query for
  * the head when this process does not know it yet (or lost a race for it).
  */
-export type FeedKind = 'added' | 'modified' | 'deleted' | 'renamed' | 'merged';
+export const FEED_KINDS = ['added', 'modified', 'deleted', 'renamed', 'merged'] as const;
+export type FeedKind = (typeof FEED_KINDS)[number];
 
 export interface FeedChange {
   readonly kind: FeedKind;
@@ -26,6 +29,8 @@ export interface FeedChange {
   readonly from?: string;
   /** A merge: how many paths it changed. */
   readonly paths?: number;
+  /** A volume's feed: the volume's name (for the events its entries make). */
+  readonly volume?: string;
 }
 
 export interface FeedEntry extends FeedChange {
@@ -220,11 +225,44 @@ export class ChangeFeed {
   }
 }
 
+/** How many changes one `tree.changed` event carries at most (an EventBridge entry holds 256 KiB). */
+export const CHANGES_PER_EVENT = 100;
+
+/**
+ * The `tree.changed` events for entries of one feed, in order, at most CHANGES_PER_EVENT each:
+ * how the feed reaches EventBridge in batches. An event's id is derived from its feed and its
+ * first and last numbers, so the same batch published again has the same id.
+ */
+export function treeChangedEvents(tenant: string, owner: string, entries: readonly FeedEntry[]): StrataEvent[] {
+  const out: StrataEvent[] = [];
+  for (let i = 0; i < entries.length; i += CHANGES_PER_EVENT) {
+    const batch = entries.slice(i, i + CHANGES_PER_EVENT);
+    const first = batch[0].seq;
+    const last = batch.at(-1)!.seq;
+    const digest = createHash('sha256').update(`${tenant}/${owner}/${first}/${last}`).digest('hex').slice(0, 12);
+    const time = batch.at(-1)!.time;
+    const tree = owner.startsWith('c:') ? { container: owner.slice(2) } : { volume: batch[0].volume ?? owner.slice(2) };
+    out.push({
+      id: `${time.toString(36).padStart(9, '0')}-${digest}`,
+      type: 'tree.changed',
+      tenant,
+      time,
+      detail: { ...tree, first, last, changes: batch.map(({ volume: _v, ...entry }) => entry) },
+    });
+  }
+  return out;
+}
+
+/** A feed item as stored (sort key and attributes) as its entry. */
+export function feedEntryOf(sk: string, attrs: Record<string, unknown>): FeedEntry {
+  const { time, ...change } = attrs as unknown as FeedChange & { time: number };
+  return { seq: Number(sk), time, ...change };
+}
+
 function headId(tenant: string, owner: string): string {
   return `${tenant}\u0000${owner}`;
 }
 
 function entryOf(item: Item): FeedEntry {
-  const { time, ...change } = item.attrs as unknown as FeedChange & { time: number };
-  return { seq: Number(item.sk), time, ...change };
+  return feedEntryOf(item.sk, item.attrs);
 }

@@ -246,6 +246,7 @@ export class ContainerService {
           mounts: [],
           readOnly: m.readOnly,
           feed: feedOwner.volume(m.volumeUid),
+          volume: m.volume,
           ...(m.quota ? { quota: quotaKeys.volume(tenant, m.volumeUid) } : {}),
         },
       })),

@@ -25,6 +25,7 @@ export const EVENT_TYPES = [
   'upload.finalized',
   'job.progress',
   'job.completed',
+  'tree.changed',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -616,7 +616,7 @@ export class TreeWriter {
     const owner = extra.change ? r.view.feed : undefined;
     if (all.length + (owner ? 1 : 0) > MAX_TRANSACTION_OPS) throw new InvalidInputError('path is too deep to change in one step');
     try {
-      await (owner ? this.feed.commit(tenant, owner, all, extra.change!) : this.meta.transact(all));
+      await (owner ? this.feed.commit(tenant, owner, all, { ...extra.change!, ...(r.view.volume ? { volume: r.view.volume } : {}) }) : this.meta.transact(all));
     } catch (error) {
       const failed = error instanceof TransactionConditionError ? error.failedIndexes : [];
       if (failed.includes(proofAt)) throw new StaleViewError(true);

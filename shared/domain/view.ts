@@ -14,6 +14,8 @@ export interface View {
   readonly quota?: ItemKey;
   /** Whose change feed records the changes of `top` (change-feed.ts `feedOwner`). */
   readonly feed?: string;
+  /** A volume's view (its own, or a mount's): the volume's name, which its feed entries carry. */
+  readonly volume?: string;
   /** Refuses every change (images, read-only mounts). */
   readonly readOnly: boolean;
 }

@@ -158,6 +158,7 @@ export class VolumeService {
       mounts: [],
       readOnly,
       feed: feedOwner.volume(record.uid),
+      volume: record.name,
       ...(record.quota ? { quota: quotaKeys.volume(tenant, record.uid) } : {}),
     };
   }

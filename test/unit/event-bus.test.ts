@@ -1,7 +1,7 @@
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publishStream } from '../../functions/handlers/events.js';
+import { publishable, publishStream } from '../../functions/handlers/events.js';
 import { EventBridgeEventBus } from '../../shared/adapters/eventbridge-event-bus.js';
 import type { StrataEvent } from '../../shared/domain/events.js';
 import { EventBridgeRecorder } from '../support/eventbridge-recorder.js';
@@ -97,6 +97,56 @@ describe('the stream publisher', () => {
       ],
     ]);
     expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: '4' }, { itemIdentifier: '6' }] });
+  });
+
+  it("batches a feed's entries into tree.changed events, and reports every record of an unpublished event", async () => {
+    const container = 'c'.repeat(64);
+    const feedRecord = (sequence: number, owner: string, seq: number, path: string, extra: Record<string, unknown> = {}) => ({
+      eventName: 'INSERT',
+      dynamodb: {
+        SequenceNumber: String(sequence),
+        Keys: { pk: { S: `acme#feed#${owner}` }, sk: { S: String(seq).padStart(15, '0') } },
+        NewImage: {
+          pk: { S: `acme#feed#${owner}` },
+          sk: { S: String(seq).padStart(15, '0') },
+          kind: { S: 'added' },
+          path: { S: path },
+          type: { S: 'file' },
+          size: { N: '1' },
+          time: { N: String(100 + seq) },
+          ...extra,
+        },
+      },
+    });
+    const published: StrataEvent[][] = [];
+    const handler = publishStream(() => ({ publish: async (events) => (published.push([...events]), 2) }));
+    const answer = await handler({
+      Records: [
+        feedRecord(1, `c:${container}`, 7, '/a'),
+        record(2, 'acme#events', eventAttrs),
+        feedRecord(3, 'v:0123abcd', 1, '/v', { volume: { S: 'data' } }),
+        feedRecord(4, `c:${container}`, 8, '/b'),
+      ],
+    } as never);
+    expect(published[0].map((e) => e.type)).toEqual(['tree.changed', 'volume.created', 'tree.changed']);
+    expect(published[0][0]).toMatchObject({
+      tenant: 'acme',
+      time: 108,
+      detail: {
+        container,
+        first: 7,
+        last: 8,
+        changes: [
+          { seq: 7, kind: 'added', path: '/a', type: 'file', size: 1, time: 107 },
+          { seq: 8, path: '/b' },
+        ],
+      },
+    });
+    expect(published[0][2]).toMatchObject({ detail: { volume: 'data', first: 1, last: 1, changes: [{ path: '/v' }] } });
+    expect(published[0][2].detail.changes).toEqual([expect.not.objectContaining({ volume: 'data' })]);
+    // The same batch again makes the same ids.
+    expect(publishable([feedRecord(1, `c:${container}`, 7, '/a'), feedRecord(4, `c:${container}`, 8, '/b')] as never)[0].event.id).toBe(published[0][0].id);
+    expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: '3' }] });
   });
 
   it('reports the whole batch when the bus cannot be reached', async () => {
