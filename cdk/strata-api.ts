@@ -315,6 +315,12 @@ export class StrataApi extends Construct {
           lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.isEqual('INSERT'), dynamodb: { NewImage: { blobPrefix: { S: lambda.FilterRule.exists() } } } }),
           // A removed image record.
           lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.isEqual('REMOVE'), dynamodb: { OldImage: { configKey: { S: lambda.FilterRule.exists() } } } }),
+          // Expiry items TTL deleted (expiry.ts): the container or volume goes.
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual('REMOVE'),
+            userIdentity: { type: lambda.FilterRule.isEqual('Service'), principalId: lambda.FilterRule.isEqual('dynamodb.amazonaws.com') },
+            dynamodb: { OldImage: { expiry: { S: lambda.FilterRule.exists() } } },
+          }),
         ],
       }),
     );

@@ -49,6 +49,8 @@ export interface LocalConfig extends Config {
   readonly requestTimeoutMs: number;
   /** STRATA_SWEEP_INTERVAL_MS: how often the local server sweeps every tenant, as the cloud's schedule does; 0 never. */
   readonly sweepIntervalMs: number;
+  /** STRATA_EXPIRY_INTERVAL_MS: how often the local server removes expired containers and volumes (deployed, DynamoDB's TTL does); 0 never. */
+  readonly expiryIntervalMs: number;
   /** Start DynamoDB Local unless an endpoint was given. */
   readonly startDynamoLocal: boolean;
 }
@@ -117,6 +119,7 @@ export function localConfig(env: Env = process.env): LocalConfig {
     maxDockerBodyBytes: int(env, 'STRATA_MAX_DOCKER_BODY_BYTES', 64 * 1024 * 1024),
     requestTimeoutMs: int(env, 'STRATA_REQUEST_TIMEOUT_MS', 15 * 60_000),
     sweepIntervalMs: int(env, 'STRATA_SWEEP_INTERVAL_MS', 3600_000, 0),
+    expiryIntervalMs: int(env, 'STRATA_EXPIRY_INTERVAL_MS', 60_000, 0),
     startDynamoLocal: !env.STRATA_DYNAMO_ENDPOINT,
   };
 }

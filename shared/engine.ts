@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { EventLog } from './domain/events.js';
 import { ChangeFeed, type FeedPage, feedOwner } from './domain/change-feed.js';
+import { Expirations } from './domain/expirations.js';
 import type { BlobStore } from './ports/blob-store.js';
 import type { MetadataStore } from './ports/metadata-store.js';
 import { Changeset } from './domain/changeset.js';
@@ -69,6 +70,8 @@ export class Engine {
   readonly events: EventLog;
   /** Every change of each container's and volume's tree, numbered (change-feed.ts). */
   readonly feed: ChangeFeed;
+  /** Removes containers and volumes whose expiry has passed (expiry.ts). */
+  readonly expirations: Expirations;
   /** Asynchronous loads and their progress. */
   readonly jobs: Jobs;
   /** Presigned uploads, and the loads they start when their bytes land. */
@@ -98,6 +101,7 @@ export class Engine {
     this.images = new ImageService(meta, blobs, reader, options.limits, clock, this.events);
     this.volumes = new VolumeService(meta, clock, this.events);
     this.containers = new ContainerService(meta, this.images, this.volumes, clock, this.events);
+    this.expirations = new Expirations(meta, this.containers, this.volumes, clock);
     this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, new ReadCopies(meta, reader, clock), maxFileBytes);
     this.changeset = new Changeset(meta, reader, options.batchedReads);
     this.diff = new TreeDiff(meta, reader);
@@ -109,7 +113,7 @@ export class Engine {
       commit: (tenant, container, commitOptions) => this.commit(tenant, container, commitOptions as CommitOptions),
     });
     this.uploads = new Uploads(meta, blobs, this.jobs, this.events, clock);
-    this.sweeper = new Sweeper(meta, blobs, this.events, this.feed, clock, this.jobs);
+    this.sweeper = new Sweeper(meta, blobs, this.events, this.feed, clock, this.jobs, this.expirations);
     this.fsck = new Fsck(meta, blobs, clock);
   }
 

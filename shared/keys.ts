@@ -87,6 +87,11 @@ export const keys = {
   /** A container layer a fork sealed: how many containers' stacks hold it. */
   sealedLayer: (tenant: string, ns: NamespaceId): ItemKey => ({ pk: keys.sealedLayers(tenant), sk: ns }),
   sealedLayers: (tenant: string) => `${tenant}#sealed`,
+  /** What makes a container or volume with an expiry go (`owner`: `c:<id>` or `v:<uid>`; expiry.ts). */
+  expiry: (tenant: string, owner: string): ItemKey => ({ pk: keys.expiries(tenant), sk: owner }),
+  expiries: (tenant: string) => `${tenant}#expiries`,
+  /** The tenant whose expiry items `pk` holds. */
+  expiriesTenant: (pk: string): string | undefined => tenantOfPartition(pk, 'expiries'),
   /** A merge layer being written, before the merge's transaction puts it in a stack (merges.ts). */
   pendingMerge: (tenant: string, ns: NamespaceId): ItemKey => ({ pk: keys.pendingMerges(tenant), sk: ns }),
   pendingMerges: (tenant: string) => `${tenant}#merges`,

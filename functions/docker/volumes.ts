@@ -33,7 +33,7 @@ export const volumeRoutes: DockerRoute[] = [
       const labels = body.Labels ?? {};
       if (typeof labels !== 'object' || labels === null || Array.isArray(labels) || !Object.values(labels).every((v) => typeof v === 'string'))
         throw new InvalidInputError('Labels must be an object of strings');
-      const volume = await request.services.engine.volumes.create(request.tenant, body.Name || undefined, labels as Record<string, string>);
+      const volume = await request.services.engine.volumes.create(request.tenant, body.Name || undefined, { labels: labels as Record<string, string> });
       return json(201, volumeSummary(volume));
     },
   },

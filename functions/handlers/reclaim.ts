@@ -8,8 +8,9 @@ import { cloudServices, type Services } from '../composition.js';
 
 /**
  * The table's stream drives reclaiming out of the request path: a removed container's or
- * volume's namespace (its garbage item appears) is dropped at once, and a removed image's
- * layers and indexes go as soon as no image uses them. Each record is handled on its own
+ * volume's namespace (its garbage item appears) is dropped at once, a removed image's layers
+ * and indexes go as soon as no image uses them, and a container or volume whose expiry item
+ * TTL deleted is removed. Each record is handled on its own
  * (Powertools Batch, partial failures reported), and each step is idempotent, so a retried
  * batch is harmless. What this misses (a layer a load touched within the grace period, a crash
  * mid-way) the scheduled sweep still takes.
@@ -31,6 +32,13 @@ export function reclaimStream(services: () => Services) {
     if (record.eventName === 'REMOVE' && imagesTenant && change?.OldImage) {
       const removed = unmarshall(change.OldImage as Record<string, AttributeValue>) as unknown as ImageRecord;
       await engine.sweeper.reclaimImageParts(imagesTenant, removed, { graceMs: config.sweepGraceMs });
+      return;
+    }
+    // TTL deleted an expiry item: its container or volume goes (or gets its item back, if a write pushed its expiry later).
+    const expiriesTenant = keys.expiriesTenant(pk);
+    if (record.eventName === 'REMOVE' && expiriesTenant && change?.OldImage) {
+      const expired = unmarshall(change.OldImage as Record<string, AttributeValue>);
+      await engine.expirations.expire(expiriesTenant, sk, expired.name as string);
     }
   };
   return (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> =>

@@ -66,9 +66,13 @@ export const eventSchemas = [
     },
     'Another container’s changes were merged into a container.',
   ),
-  envelope('container.removed', { container: containerId, name: z.string(), image: imageId }, 'A container was removed; its storage is reclaimed after.'),
+  envelope(
+    'container.removed',
+    { container: containerId, name: z.string(), image: imageId, expired: z.literal(true).optional().meta({ description: 'Removed because its expiry passed.' }) },
+    'A container was removed; its storage is reclaimed after.',
+  ),
   envelope('volume.created', { volume: z.string(), anonymous: z.boolean() }, 'A volume was created.'),
-  envelope('volume.removed', { volume: z.string(), anonymous: z.boolean() }, 'A volume was removed.'),
+  envelope('volume.removed', { volume: z.string(), anonymous: z.boolean(), expired: z.literal(true).optional().meta({ description: 'Removed because its expiry passed.' }) }, 'A volume was removed.'),
   envelope(
     'upload.finalized',
     { upload: z.uuid(), size: z.int().min(0).meta({ description: 'Bytes received.' }), job: z.uuid().optional().meta({ description: 'The load it started, for an upload made with `load: true`.' }) },

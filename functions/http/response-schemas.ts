@@ -111,6 +111,12 @@ export const QuotaState = z
   })
   .meta({ description: 'Present when the tree was made with a quota.' });
 
+const expiryFields = {
+  expiresAt: epochMs('When it expires (a volume a container uses waits for its last container).').optional(),
+  ttlSeconds: z.int().min(1).optional().meta({ description: 'The time to live it was given.' }),
+  extendOnWrite: z.boolean().optional().meta({ description: 'Each write pushes the expiry back to `ttlSeconds` from then.' }),
+};
+
 export const ContainerSummary = z.object({
   id: z.string().regex(/^[0-9a-f]{64}$/),
   name: z.string(),
@@ -132,6 +138,7 @@ export const ContainerSummary = z.object({
   size: bytes("Bytes of files the container created or changed (Docker's SizeRw), in its own layer and the layers it shares with its forks. Listings include it with `?size=true`.").optional(),
   virtualSize: bytes("Image size plus `size` (Docker's SizeRootFs).").optional(),
   quota: QuotaState.optional(),
+  ...expiryFields,
 });
 
 const sideChange = z.enum(['added', 'modified', 'deleted', 'renamed', 'changed below', 'deleted above']);
@@ -171,6 +178,7 @@ export const VolumeSummary = z.object({
   refCount: count.meta({ description: 'Containers using it.' }),
   size: bytes('Bytes of files in it.'),
   quota: QuotaState.optional(),
+  ...expiryFields,
 });
 
 export const FeedEntry = z.object({

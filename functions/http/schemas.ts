@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isReservedLabelKey, MAX_ID, MAX_LABELS, MAX_MTIME_MS, MIN_MTIME_MS } from '../../shared/domain/limits.js';
 import { MAX_QUOTA_LIMIT } from '../../shared/domain/quotas.js';
+import { MAX_TTL_SECONDS } from '../../shared/domain/expiry.js';
 import { InvalidInputError } from '../../shared/errors.js';
 
 /**
@@ -49,16 +50,38 @@ export const QuotaUpdate = z
   .strictObject({ bytes: quotaLimits.bytes.nullable().optional(), entries: quotaLimits.entries.nullable().optional() }, { error: 'quota must be an object with bytes and entries' })
   .meta({ description: 'New limits: a number sets one, null lifts it, an absent field keeps it. A limit below what is used refuses further growth until enough is freed.' });
 
+const expiresAt = z
+  .number({ error: 'expiresAt must be milliseconds since the epoch' })
+  .int('expiresAt must be milliseconds since the epoch')
+  .meta({ description: 'When it expires, ms since the epoch (in the future). An expired tree is gone from listings and lookups at once; its storage is reclaimed after.' });
+const ttlSeconds = z
+  .number({ error: `ttlSeconds must be a whole number from 1 to ${MAX_TTL_SECONDS}` })
+  .int(`ttlSeconds must be a whole number from 1 to ${MAX_TTL_SECONDS}`)
+  .min(1, `ttlSeconds must be a whole number from 1 to ${MAX_TTL_SECONDS}`)
+  .max(MAX_TTL_SECONDS, `ttlSeconds must be a whole number from 1 to ${MAX_TTL_SECONDS}`)
+  .meta({ description: 'Expires this many seconds from now (instead of `expiresAt`).' });
+const extendOnWrite = z
+  .boolean({ error: 'extendOnWrite must be true or false' })
+  .meta({ description: 'With `ttlSeconds`: each write pushes the expiry back to `ttlSeconds` from then (checked once a tenth of it has passed), so only idle trees expire.' });
+const expiry = { expiresAt: expiresAt.optional(), ttlSeconds: ttlSeconds.optional(), extendOnWrite: extendOnWrite.optional() };
+const expiryUpdate = {
+  expiresAt: expiresAt.nullable().optional().meta({ description: 'A new expiry instant; null: never expire.' }),
+  ttlSeconds: ttlSeconds.nullable().optional().meta({ description: 'Expire this many seconds from now; null: never expire.' }),
+  extendOnWrite: extendOnWrite.optional(),
+};
+
 export const CreateContainerRequest = z.strictObject({
   image: z.string({ error: 'image is required and must be a string' }).min(1, 'image is required and must be a string').meta({ description: 'Image ID, ID prefix or tag.' }),
   name: z.string().optional().meta({ description: 'Unique per tenant; default `strata_` plus 12 hex digits of the ID.' }),
   mounts: z.array(MountRequest).optional(),
   labels: labels.optional(),
   quota: Quota.optional().meta({ description: "A quota can only be given at creation; its limits can be changed later. Forks take their source's." }),
+  ...expiry,
 });
 
 export const UpdateContainerRequest = z.strictObject({
   quota: QuotaUpdate.optional(),
+  ...expiryUpdate,
 });
 
 export const ForkRequest = z.strictObject({
@@ -87,10 +110,12 @@ export const CreateVolumeRequest = z.strictObject({
   name: z.string().optional().meta({ description: 'Omitted: an anonymous volume.' }),
   labels: labels.optional(),
   quota: Quota.optional().meta({ description: 'A quota can only be given at creation; its limits can be changed later.' }),
+  ...expiry,
 });
 
 export const UpdateVolumeRequest = z.strictObject({
   quota: QuotaUpdate.optional(),
+  ...expiryUpdate,
 });
 
 export const AttributesRequest = z

@@ -63,10 +63,14 @@ export async function runLocal(config: LocalConfig = localConfig()) {
   // The cloud's hourly sweep, here: what crashes left, expired copies and exports, dead jobs.
   const sweeping = config.sweepIntervalMs > 0 ? setInterval(() => void sweepAll(services, (m) => console.warn(m)), config.sweepIntervalMs) : undefined;
   sweeping?.unref();
+  // Deployed, DynamoDB's TTL hands expired trees to the reclaimer; DynamoDB Local's TTL is not to be relied on.
+  const expiring = config.expiryIntervalMs > 0 ? setInterval(() => void expireAll(services, (m) => console.warn(m)), config.expiryIntervalMs) : undefined;
+  expiring?.unref();
   return {
     url: server.url,
     async stop() {
       clearInterval(sweeping);
+      clearInterval(expiring);
       for (const pump of pumps) await pump.stop();
       await webhooks?.stop();
       await server.close();
@@ -87,6 +91,21 @@ async function sweepAll(services: Services, log: (message: string) => void): Pro
     log(`sweep failed: ${(error as Error).message}`);
   } finally {
     sweepRunning = false;
+  }
+}
+
+let expiryRunning = false;
+
+/** Removes every tenant's expired containers and volumes (their storage goes by the stream, as any removal's). */
+async function expireAll(services: Services, log: (message: string) => void): Promise<void> {
+  if (expiryRunning) return;
+  expiryRunning = true;
+  try {
+    for (const tenant of await services.engine.sweeper.tenants()) await services.engine.expirations.expireDue(tenant);
+  } catch (error) {
+    log(`expiry failed: ${(error as Error).message}`);
+  } finally {
+    expiryRunning = false;
   }
 }
 

@@ -154,7 +154,11 @@ const containers: Record<string, OperationDoc> = {
   createContainer: {
     tag: 'containers',
     summary: 'Create a container (`docker create`)',
-    description: prose('Copies nothing: the container is an empty writable layer over the image.', 'A mount naming a missing volume creates it; a mount without a volume gets a new anonymous one.'),
+    description: prose(
+      'Copies nothing: the container is an empty writable layer over the image.',
+      'A mount naming a missing volume creates it; a mount without a volume gets a new anonymous one.',
+      '`quota` bounds its own bytes and entries (checked in every change; 507 past it). `expiresAt` or `ttlSeconds` make it expire: it is gone from listings and lookups at once, and removed with its anonymous volumes (by DynamoDB TTL and the reclaimer deployed, every minute on the local server); `extendOnWrite` pushes the expiry back on each write.',
+    ),
     requestBody: jsonBody('CreateContainerRequest', true),
     responses: {
       201: json('The new container.', schemaRef('ContainerSummary'), { headers: headerRefs('Location') }),
@@ -175,9 +179,10 @@ const containers: Record<string, OperationDoc> = {
   },
   updateContainer: {
     tag: 'containers',
-    summary: "Change a container's quota",
+    summary: "Change a container's quota or expiry",
     description: prose(
-      'Sets, lifts (null) or keeps (absent) each limit of a container made with a quota; 409 for one made without (a quota is given at creation).',
+      '`quota`: sets, lifts (null) or keeps (absent) each limit of a container made with a quota; 409 for one made without (a quota is given at creation).',
+      '`ttlSeconds` sets the expiry that far from now, `expiresAt` to an instant, null (either) clears it; `extendOnWrite` alone turns pushing it back on or off.',
       'An empty body changes nothing and answers the container.',
     ),
     requestBody: jsonBody('UpdateContainerRequest', false),
@@ -269,7 +274,11 @@ const volumes: Record<string, OperationDoc> = {
   createVolume: {
     tag: 'volumes',
     summary: 'Create a volume (`docker volume create`)',
-    description: prose('Without a name, an anonymous volume with a random 64-hex-digit name.', 'Creating a name that exists returns that volume unchanged.'),
+    description: prose(
+      'Without a name, an anonymous volume with a random 64-hex-digit name.',
+      'Creating a name that exists returns that volume unchanged.',
+      '`quota` bounds its bytes and entries. `expiresAt` or `ttlSeconds` make it expire: unused, it is gone at once; in use, it goes with its last container.',
+    ),
     requestBody: jsonBody('CreateVolumeRequest', false),
     responses: { 201: json('The volume.', schemaRef('VolumeSummary')) },
   },
@@ -293,8 +302,11 @@ const volumes: Record<string, OperationDoc> = {
   },
   updateVolume: {
     tag: 'volumes',
-    summary: "Change a volume's quota",
-    description: 'Sets, lifts (null) or keeps (absent) each limit of a volume made with a quota; 409 for one made without.',
+    summary: "Change a volume's quota or expiry",
+    description: prose(
+      '`quota`: sets, lifts (null) or keeps (absent) each limit of a volume made with a quota; 409 for one made without.',
+      '`ttlSeconds` sets the expiry that far from now, `expiresAt` to an instant, null (either) clears it; `extendOnWrite` alone turns pushing it back (on writes into the volume itself) on or off.',
+    ),
     requestBody: jsonBody('UpdateVolumeRequest', false),
     responses: { 200: json('The volume.', schemaRef('VolumeSummary')) },
     statuses: [404, 409],

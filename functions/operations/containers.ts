@@ -1,6 +1,7 @@
 import { flag } from '../http/parse.js';
 import { CommitRequest, CreateContainerRequest, ForkRequest, MergeRequest, parseWith, UpdateContainerRequest } from '../http/schemas.js';
 import { feedOptions } from './feed.js';
+import { expiryOf } from './expiry.js';
 import { json, noContent } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
 import { idempotently } from './idempotent.js';
@@ -11,8 +12,8 @@ const KIND_NAMES = ['C', 'A', 'D'];
 /** Containers: create, fork, merge, list (with sizes on request), inspect, update, remove, changes, feed, commit, export. */
 export const containerOperations: Record<string, Operation> = {
   createContainer: async (request) => {
-    const body = parseWith(CreateContainerRequest, request.json());
-    const summary = await request.services.engine.containers.create(request.tenant, body);
+    const { expiresAt, ttlSeconds, extendOnWrite, ...body } = parseWith(CreateContainerRequest, request.json());
+    const summary = await request.services.engine.containers.create(request.tenant, { ...body, expiry: expiryOf({ expiresAt, ttlSeconds, extendOnWrite }) });
     return json(201, summary, { location: `/v1/containers/${summary.id}` });
   },
 
@@ -23,7 +24,10 @@ export const containerOperations: Record<string, Operation> = {
   updateContainer: async (request) => {
     const body = parseWith(UpdateContainerRequest, request.json());
     const { tenant, services, params } = request;
-    return json(200, body.quota ? await services.engine.containers.setQuota(tenant, params.id, body.quota) : await services.engine.containers.inspect(tenant, params.id));
+    const containers = services.engine.containers;
+    if (body.quota) await containers.setQuota(tenant, params.id, body.quota);
+    const expiry = expiryOf(body);
+    return json(200, expiry ? await containers.setExpiry(tenant, params.id, expiry) : await containers.inspect(tenant, params.id));
   },
 
   containerFeed: async ({ tenant, services, params, query }) => json(200, await services.engine.feedOf(tenant, { kind: 'container', ref: params.id }, feedOptions(query))),

@@ -1,6 +1,7 @@
 import { flag } from '../http/parse.js';
 import { CreateVolumeRequest, parseWith, UpdateVolumeRequest } from '../http/schemas.js';
 import { feedOptions } from './feed.js';
+import { expiryOf } from './expiry.js';
 import { json, noContent } from '../http/responses.js';
 import type { Operation } from '../http/types.js';
 
@@ -8,14 +9,17 @@ import type { Operation } from '../http/types.js';
 export const volumeOperations: Record<string, Operation> = {
   createVolume: async (request) => {
     const body = parseWith(CreateVolumeRequest, request.json());
-    return json(201, await request.services.engine.volumes.create(request.tenant, body.name, body.labels, body.quota));
+    return json(201, await request.services.engine.volumes.create(request.tenant, body.name, { labels: body.labels, quota: body.quota, expiry: expiryOf(body) }));
   },
   listVolumes: async ({ tenant, services }) => json(200, await services.engine.volumes.list(tenant)),
   inspectVolume: async ({ tenant, services, params }) => json(200, await services.engine.volumes.inspect(tenant, params.name)),
   updateVolume: async (request) => {
     const body = parseWith(UpdateVolumeRequest, request.json());
     const { tenant, services, params } = request;
-    return json(200, body.quota ? await services.engine.volumes.setQuota(tenant, params.name, body.quota) : await services.engine.volumes.inspect(tenant, params.name));
+    const volumes = services.engine.volumes;
+    if (body.quota) await volumes.setQuota(tenant, params.name, body.quota);
+    const expiry = expiryOf(body);
+    return json(200, expiry ? await volumes.setExpiry(tenant, params.name, expiry) : await volumes.inspect(tenant, params.name));
   },
   volumeFeed: async ({ tenant, services, params, query }) => json(200, await services.engine.feedOf(tenant, { kind: 'volume', name: params.name }, feedOptions(query))),
   removeVolume: async ({ tenant, services, params, query }) => {

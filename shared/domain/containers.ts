@@ -14,6 +14,7 @@ import type { Proof } from './resolver.js';
 import { ownNamespaces, releaseOps, sealedOf, topOf } from './sealed-layers.js';
 import { checkQuotaLimits, type QuotaLimits, type QuotaState, type QuotaUpdate, quotaCreationOp, quotaFromItem, quotaKeys, quotaView, setQuotaLimits } from './quotas.js';
 import { feedOwner } from './change-feed.js';
+import { expiryAttrs, expiryFrom, expiryItemOp, expiryItemRemoval, expiryOwner, type ExpiryRequest, type ExpirySettings, expiryView, extensionDue, isExpired } from './expiry.js';
 
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
@@ -50,6 +51,10 @@ export interface ContainerSummary {
   readonly virtualSize?: number;
   /** Its limits and what counts against them, when it was made with a quota. */
   readonly quota?: ReturnType<typeof quotaView>;
+  /** When it expires (ms since the epoch), and how: see expiry.ts. */
+  readonly expiresAt?: number;
+  readonly ttlSeconds?: number;
+  readonly extendOnWrite?: boolean;
 }
 
 /** IDs and names live apart in the cache, whatever they look like. */
@@ -80,10 +85,11 @@ export class ContainerService {
 
   async create(
     tenant: string,
-    request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string>; process?: ProcessSettings; quota?: QuotaLimits },
+    request: { image: string; name?: string; mounts?: readonly MountRequest[]; labels?: Record<string, string>; process?: ProcessSettings; quota?: QuotaLimits; expiry?: ExpiryRequest },
   ): Promise<ContainerSummary> {
     const image = await this.images.resolve(tenant, request.image);
     if (request.name !== undefined) checkContainerName(request.name);
+    const expiry = request.expiry ? expiryFrom(request.expiry, this.clock()) : undefined;
     const id = randomBytes(32).toString('hex');
     const name = request.name ?? `strata_${id.slice(0, 12)}`;
     const ops: WriteOp[] = [];
@@ -100,7 +106,12 @@ export class ContainerService {
       if (targets.has(target)) throw new InvalidInputError(`two mounts at ${target}`);
       targets.add(target);
       let volume: VolumeRecord;
-      const existing = m.volume === undefined ? undefined : await this.meta.get(keys.volume(tenant, m.volume));
+      let existing = m.volume === undefined ? undefined : await this.meta.get(keys.volume(tenant, m.volume));
+      // An expired volume nobody uses is gone: it goes now, and the name makes a new one.
+      if (existing && this.volumes.isGone(existing.attrs as unknown as VolumeRecord)) {
+        await this.volumes.expire(tenant, existing.attrs as unknown as VolumeRecord);
+        existing = undefined;
+      }
       if (existing) {
         volume = existing.attrs as unknown as VolumeRecord;
         ops.push({ op: 'update', key: keys.volume(tenant, volume.name), add: { refs: 1 }, conditions: [{ kind: 'equals', field: 'uid', value: volume.uid }] });
@@ -123,8 +134,10 @@ export class ContainerService {
       labels: checkLabels(request.labels ?? {}),
       ...(request.process && Object.keys(request.process).length ? { process: request.process } : {}),
       ...(request.quota ? { quota: true as const } : {}),
+      ...expiry,
     };
     if (request.quota) ops.push(quotaCreationOp(quotaKeys.container(tenant, id), checkQuotaLimits(request.quota)));
+    if (expiry) ops.push(expiryItemOp(tenant, expiryOwner.container(id), expiry.expires, name));
     ops.push(
       { op: 'put', item: { ...keys.container(tenant, id), attrs: { ...record } }, conditions: [{ kind: 'absent' }] },
       { op: 'put', item: { ...keys.containerName(tenant, name), attrs: nameAttrs(record) }, conditions: [{ kind: 'absent' }] },
@@ -183,8 +196,9 @@ export class ContainerService {
    * by fetching the record in the same round trip as the path.
    */
   async lookup(tenant: string, ref: string, options: { cache?: boolean } = {}): Promise<{ record: ContainerRecord; cached: boolean }> {
+    // A cached record past its expiry may have been extended since: only the store can say.
     const cached = options.cache ? this.records.get(cacheKey(tenant, ref)) : undefined;
-    if (cached) return { record: cached, cached: true };
+    if (cached && !isExpired(cached, this.clock())) return { record: cached, cached: true };
     let id: string | undefined;
     if (/^[0-9a-f]{64}$/.test(ref)) id = ref;
     else {
@@ -197,8 +211,9 @@ export class ContainerService {
       }
     }
     const item = id && (await this.meta.get(keys.container(tenant, id)));
-    if (!item) throw new NotFoundError(`no such container: ${ref}`);
-    const record = item.attrs as unknown as ContainerRecord;
+    const record = item ? (item.attrs as unknown as ContainerRecord) : undefined;
+    // An expired container is gone for every caller at once, before its storage is reclaimed.
+    if (!record || isExpired(record, this.clock())) throw new NotFoundError(`no such container: ${ref}`);
     if (ref === record.id || ref === record.name) this.remember(tenant, record);
     return { record, cached: false };
   }
@@ -254,10 +269,7 @@ export class ContainerService {
   }
 
   async list(tenant: string, options: { size?: boolean } = {}): Promise<ContainerSummary[]> {
-    if (!options.size) {
-      const records = (await queryAll(this.meta, keys.containers(tenant))).map((i) => i.attrs as unknown as ContainerRecord);
-      return records.sort((a, b) => b.created - a.created).map((r) => this.summarize(r));
-    }
+    if (!options.size) return (await this.live(tenant)).sort((a, b) => b.created - a.created).map((r) => this.summarize(r));
     return (await this.listWithSizes(tenant)).items;
   }
 
@@ -266,7 +278,7 @@ export class ContainerService {
    * once (forks share the layers they were forked from): `docker system df`'s total.
    */
   async listWithSizes(tenant: string): Promise<{ items: ContainerSummary[]; layerBytes: number }> {
-    const records = (await queryAll(this.meta, keys.containers(tenant))).map((i) => i.attrs as unknown as ContainerRecord);
+    const records = await this.live(tenant);
     const layers = [...new Set(records.flatMap((r) => ownNamespaces(r)))];
     const imageKeys = [...new Set(records.map((r) => r.image))].map((id) => keys.image(tenant, id));
     const quotas = records.filter((r) => r.quota).map((r) => quotaKeys.container(tenant, r.id));
@@ -275,6 +287,54 @@ export class ContainerService {
       .sort((a, b) => b.created - a.created)
       .map((r) => this.summarize(r, sizeOf(tenant, r, items), items.get(itemId(keys.image(tenant, r.image)))?.attrs as unknown as ImageRecord | undefined, quotaOf(tenant, r, items)));
     return { items: summaries, layerBytes: layers.reduce((sum, ns) => sum + statsTotals(tenant, ns, items).size, 0) };
+  }
+
+  /** Every container not expired. */
+  private async live(tenant: string): Promise<ContainerRecord[]> {
+    const now = this.clock();
+    return (await queryAll(this.meta, keys.containers(tenant))).map((i) => i.attrs as unknown as ContainerRecord).filter((r) => !isExpired(r, now));
+  }
+
+  /**
+   * New expiry settings (expiry.ts `expiryFrom`): the record and the expiry item change together.
+   * Throws NotFoundError and InvalidInputError.
+   */
+  async setExpiry(tenant: string, ref: string, request: ExpiryRequest): Promise<ContainerSummary> {
+    const record = await this.record(tenant, ref);
+    const settings = expiryFrom(request, this.clock(), record.expires === undefined ? undefined : (record as ExpirySettings));
+    const { set, remove } = expiryAttrs(settings);
+    const owner = expiryOwner.container(record.id);
+    try {
+      await this.meta.transact([
+        { op: 'update', key: keys.container(tenant, record.id), ...(Object.keys(set).length ? { set } : {}), remove, conditions: [{ kind: 'present' }] },
+        settings ? expiryItemOp(tenant, owner, settings.expires, record.name) : expiryItemRemoval(tenant, owner),
+      ]);
+    } catch (error) {
+      if (error instanceof TransactionConditionError) throw new NotFoundError(`no such container: ${ref}`);
+      throw error;
+    } finally {
+      this.forget(tenant, record);
+    }
+    return this.inspect(tenant, record.id);
+  }
+
+  /**
+   * After a write: pushes the expiry of a container that asks for it back to its time to live
+   * from now, once a tenth of that has passed (one update, not one per write). Best effort: a
+   * container changed or removed meanwhile keeps what it has.
+   */
+  async touch(tenant: string, record: ContainerRecord): Promise<void> {
+    if (!record.extendOnWrite || !record.ttlSeconds || record.expires === undefined) return;
+    const now = this.clock();
+    if (!extensionDue({ key: keys.container(tenant, record.id), expires: record.expires, ttlMs: record.ttlSeconds * 1000 }, now)) return;
+    const expires = now + record.ttlSeconds * 1000;
+    try {
+      await this.meta.transact([{ op: 'update', key: keys.container(tenant, record.id), set: { expires }, conditions: [{ kind: 'equals', field: 'expires', value: record.expires }] }]);
+      this.remember(tenant, { ...record, expires });
+    } catch (error) {
+      if (!(error instanceof TransactionConditionError)) throw error;
+      this.forget(tenant, record);
+    }
   }
 
   /** One container with its sizes: its record, then its counters and image in one round trip, whatever it holds. */
@@ -308,6 +368,7 @@ export class ContainerService {
       size,
       virtualSize: size === undefined ? undefined : (image?.size ?? 0) + size,
       ...(quota ? { quota: quotaView(quota) } : {}),
+      ...expiryView(record),
     };
   }
 
@@ -317,16 +378,40 @@ export class ContainerService {
    * stay. Its nodes and objects are left to the sweep, recorded as garbage in the same transaction.
    */
   async remove(tenant: string, ref: string, options: { volumes?: boolean } = {}): Promise<void> {
-    const record = await this.record(tenant, ref);
+    return this.removeRecord(tenant, await this.record(tenant, ref), options);
+  }
+
+  /**
+   * Removes an expired container (and its anonymous volumes), only if its expiry is still the
+   * one read: a write that pushed it back meanwhile keeps it. Answers whether it went.
+   */
+  async expire(tenant: string, record: ContainerRecord): Promise<boolean> {
+    try {
+      await this.removeRecord(tenant, record, { volumes: true, expired: true });
+      return true;
+    } catch (error) {
+      if (error instanceof NotFoundError || error instanceof ConflictError) return false;
+      throw error;
+    }
+  }
+
+  private async removeRecord(tenant: string, record: ContainerRecord, options: { volumes?: boolean; expired?: boolean }): Promise<void> {
+    const ref = record.name;
     const ns = topOf(record);
+    const now = this.clock();
     const ops: WriteOp[] = [
-      { op: 'delete', key: keys.container(tenant, record.id), conditions: [{ kind: 'present' }] },
+      {
+        op: 'delete',
+        key: keys.container(tenant, record.id),
+        conditions: options.expired ? [{ kind: 'equals', field: 'expires', value: record.expires! }] : [{ kind: 'present' }],
+      },
       { op: 'delete', key: keys.containerName(tenant, record.name) },
       ...statsRemoval(tenant, ns),
       { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock(), feed: feedOwner.container(record.id) } } },
       { op: 'update', key: keys.image(tenant, record.image), add: { containers: -1 }, conditions: [{ kind: 'present' }] },
-      this.events.op(tenant, 'container.removed', { container: record.id, name: record.name, image: record.image }),
+      this.events.op(tenant, 'container.removed', { container: record.id, name: record.name, image: record.image, ...(options.expired ? { expired: true } : {}) }),
       ...(record.quota ? [{ op: 'delete', key: quotaKeys.container(tenant, record.id) } as WriteOp] : []),
+      ...(record.expires !== undefined ? [expiryItemRemoval(tenant, expiryOwner.container(record.id))] : []),
       ...(await releaseOps(this.meta, tenant, sealedOf(record), this.clock())),
     ];
     const volumeItems = await this.meta.getMany(record.mounts.map((m) => keys.volume(tenant, m.volume)));
@@ -334,7 +419,8 @@ export class ContainerService {
       const item = volumeItems.get(itemId(keys.volume(tenant, m.volume)));
       const volume = item?.attrs as unknown as VolumeRecord | undefined;
       if (!volume || volume.uid !== m.volumeUid) continue;
-      if (options.volumes && volume.anonymous && volume.refs === 1) ops.push(...this.volumes.removalOps(tenant, volume, 1));
+      // An expired volume waits for its last container, and goes with it.
+      if (volume.refs === 1 && ((options.volumes && volume.anonymous) || isExpired(volume, now))) ops.push(...this.volumes.removalOps(tenant, volume, 1));
       else ops.push({ op: 'update', key: keys.volume(tenant, m.volume), add: { refs: -1 }, conditions: [{ kind: 'equals', field: 'uid', value: m.volumeUid }] });
     }
     try {

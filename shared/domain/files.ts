@@ -34,15 +34,21 @@ export class FileService {
    * The view a target names. Only reads that fetch the container's record alongside the path
    * (`confirmed`) may use cached container records; everything else looks the container up.
    */
-  private async viewOf(tenant: string, target: TreeTarget, options: { cache?: boolean } = {}): Promise<{ view: View; proof?: Proof; cached?: boolean; forget?: () => void }> {
+  private async viewOf(
+    tenant: string,
+    target: TreeTarget,
+    options: { cache?: boolean } = {},
+  ): Promise<{ view: View; proof?: Proof; cached?: boolean; forget?: () => void; touch?: () => Promise<void> }> {
     switch (target.kind) {
       case 'image':
         return { view: this.images.view(tenant, await this.images.resolve(tenant, target.ref)) };
-      case 'volume':
-        return { view: this.volumes.view(tenant, await this.volumes.record(tenant, target.name)) };
+      case 'volume': {
+        const record = await this.volumes.record(tenant, target.name);
+        return { view: this.volumes.view(tenant, record), touch: () => this.volumes.touch(tenant, record) };
+      }
       case 'container': {
         const { view, record, proof, cached } = await this.containers.view(tenant, target.ref, { cache: options.cache ?? false });
-        return { view, proof, cached, forget: () => this.containers.forget(tenant, record) };
+        return { view, proof, cached, forget: () => this.containers.forget(tenant, record), touch: () => this.containers.touch(tenant, record) };
       }
     }
   }
@@ -121,7 +127,9 @@ export class FileService {
     for (let attempt = 0; ; attempt++) {
       const found = await this.viewOf(tenant, target, { cache: attempt === 0 });
       try {
-        return await write(found.view, found.proof);
+        const result = await write(found.view, found.proof);
+        await found.touch?.();
+        return result;
       } catch (error) {
         if (!(error instanceof StaleViewError)) throw error;
         found.forget?.();
@@ -136,11 +144,15 @@ export class FileService {
   /**
    * A change on a freshly looked-up view, run once more on a new lookup if a fork sealed the
    * container's layer between the lookup and the change's transaction (nothing was written).
+   * A change that lands pushes back the expiry of a tree that asks for it.
    */
   private async onFreshView<T>(tenant: string, target: TreeTarget, change: (view: View) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await change((await this.viewOf(tenant, target)).view);
+        const found = await this.viewOf(tenant, target);
+        const result = await change(found.view);
+        await found.touch?.();
+        return result;
       } catch (error) {
         if (!(error instanceof StaleViewError) || attempt > 0) throw staleAsConflict(error);
       }

@@ -9,6 +9,7 @@ import type { ContainerRecord } from './records.js';
 import { holdOps, MAX_SEALED_LAYERS, newLayerNamespace, sealedOf, sealedRecordOp, topOf } from './sealed-layers.js';
 import { sealOps, statsCreation } from './stats.js';
 import { quotaCreationOp, quotaKeys, readQuota } from './quotas.js';
+import { expiryItemOp, expiryOwner } from './expiry.js';
 
 /**
  * Forks: a new container whose tree is the source's at that instant, in one transaction of a
@@ -59,6 +60,10 @@ export class ForkService {
       created: now,
       labels: labels ?? source.labels,
       ...(source.process ? { process: source.process } : {}),
+      // A fork lives as its source does: the same time to live from now, or the same instant.
+      ...(source.expires !== undefined ? { expires: source.ttlSeconds ? now + source.ttlSeconds * 1000 : source.expires } : {}),
+      ...(source.ttlSeconds ? { ttlSeconds: source.ttlSeconds } : {}),
+      ...(source.extendOnWrite ? { extendOnWrite: true as const } : {}),
     };
     const sourceNow: ContainerRecord = { ...source, stack, top: sourceTop };
     // A fork holds what its source holds: it starts with the source's quota and usage, pinned.
@@ -96,6 +101,7 @@ export class ForkService {
       { op: 'update', key: keys.image(tenant, source.image), add: { containers: 1 }, conditions: [{ kind: 'present' }] },
       ...source.mounts.map((m): WriteOp => ({ op: 'update', key: keys.volume(tenant, m.volume), add: { refs: 1 }, conditions: [{ kind: 'equals', field: 'uid', value: m.volumeUid }] })),
       ...quotaOps,
+      ...(fork.expires !== undefined ? [expiryItemOp(tenant, expiryOwner.container(id), fork.expires, name)] : []),
       this.events.op(tenant, 'container.forked', { container: id, name, image: source.image, source: source.id, layer: sealed }),
     ];
     try {

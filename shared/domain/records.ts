@@ -65,6 +65,11 @@ export interface ContainerRecord {
   readonly labels: Readonly<Record<string, string>>;
   /** Process settings given at create (`docker create -e A=1 img cmd`); a commit applies them, as dockerd's does. */
   readonly process?: ProcessSettings;
+  /** When it expires, ms since the epoch (expiry.ts); absent: never. */
+  readonly expires?: number;
+  readonly ttlSeconds?: number;
+  /** Each write pushes `expires` to `ttlSeconds` from then. */
+  readonly extendOnWrite?: true;
 }
 
 /** What a container would run with, beyond its image's config. Strata runs nothing; it keeps them for inspect and commit. */
@@ -87,6 +92,10 @@ export interface VolumeRecord {
   readonly refs: number;
   /** Set when the volume was made with a quota (its item: quotaKeys.volume). */
   readonly quota?: true;
+  /** When it expires, ms since the epoch (expiry.ts): while a container uses it, when the last one goes. */
+  readonly expires?: number;
+  readonly ttlSeconds?: number;
+  readonly extendOnWrite?: true;
 }
 
 export interface GarbageRecord {

@@ -45,6 +45,8 @@ export class Sweeper {
     private readonly clock: () => number = Date.now,
     /** Fails jobs whose runner died; the sweep is what notices them. */
     private readonly jobs?: { failAbandoned(tenant: string): Promise<number> },
+    /** Removes what has expired, whether or not TTL told the reclaimer yet. */
+    private readonly expirations?: { expireDue(tenant: string): Promise<number> },
   ) {}
 
   async tenants(): Promise<string[]> {
@@ -55,7 +57,9 @@ export class Sweeper {
     const cutoff = this.clock() - (options.graceMs ?? DEFAULT_GRACE_MS);
     const report = emptyReport();
 
-    // 0. Archive loads a crash stopped part-way are undone, so their images count as unused below.
+    // 0. Expired containers and volumes go, so their storage is reclaimed below; and archive loads
+    // a crash stopped part-way are undone, so their images count as unused below.
+    await this.expirations?.expireDue(tenant);
     for (const { id, journal } of await staleJournals(this.meta, tenant, cutoff)) await undoLoad(this.meta, this.blobs, this.events, tenant, id, journal);
 
     // 1. Namespaces of removed containers and volumes, and merge layers a crash left unplaced.

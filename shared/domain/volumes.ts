@@ -9,6 +9,7 @@ import { checkLabels } from './limits.js';
 import type { View } from './view.js';
 import { checkQuotaLimits, type QuotaLimits, type QuotaState, type QuotaUpdate, quotaCreationOp, quotaFromItem, quotaKeys, quotaView, setQuotaLimits } from './quotas.js';
 import { feedOwner } from './change-feed.js';
+import { expiryAttrs, expiryFrom, expiryItemOp, expiryItemRemoval, expiryOwner, type ExpiryRequest, type ExpirySettings, expiryView, extensionDue, isExpired } from './expiry.js';
 
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
 
@@ -23,6 +24,10 @@ export interface VolumeSummary {
   readonly size: number;
   /** Its limits and what counts against them, when it was made with a quota. */
   readonly quota?: ReturnType<typeof quotaView>;
+  /** When it expires (ms since the epoch; while a container uses it, when the last one goes), and how: see expiry.ts. */
+  readonly expiresAt?: number;
+  readonly ttlSeconds?: number;
+  readonly extendOnWrite?: boolean;
 }
 
 export function volumeNamespace(volume: Pick<VolumeRecord, 'uid'>): NamespaceId {
@@ -45,6 +50,7 @@ export class VolumeService {
     return [
       { op: 'put', item: { ...keys.volume(tenant, record.name), attrs: { ...record, ...(quota ? { quota: true } : {}) } }, conditions: [{ kind: 'absent' }] },
       ...(quota ? [quotaCreationOp(quotaKeys.volume(tenant, record.uid), checkQuotaLimits(quota))] : []),
+      ...(record.expires !== undefined ? [expiryItemOp(tenant, expiryOwner.volume(record.uid), record.expires, record.name)] : []),
       ...statsCreation(tenant, volumeNamespace(record)),
       this.events.op(tenant, 'volume.created', { volume: record.name, anonymous: record.anonymous }),
     ];
@@ -56,11 +62,19 @@ export class VolumeService {
     return { name: name ?? `${uid}${uid}`.slice(0, 64), uid, anonymous: name === undefined, created: this.clock(), labels: checkLabels(labels), refs: 0 };
   }
 
-  /** Creates a named volume; creating one that exists returns it unchanged, as Docker does. */
-  async create(tenant: string, name: string | undefined, labels: Record<string, string> = {}, quota?: QuotaLimits): Promise<VolumeSummary> {
-    const record = this.newRecord(name, labels);
+  /**
+   * Creates a named volume; creating one that exists returns it unchanged, as Docker does (an
+   * expired one nobody uses goes first, and the name makes a new one).
+   */
+  async create(tenant: string, name: string | undefined, options: { labels?: Record<string, string>; quota?: QuotaLimits; expiry?: ExpiryRequest } = {}): Promise<VolumeSummary> {
+    const expiry = options.expiry ? expiryFrom(options.expiry, this.clock()) : undefined;
+    const record: VolumeRecord = { ...this.newRecord(name, options.labels), ...expiry };
+    if (name !== undefined) {
+      const existing = (await this.meta.get(keys.volume(tenant, name)))?.attrs as unknown as VolumeRecord | undefined;
+      if (existing && this.isGone(existing)) await this.expire(tenant, existing);
+    }
     try {
-      await this.meta.transact([...this.creationOps(tenant, record, quota), { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } }]);
+      await this.meta.transact([...this.creationOps(tenant, record, options.quota), { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } }]);
     } catch (error) {
       if (error instanceof TransactionConditionError && name !== undefined) return this.inspect(tenant, name);
       throw error;
@@ -68,11 +82,59 @@ export class VolumeService {
     return this.inspect(tenant, record.name);
   }
 
-  /** Throws NotFoundError. */
+  /** Throws NotFoundError (an expired volume that no container uses is gone). */
   async record(tenant: string, name: string): Promise<VolumeRecord> {
     const item = await this.meta.get(keys.volume(tenant, name));
-    if (!item) throw new NotFoundError(`no such volume: ${name}`);
-    return item.attrs as unknown as VolumeRecord;
+    const record = item?.attrs as unknown as VolumeRecord | undefined;
+    if (!record || this.isGone(record)) throw new NotFoundError(`no such volume: ${name}`);
+    return record;
+  }
+
+  /** Expired and used by no container: gone to every caller, before its storage is reclaimed. A volume in use waits for its last container. */
+  isGone(record: VolumeRecord): boolean {
+    return record.refs === 0 && isExpired(record, this.clock());
+  }
+
+  /** Removes an expired volume nobody uses, only if its expiry is still the one read. Answers whether it went. */
+  async expire(tenant: string, record: VolumeRecord): Promise<boolean> {
+    if (!this.isGone(record)) return false;
+    try {
+      await this.meta.transact(this.removalOps(tenant, record, 0, { expired: true }));
+      return true;
+    } catch (error) {
+      if (error instanceof TransactionConditionError) return false;
+      throw error;
+    }
+  }
+
+  /** New expiry settings (expiry.ts): the record and the expiry item change together. Throws NotFoundError and InvalidInputError. */
+  async setExpiry(tenant: string, name: string, request: ExpiryRequest): Promise<VolumeSummary> {
+    const record = await this.record(tenant, name);
+    const settings = expiryFrom(request, this.clock(), record.expires === undefined ? undefined : (record as ExpirySettings));
+    const { set, remove } = expiryAttrs(settings);
+    const owner = expiryOwner.volume(record.uid);
+    try {
+      await this.meta.transact([
+        { op: 'update', key: keys.volume(tenant, name), ...(Object.keys(set).length ? { set } : {}), remove, conditions: [{ kind: 'equals', field: 'uid', value: record.uid }] },
+        settings ? expiryItemOp(tenant, owner, settings.expires, name) : expiryItemRemoval(tenant, owner),
+      ]);
+    } catch (error) {
+      if (error instanceof TransactionConditionError) throw new NotFoundError(`no such volume: ${name}`);
+      throw error;
+    }
+    return this.inspect(tenant, name);
+  }
+
+  /** After a write into the volume itself: pushes its expiry back once a tenth of its time to live has passed (see ContainerService.touch). */
+  async touch(tenant: string, record: VolumeRecord): Promise<void> {
+    if (!record.extendOnWrite || !record.ttlSeconds || record.expires === undefined) return;
+    const now = this.clock();
+    if (!extensionDue({ key: keys.volume(tenant, record.name), expires: record.expires, ttlMs: record.ttlSeconds * 1000 }, now)) return;
+    await this.meta
+      .transact([{ op: 'update', key: keys.volume(tenant, record.name), set: { expires: now + record.ttlSeconds * 1000 }, conditions: [{ kind: 'equals', field: 'expires', value: record.expires }] }])
+      .catch((error) => {
+        if (!(error instanceof TransactionConditionError)) throw error;
+      });
   }
 
   async inspect(tenant: string, name: string): Promise<VolumeSummary> {
@@ -83,7 +145,7 @@ export class VolumeService {
   }
 
   async list(tenant: string): Promise<VolumeSummary[]> {
-    const records = (await queryAll(this.meta, keys.volumes(tenant))).map((i) => i.attrs as unknown as VolumeRecord);
+    const records = (await queryAll(this.meta, keys.volumes(tenant))).map((i) => i.attrs as unknown as VolumeRecord).filter((r) => !this.isGone(r));
     const items = await this.meta.getMany(records.flatMap((r) => [...statsKeys(tenant, volumeNamespace(r)), ...(r.quota ? [quotaKeys.volume(tenant, r.uid)] : [])]));
     return records.map((r) => summarize(r, statsTotals(tenant, volumeNamespace(r), items).size, quotaOf(tenant, r, items)));
   }
@@ -96,22 +158,28 @@ export class VolumeService {
     return this.inspect(tenant, name);
   }
 
-  /** Ops that delete a volume whose reference count is `refs`, leaving its nodes and objects to the sweep. */
-  removalOps(tenant: string, record: VolumeRecord, refs: number): WriteOp[] {
+  /**
+   * Ops that delete a volume whose reference count is `refs`, leaving its nodes and objects to
+   * the sweep; `expired` only while its expiry is still the one read.
+   */
+  removalOps(tenant: string, record: VolumeRecord, refs: number, options: { expired?: boolean } = {}): WriteOp[] {
     const ns = volumeNamespace(record);
+    const expired = options.expired || isExpired(record, this.clock());
     return [
       ...(record.quota ? [{ op: 'delete', key: quotaKeys.volume(tenant, record.uid) } as WriteOp] : []),
+      ...(record.expires !== undefined ? [expiryItemRemoval(tenant, expiryOwner.volume(record.uid))] : []),
       {
         op: 'delete',
         key: keys.volume(tenant, record.name),
         conditions: [
           { kind: 'equals', field: 'refs', value: refs },
           { kind: 'equals', field: 'uid', value: record.uid },
+          ...(options.expired ? [{ kind: 'equals' as const, field: 'expires', value: record.expires! }] : []),
         ],
       },
       ...statsRemoval(tenant, ns),
       { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: this.clock(), feed: feedOwner.volume(record.uid) } } },
-      this.events.op(tenant, 'volume.removed', { volume: record.name, anonymous: record.anonymous }),
+      this.events.op(tenant, 'volume.removed', { volume: record.name, anonymous: record.anonymous, ...(expired ? { expired: true } : {}) }),
     ];
   }
 
@@ -165,7 +233,16 @@ export class VolumeService {
 }
 
 function summarize(record: VolumeRecord, size: number, quota?: QuotaState): VolumeSummary {
-  return { name: record.name, anonymous: record.anonymous, created: record.created, labels: record.labels ?? {}, refCount: record.refs, size, ...(quota ? { quota: quotaView(quota) } : {}) };
+  return {
+    name: record.name,
+    anonymous: record.anonymous,
+    created: record.created,
+    labels: record.labels ?? {},
+    refCount: record.refs,
+    size,
+    ...(quota ? { quota: quotaView(quota) } : {}),
+    ...expiryView(record),
+  };
 }
 
 function quotaOf(tenant: string, record: VolumeRecord, items: ReadonlyMap<string, Item>): QuotaState | undefined {

@@ -3,13 +3,13 @@ import { multiImageArchive } from '../support/images.js';
 import { startServer, type RunningServer } from '../support/local-server.js';
 
 /**
- * Merges, change feeds and quotas over HTTP on the local server with DynamoDB Local, concurrency
- * included: what a sandbox platform does when agents work on forks of one workspace.
+ * Merges, change feeds, quotas and expiry over HTTP on the local server with DynamoDB Local,
+ * concurrency included: what a sandbox platform does when agents work on forks of one workspace.
  */
 let server: RunningServer;
 
 beforeAll(async () => {
-  server = await startServer({ STRATA_DYNAMO_ENDPOINT: inject('dynamoEndpoint'), STRATA_TABLE: `sync-${Date.now()}` });
+  server = await startServer({ STRATA_DYNAMO_ENDPOINT: inject('dynamoEndpoint'), STRATA_TABLE: `sync-${Date.now()}`, STRATA_EXPIRY_INTERVAL_MS: '200' });
   const { archive } = await multiImageArchive([
     {
       layers: [
@@ -142,5 +142,27 @@ describe('concurrency', () => {
     const seen = await Promise.all(Array.from({ length: 10 }, (_, i) => get('target', `/s${i}`)));
     if (merge.status === 200) expect(seen).toEqual(Array.from({ length: 10 }, (_, i) => `s${i}`));
     else expect(seen.every((s) => s === 404)).toBe(true);
+  });
+});
+
+describe('expiry', () => {
+  it('an idle workspace expires: gone from listings at once, then removed by the server, which says so in its events', async () => {
+    const created = await api('POST', '/v1/containers', { image: 'ws:1', name: 'idle', ttlSeconds: 1, mounts: [{ target: '/tmp' }] });
+    expect(created.body).toMatchObject({ ttlSeconds: 1, expiresAt: expect.any(Number) });
+    await api('POST', '/v1/containers', { image: 'ws:1', name: 'busy-ws', ttlSeconds: 2, extendOnWrite: true });
+    for (let i = 0; i < 6; i++) {
+      expect(await put('busy-ws', `/tick${i}`, 'x')).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }
+    const names = (await api('GET', '/v1/containers')).body.map((c: any) => c.name);
+    expect(names).toContain('busy-ws');
+    expect(names).not.toContain('idle');
+    expect((await api('GET', '/v1/containers/idle')).status).toBe(404);
+    expect(await get('idle', '/app/main.py')).toBe(404);
+    // The server's expiry timer removed it, anonymous volume and all (events show 2 s late).
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const events = (await api('GET', '/v1/events')).body.events;
+    expect(events.find((e: any) => e.type === 'container.removed' && e.detail.name === 'idle')?.detail.expired).toBe(true);
+    expect(events.some((e: any) => e.type === 'volume.removed' && e.detail.volume === created.body.mounts[0].volume)).toBe(true);
   });
 });

@@ -222,7 +222,7 @@ describe('StrataApi', () => {
     });
   });
 
-  it('publishes only new event items from the stream, in order, to its own bus, and parks a batch it gave up on in a queue', () => {
+  it('publishes only new event items and change-feed entries from the stream, in order, to its own bus, and parks a batch it gave up on in a queue', () => {
     const publisherId = logicalId(stack, strata.publishFunction);
     const busId = stack.getLogicalId(strata.eventBus.node.defaultChild as CfnElement);
     template.resourceCountIs('AWS::Events::EventBus', 1);
@@ -236,9 +236,11 @@ describe('StrataApi', () => {
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [stack.getLogicalId(strata.publishDeadLetterQueue.node.defaultChild as CfnElement), 'Arn'] } } },
     });
-    const pattern = JSON.parse(mapping.Properties.FilterCriteria.Filters[0].Pattern);
+    const [pattern, feedPattern] = mapping.Properties.FilterCriteria.Filters.map((f: { Pattern: string }) => JSON.parse(f.Pattern));
     expect(pattern.eventName).toEqual(['INSERT']);
     expect(pattern.dynamodb.NewImage.type.S).toEqual(expect.arrayContaining(['image.loaded', 'container.removed', 'volume.created']));
+    // Change-feed entries too, which it publishes in batches as tree.changed events.
+    expect(feedPattern).toEqual({ eventName: ['INSERT'], dynamodb: { NewImage: { kind: { S: ['added', 'modified', 'deleted', 'renamed', 'merged'] } } } });
     // The publisher may put events and read the stream; it touches no item and no object.
     const actions = actionsOf(strata.publishFunction);
     expect(actions).toContain('events:PutEvents');
@@ -248,7 +250,7 @@ describe('StrataApi', () => {
     expect(putEvents.resources).toEqual([JSON.stringify({ 'Fn::GetAtt': [busId, 'Arn'] })]);
   });
 
-  it('reclaims from the stream only new garbage items and removed images, reporting partial failures, with a failure queue and no read of file contents', () => {
+  it('reclaims from the stream only new garbage items, removed images and expiry items TTL deleted, reporting partial failures, with a failure queue and no read of file contents', () => {
     const reclaimerId = logicalId(stack, strata.reclaimFunction);
     const mapping = Object.values(resources).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping' && r.Properties.FunctionName.Ref === reclaimerId)!;
     expect(mapping.Properties).toMatchObject({
@@ -259,6 +261,7 @@ describe('StrataApi', () => {
     expect(patterns).toEqual([
       { eventName: ['INSERT'], dynamodb: { NewImage: { blobPrefix: { S: [{ exists: true }] } } } },
       { eventName: ['REMOVE'], dynamodb: { OldImage: { configKey: { S: [{ exists: true }] } } } },
+      { eventName: ['REMOVE'], userIdentity: { type: ['Service'], principalId: ['dynamodb.amazonaws.com'] }, dynamodb: { OldImage: { expiry: { S: [{ exists: true }] } } } },
     ]);
     const actions = actionsOf(strata.reclaimFunction);
     expect(actions).toEqual(expect.arrayContaining(['s3:DeleteObject', 'dynamodb:DeleteItem', 'dynamodb:GetRecords']));

@@ -319,11 +319,15 @@ describe('real responses of the handlers', () => {
     });
     expect((await call('volumeFeed', { params: { name: 'keep' }, query: { after: 'latest', wait: '0' } })).body).toEqual({ entries: [], next: 1 });
     expect((await call('containerFeed', { params: id, query: { after: 'soon' } })).status).toBe(400);
-    await call('createContainer', { body: { image: 'base:1', name: 'capped', quota: { bytes: 10 } } });
+    await call('createContainer', { body: { image: 'base:1', name: 'capped', quota: { bytes: 10 }, ttlSeconds: 3600, extendOnWrite: true } });
+    expect((await call('updateContainer', { params: { id: 'capped' }, body: { expiresAt: null } })).body.expiresAt).toBeUndefined();
+    expect((await call('updateContainer', { params: { id: 'capped' }, body: { ttlSeconds: 60 } })).body).toMatchObject({ ttlSeconds: 60, expiresAt: expect.any(Number) });
+    expect((await call('createContainer', { body: { image: 'base:1', expiresAt: 1 } })).body.message).toContain('expiresAt');
     expect((await call('containerFsPut', { params: { id: 'capped', path: 'big' }, body: 'x'.repeat(11), headers: bytes })).body).toMatchObject({ code: 'quota_exceeded' });
     expect((await call('updateContainer', { params: { id: 'capped' }, body: { quota: { bytes: null, entries: 5 } } })).body.quota).toEqual({ bytes: null, entries: 5, usedBytes: 0, usedEntries: 0 });
     expect((await call('updateContainer', { params: id, body: { quota: { bytes: 1 } } })).status).toBe(409);
-    await call('createVolume', { body: { name: 'capped', quota: { entries: 1 } } });
+    await call('createVolume', { body: { name: 'capped', quota: { entries: 1 }, ttlSeconds: 600 } });
+    expect((await call('updateVolume', { params: { name: 'capped' }, body: { expiresAt: Date.now() + 60_000 } })).body.ttlSeconds).toBeUndefined();
     expect((await call('updateVolume', { params: { name: 'capped' }, body: { quota: { bytes: 100 } } })).body.quota).toEqual({ bytes: 100, entries: 1, usedBytes: 0, usedEntries: 0 });
     expect((await call('createVolume', { body: { name: 'bad', quota: { bytes: -1 } } })).body.message).toContain('quota.bytes');
     await call('forkContainer', { params: { id: 'capped' }, body: { name: 'capped-fork' } });

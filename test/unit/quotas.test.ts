@@ -151,7 +151,7 @@ describe('changing limits, forks and volumes', () => {
   });
 
   it('a volume quota holds for writes through every container that mounts it', async () => {
-    await engine.volumes.create(T, 'shared', {}, { bytes: 100 });
+    await engine.volumes.create(T, 'shared', { quota: { bytes: 100 } });
     await engine.containers.create(T, { image: 'base:1', name: 'a', mounts: [{ target: '/data', volume: 'shared' }] });
     await engine.containers.create(T, { image: 'base:1', name: 'b', mounts: [{ target: '/data', volume: 'shared' }] });
     await write('a', '/data/one', 60);
