@@ -54,15 +54,32 @@ export function isOwnChange(change: TreeChange): boolean {
   return !same(change.from, change.to, 'content');
 }
 
-/** Directories a side renamed, new path to old: a directory with a redirect to a base directory that side no longer shows. */
-export async function renamesOf(changes: ReadonlyMap<string, TreeChange>, trees: MergeTrees): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
+/**
+ * Directories a side renamed, new path to old: a directory with a redirect to a base directory.
+ * `followed`: the side has no directory at the old path any more, so the other side's changes
+ * there follow to the new path. `recreated`: it made a new directory there since; where the
+ * other side's changes there belong is then a guess, and they are conflicts (git too reports
+ * them, as rename/delete or file location conflicts).
+ */
+export async function renamesOf(
+  changes: ReadonlyMap<string, TreeChange>,
+  trees: MergeTrees,
+  side: (path: string) => Promise<VisibleNode | undefined>,
+): Promise<{ followed: Map<string, string>; recreated: Map<string, string> }> {
+  const followed = new Map<string, string>();
+  const recreated = new Map<string, string>();
   for (const change of changes.values()) {
     const redirect = change.kind === ChangeKind.Added && change.to?.type === 'dir' ? change.to.redirect : undefined;
-    if (!redirect || changes.get(redirect)?.kind !== ChangeKind.Deleted) continue;
-    if ((await trees.base(redirect))?.type === 'dir') out.set(change.path, redirect);
+    if (!redirect || (await trees.base(redirect))?.type !== 'dir') continue;
+    if ((await side(redirect))?.type !== 'dir') followed.set(change.path, redirect);
+    else recreated.set(change.path, redirect);
   }
-  return out;
+  return { followed, recreated };
+}
+
+/** Whether a side still shows the base's contents of a directory at its path: a directory there that is not a new one. */
+function shows(node: VisibleNode | undefined): boolean {
+  return node?.type === 'dir' && !node.opaque;
 }
 
 export async function planMerge(oursChanges: readonly TreeChange[], theirsChanges: readonly TreeChange[], trees: MergeTrees, strategy: MergeStrategy): Promise<MergePlan> {
@@ -74,8 +91,8 @@ export async function planMerge(oursChanges: readonly TreeChange[], theirsChange
   };
   const ours = new Map(oursChanges.filter(isOwnChange).map((c) => [c.path, c]));
   const theirs = new Map(theirsChanges.filter(isOwnChange).map((c) => [c.path, c]));
-  const oursRenames = await renamesOf(ours, trees);
-  const theirsRenames = await renamesOf(theirs, trees);
+  const { followed: oursRenames, recreated: oursRecreated } = await renamesOf(ours, trees, trees.ours);
+  const { followed: theirsRenames, recreated: theirsRecreated } = await renamesOf(theirs, trees, trees.theirs);
   // Below a directory the target renamed, every path shows as added: only those that differ from
   // the base at the old path are the target's own changes.
   for (const [to, from] of oursRenames) {
@@ -91,15 +108,18 @@ export async function planMerge(oursChanges: readonly TreeChange[], theirsChange
   const settled: string[] = [];
   let taken = 0;
 
+  // What the source did at a path it renamed a directory away from (removed it, or made a new
+  // directory or file there) is taken with the rename, never path by path.
+  settled.push(...renamedFrom);
   const isSettled = (path: string) => settled.some((dir) => isWithin(path, dir));
-  /** The target's path for a path of the source: moved along with a directory the target renamed. */
+  /** The target's path for a path of the source: moved along with the innermost directory the target renamed around it. */
   const toOurs = (path: string) => {
-    for (const [to, from] of oursRenames) if (isWithin(path, from)) return rebase(path, from, to);
-    return path;
+    const [to, from] = [...oursRenames].filter(([, f]) => isWithin(path, f)).sort(([, a], [, b]) => b.length - a.length)[0] ?? [];
+    return to === undefined ? path : rebase(path, from!, to);
   };
   const toTheirs = (path: string) => {
-    for (const [to, from] of oursRenames) if (isWithin(path, to)) return rebase(path, to, from);
-    return path;
+    const [to, from] = [...oursRenames].filter(([t]) => isWithin(path, t)).sort(([a], [b]) => b.length - a.length)[0] ?? [];
+    return to === undefined ? path : rebase(path, to, from!);
   };
   const conflict = (path: string, oursKind: SideChange, theirsKind: SideChange) => {
     conflicts.push({ path, ours: oursKind, theirs: theirsKind, ...(strategy === 'fail' ? {} : { resolution: strategy }) });
@@ -123,35 +143,64 @@ export async function planMerge(oursChanges: readonly TreeChange[], theirsChange
     settled.push(path);
   };
 
+  // A directory the source renamed away and made anew, where the target changed something: one conflict.
+  for (const [to, from] of theirsRecreated) {
+    if (oursWithin(from).length === 0 && oursWithin(toOurs(to)).length === 0) continue;
+    settled.push(from, to);
+    conflict(toOurs(from), oursWithin(from).length > 0 ? 'modified' : 'added', 'renamed');
+    if (strategy === 'theirs') {
+      await replaceOld(from);
+      await takeSubtree(to, await trees.theirs(to));
+    }
+  }
+
   for (const change of [...theirs.values()].sort((a, b) => compareBytes(a.path, b.path))) {
     const path = change.path;
-    if (isSettled(path) || renamedFrom.has(path)) continue;
-
+    // Below a directory the target renamed away and made anew, nobody can say which one the change was meant for.
+    if (!isSettled(path) && [...oursRecreated.values()].some((from) => isWithin(path, from))) {
+      settled.push(path);
+      conflict(path, 'renamed', sideOf(change, theirsRenames));
+      if (strategy === 'theirs') put(path, change.to);
+      continue;
+    }
     const renamedAway = theirsRenames.get(path);
+    if (renamedAway === undefined && isSettled(path)) continue;
     if (renamedAway !== undefined) {
-      settled.push(path, renamedAway);
-      // The target must still have the old directory as the base had it, and nothing at the new path.
-      const oursOld = ours.get(renamedAway);
-      const clash = (oursOld !== undefined && (oursOld.kind === ChangeKind.Deleted || oursOld.to?.type !== 'dir')) || oursWithin(path).length > 0 || oursGoneAbove(renamedAway) !== undefined;
+      settled.push(path);
+      // Where the moved directory lands in the target: inside a directory the target renamed, there.
+      const dest = toOurs(path);
+      // The target must still show the old directory's contents there, and nothing at the new path.
+      const clash = !shows(await trees.ours(renamedAway)) || oursWithin(dest).length > 0 || oursGoneAbove(renamedAway) !== undefined || oursGoneAbove(dest) !== undefined;
       if (clash) {
-        const oursSide = oursWithin(path).length > 0 ? 'added' : [...oursRenames.values()].includes(renamedAway) ? 'renamed' : 'deleted';
-        conflict(path, oursSide, 'renamed');
+        const oursSide = oursWithin(dest).length > 0 ? 'added' : [...oursRenames.values()].includes(renamedAway) ? 'renamed' : 'deleted';
+        conflict(dest, oursSide, 'renamed');
         if (strategy === 'theirs') {
-          put(renamedAway, undefined);
+          await replaceOld(renamedAway);
           await takeSubtree(path, change.to);
         }
         continue;
       }
       taken++;
-      put(renamedAway, undefined);
+      await replaceOld(renamedAway);
       // The moved directory shows the target's own contents of the old path (its changes there included).
-      entries.set(path, { ...(layerNode(change.to!) as DirNode), redirect: renamedAway });
-      await mergeInsideRename(path, renamedAway);
+      entries.set(dest, { ...(layerNode(change.to!) as DirNode), redirect: renamedAway });
+      await mergeInsideRename(path, renamedAway, dest);
       continue;
     }
 
     const at = toOurs(path);
     const removesDir = change.kind === ChangeKind.Deleted || change.to?.type !== 'dir';
+    if (removesDir) settled.push(path);
+    // A directory the target renamed away from where the source removed it: rename against deletion.
+    const renamedOut = removesDir ? [...oursRenames].find(([, from]) => isWithin(from, at)) : undefined;
+    if (renamedOut) {
+      conflict(renamedOut[0], 'renamed', change.to ? 'modified' : 'deleted');
+      if (strategy === 'theirs') {
+        put(renamedOut[0], undefined);
+        put(at, change.to);
+      }
+      continue;
+    }
     // Moved along a rename of the target's, a path is the target's change when it differs from
     // the base at the source's path (a deletion there is listed nowhere else).
     let here = ours.get(at);
@@ -161,7 +210,6 @@ export async function planMerge(oursChanges: readonly TreeChange[], theirsChange
     }
     const above = oursGoneAbove(at);
     const below = removesDir ? oursWithin(at).filter((c) => c.path !== at) : [];
-    if (removesDir) settled.push(path);
     if (!here && above === undefined && below.length === 0) {
       taken++;
       put(at, change.to);
@@ -180,13 +228,28 @@ export async function planMerge(oursChanges: readonly TreeChange[], theirsChange
   return { entries, conflicts, taken };
 
   /**
+   * The old path of a directory the source renamed away, as the source left it: nothing there,
+   * or a new directory (opaque, with all it holds) or file made there since.
+   */
+  async function replaceOld(from: string): Promise<void> {
+    const now = await trees.theirs(from);
+    if (now?.type !== 'dir') {
+      put(from, now);
+      return;
+    }
+    entries.set(from, { ...(layerNode(now) as DirNode), opaque: true });
+    for await (const [path, node] of trees.below('theirs', from)) put(path, node);
+  }
+
+  /**
    * The source renamed `from` to `to` and the target did not touch `from` itself: the layer's
    * redirect already shows the target's contents (and changes) of `from` at `to`. What the
    * source changed inside since the rename is compared path by path with the base and the target.
    */
-  async function mergeInsideRename(to: string, from: string): Promise<void> {
+  async function mergeInsideRename(to: string, from: string, dest: string): Promise<void> {
     const seen = new Set<string>();
     const gone: string[] = [];
+    const oursMoved = new Set(oursRenames.values());
     const visit = async (rel: string) => {
       if (seen.has(rel) || gone.some((g) => isWithin(rel, g))) return;
       seen.add(rel);
@@ -195,11 +258,14 @@ export async function planMerge(oursChanges: readonly TreeChange[], theirsChange
       if (await sameState(original, mine)) return;
       const removed = !mine || mine.type !== 'dir';
       if (removed) gone.push(rel);
-      const current = await trees.ours(rel);
-      const target = rebase(rel, from, to);
-      // The source removed a directory the target changed something in.
-      if (removed && original?.type === 'dir' && oursWithin(rel).some((c) => c.path !== rel)) {
-        conflict(target, 'changed below', mine ? 'modified' : 'deleted');
+      // Where the path is in the target: moved along a rename of the target's, then along this one.
+      const inOurs = toOurs(rel);
+      const current = await trees.ours(inOurs);
+      const target = isWithin(inOurs, from) ? rebase(inOurs, from, dest) : inOurs;
+      // The source removed a directory the target renamed, or changed something in.
+      const renamedByOurs = oursMoved.has(rel);
+      if (removed && original?.type === 'dir' && (renamedByOurs || oursWithin(rel).some((c) => c.path !== rel))) {
+        conflict(target, renamedByOurs ? 'renamed' : 'changed below', mine ? 'modified' : 'deleted');
         if (strategy === 'theirs') put(target, mine);
         return;
       }

@@ -12,6 +12,7 @@ import { dockerArchive, tarOf, type LayerEntry } from '../support/images.js';
 import { startRgw } from '../support/rgw.js';
 import { RequestCounter } from './counters.js';
 import { benchForks, RoundTrips } from './forks-bench.js';
+import { benchWorkspaces } from './workspaces-bench.js';
 
 /**
  * `npm run bench`: request counts, byte counts and time ratios measured side by side in one run
@@ -292,8 +293,10 @@ async function main() {
 
     results.reads = Object.fromEntries(reads.map((r) => [`${r.layers}x${r.files}`, { ddb: r.ddb, s3: r.s3, cold_ddb: r.coldDdb }]));
 
-    // --- forks and diffs (issue 11)
+    // --- forks and diffs, merges, feeds and quotas (issue 11)
     Object.assign(results, await benchForks(engine, counter, trips, { small: 'read-16-10:1', large: 'read-16-10000:1' }, log));
+    const instance = () => new Engine(new DynamoMetadataStore(documentClient, table), new S3BlobStore(s3, bucket));
+    Object.assign(results, await benchWorkspaces(engine, instance, counter, 'read-16-10:1', log));
   } finally {
     await Promise.allSettled([dynamo.stop(), rgw.stop()]);
   }
