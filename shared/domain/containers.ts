@@ -14,7 +14,7 @@ import type { Proof } from './resolver.js';
 import { ownNamespaces, releaseOps, sealedOf, topOf } from './sealed-layers.js';
 import { checkQuotaLimits, type QuotaLimits, type QuotaState, type QuotaUpdate, quotaCreationOp, quotaFromItem, quotaKeys, quotaView, setQuotaLimits } from './quotas.js';
 import { feedOwner } from './change-feed.js';
-import { expiryAttrs, expiryFrom, expiryItemOp, expiryItemRemoval, expiryOwner, type ExpiryRequest, type ExpirySettings, expiryView, extensionDue, isExpired } from './expiry.js';
+import { expiryAttrs, expiryFrom, expiryItemOp, expiryItemRemoval, expiryOwner, type ExpiryRequest, type ExpirySettings, expiryView, extension, isExpired } from './expiry.js';
 
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
@@ -324,13 +324,11 @@ export class ContainerService {
    * container changed or removed meanwhile keeps what it has.
    */
   async touch(tenant: string, record: ContainerRecord): Promise<void> {
-    if (!record.extendOnWrite || !record.ttlSeconds || record.expires === undefined) return;
-    const now = this.clock();
-    if (!extensionDue({ key: keys.container(tenant, record.id), expires: record.expires, ttlMs: record.ttlSeconds * 1000 }, now)) return;
-    const expires = now + record.ttlSeconds * 1000;
+    const pushed = extension(keys.container(tenant, record.id), record, this.clock());
+    if (!pushed) return;
     try {
-      await this.meta.transact([{ op: 'update', key: keys.container(tenant, record.id), set: { expires }, conditions: [{ kind: 'equals', field: 'expires', value: record.expires }] }]);
-      this.remember(tenant, { ...record, expires });
+      await this.meta.transact([pushed.op]);
+      this.remember(tenant, { ...record, expires: pushed.expires });
     } catch (error) {
       if (!(error instanceof TransactionConditionError)) throw error;
       this.forget(tenant, record);

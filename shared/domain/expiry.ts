@@ -86,16 +86,17 @@ export function expiryAttrs(settings: ExpirySettings | undefined): { set: Record
   return { set, remove: all.filter((f) => settings?.[f] === undefined) };
 }
 
-/** What a write needs to push a tree's expiry back: its record, the expiry as read, and the time to live. */
-export interface Lease {
-  readonly key: ItemKey;
-  readonly expires: number;
-  readonly ttlMs: number;
-}
-
-/** A lease whose tree wants extending after a write now. */
-export function extensionDue(lease: Lease | undefined, now: number): boolean {
-  return lease !== undefined && lease.expires - now < lease.ttlMs * (1 - EXTEND_AFTER);
+/**
+ * After a write: the update that pushes the expiry of the tree whose record is `key` back to its
+ * time to live from now, pinned to the expiry read (a concurrent push wins), or undefined when
+ * the tree does not ask for it or less than a tenth of its time to live has passed.
+ */
+export function extension(key: ItemKey, settings: Partial<ExpirySettings>, now: number): { op: WriteOp; expires: number } | undefined {
+  if (!settings.extendOnWrite || !settings.ttlSeconds || settings.expires === undefined) return undefined;
+  const ttlMs = settings.ttlSeconds * 1000;
+  if (settings.expires - now >= ttlMs * (1 - EXTEND_AFTER)) return undefined;
+  const expires = now + ttlMs;
+  return { expires, op: { op: 'update', key, set: { expires }, conditions: [{ kind: 'equals', field: 'expires', value: settings.expires }] } };
 }
 
 /** How summaries show the settings. */

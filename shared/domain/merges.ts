@@ -1,6 +1,5 @@
 import { ConflictError, FsError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
-import { joinPath } from '../paths.js';
 import type { ItemKey, MetadataStore, WriteOp } from '../ports/metadata-store.js';
 import { type ChangeFeed, feedOwner } from './change-feed.js';
 import { type ContainerService, type ContainerSummary, nameAttrs } from './containers.js';
@@ -10,7 +9,7 @@ import { type FileNode, type Node, nodeToAttrs, type VisibleNode } from './nodes
 import { quotaChange, quotaKeys, quotaRefusal } from './quotas.js';
 import { namespaceNodes } from './namespace-walk.js';
 import type { ContainerRecord } from './records.js';
-import { Resolver, type Resolved } from './resolver.js';
+import { Resolver } from './resolver.js';
 import { holdOps, MAX_SEALED_LAYERS, newLayerNamespace, sealedOf, sealedRecordOp, topOf } from './sealed-layers.js';
 import { sealedStatsCreation, sealOps, statsCreation, statsGens, statsKeys } from './stats.js';
 import type { TreeDiff } from './tree-diff.js';
@@ -237,28 +236,9 @@ export class MergeService {
       ours: (path) => at(ours, path),
       theirs: (path) => at(theirs, path),
       base: (path) => at(base, path),
-      below: (tree, dir) => this.subtree(tree === 'theirs' ? theirs : base, dir),
+      below: (tree, dir) => this.reader.descendants(tree === 'theirs' ? theirs : base, dir),
       sameBytes: (a, b) => this.sameBytes(a, b),
     };
-  }
-
-  /** Every path below `dir` with its node as the view shows it (hard links read through their inode). */
-  private async *subtree(view: View, dir: string): AsyncGenerator<[string, VisibleNode]> {
-    let resolved: Resolved;
-    try {
-      resolved = await new Resolver(this.meta).resolve(view, dir, { follow: false, physical: true });
-    } catch (error) {
-      if (error instanceof NotFoundError || error instanceof FsError) return;
-      throw error;
-    }
-    if (resolved.node?.type !== 'dir') return;
-    const children: [string, VisibleNode][] = [];
-    for await (const entry of this.reader.children(resolved, undefined)) children.push(entry);
-    for (const [name, node] of await this.reader.linked(resolved, children)) {
-      const path = joinPath(dir, name);
-      yield [path, node];
-      if (node.type === 'dir') yield* this.subtree(view, path);
-    }
   }
 
   private async sameBytes(a: FileNode, b: FileNode): Promise<boolean> {

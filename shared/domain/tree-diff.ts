@@ -4,7 +4,7 @@ import { isWithin, joinPath, parentOf, prefixes } from '../paths.js';
 import type { MetadataStore } from '../ports/metadata-store.js';
 import { queryAll } from '../ports/metadata-store.js';
 import { nodeFromAttrs, type Node, type VisibleNode } from './nodes.js';
-import { type Resolved, Resolver } from './resolver.js';
+import { Resolver } from './resolver.js';
 import type { TreeReader } from './tree-read.js';
 import type { View } from './view.js';
 
@@ -111,7 +111,7 @@ export class TreeDiff {
     }
     // Below a renamed or opaque directory the trees may differ at any path either one shows.
     for (const dir of hiding.filter((d, i) => !hiding.some((other, j) => j !== i && other !== d && isWithin(d, other)))) {
-      for (const view of [to, from]) for await (const [path] of this.below(view, dir)) paths.add(path);
+      for (const view of [to, from]) for await (const [path] of this.reader.descendants(view, dir)) paths.add(path);
     }
     return paths;
   }
@@ -127,23 +127,6 @@ export class TreeDiff {
         yield [path, node];
         if (node.type === 'dir') pending.push(path);
       }
-    }
-  }
-
-  /** Every visible path below `dir` in `view` (nothing when it is not a directory there). */
-  private async *below(view: View, dir: string): AsyncGenerator<[string, VisibleNode]> {
-    let resolved: Resolved;
-    try {
-      resolved = await new Resolver(this.meta).resolve(view, dir, { follow: false, physical: true });
-    } catch (error) {
-      if (error instanceof NotFoundError || error instanceof FsError) return;
-      throw error;
-    }
-    if (resolved.node?.type !== 'dir') return;
-    for await (const [name, node] of this.reader.children(resolved, undefined)) {
-      const path = joinPath(dir, name);
-      yield [path, node];
-      if (node.type === 'dir') yield* this.below(view, path);
     }
   }
 }

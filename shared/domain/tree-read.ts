@@ -199,6 +199,28 @@ export class TreeReader {
   }
 
   /**
+   * Every path below `dir` in `view` with its node as the view shows it (hard links read through
+   * their inode), parents before children; nothing when `dir` is not a directory there.
+   */
+  async *descendants(view: View, dir: string): AsyncGenerator<[string, VisibleNode]> {
+    let resolved: Resolved;
+    try {
+      resolved = await this.resolver().resolve(view, dir, { follow: false, physical: true });
+    } catch (error) {
+      if (error instanceof NotFoundError || error instanceof FsError) return;
+      throw error;
+    }
+    if (resolved.node?.type !== 'dir') return;
+    const children: [string, VisibleNode][] = [];
+    for await (const entry of this.children(resolved, undefined)) children.push(entry);
+    for (const [name, node] of await this.linked(resolved, children)) {
+      const path = joinPath(dir, name);
+      yield [path, node];
+      if (node.type === 'dir') yield* this.descendants(view, path);
+    }
+  }
+
+  /**
    * Entries of `resolved` as its namespace shows them: hard-linked files through their inode
    * items, read in one batch (`children` yields the names as they are stored).
    */

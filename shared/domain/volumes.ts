@@ -9,7 +9,7 @@ import { checkLabels } from './limits.js';
 import type { View } from './view.js';
 import { checkQuotaLimits, type QuotaLimits, type QuotaState, type QuotaUpdate, quotaCreationOp, quotaFromItem, quotaKeys, quotaView, setQuotaLimits } from './quotas.js';
 import { feedOwner } from './change-feed.js';
-import { expiryAttrs, expiryFrom, expiryItemOp, expiryItemRemoval, expiryOwner, type ExpiryRequest, type ExpirySettings, expiryView, extensionDue, isExpired } from './expiry.js';
+import { expiryAttrs, expiryFrom, expiryItemOp, expiryItemRemoval, expiryOwner, type ExpiryRequest, type ExpirySettings, expiryView, extension, isExpired } from './expiry.js';
 
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
 
@@ -127,14 +127,11 @@ export class VolumeService {
 
   /** After a write into the volume itself: pushes its expiry back once a tenth of its time to live has passed (see ContainerService.touch). */
   async touch(tenant: string, record: VolumeRecord): Promise<void> {
-    if (!record.extendOnWrite || !record.ttlSeconds || record.expires === undefined) return;
-    const now = this.clock();
-    if (!extensionDue({ key: keys.volume(tenant, record.name), expires: record.expires, ttlMs: record.ttlSeconds * 1000 }, now)) return;
-    await this.meta
-      .transact([{ op: 'update', key: keys.volume(tenant, record.name), set: { expires: now + record.ttlSeconds * 1000 }, conditions: [{ kind: 'equals', field: 'expires', value: record.expires }] }])
-      .catch((error) => {
-        if (!(error instanceof TransactionConditionError)) throw error;
-      });
+    const pushed = extension(keys.volume(tenant, record.name), record, this.clock());
+    if (!pushed) return;
+    await this.meta.transact([pushed.op]).catch((error) => {
+      if (!(error instanceof TransactionConditionError)) throw error;
+    });
   }
 
   async inspect(tenant: string, name: string): Promise<VolumeSummary> {

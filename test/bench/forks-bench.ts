@@ -93,7 +93,7 @@ export async function benchForks(engine: Engine, counter: RequestCounter, trips:
     await readAll(engine, ref, '/first-layer');
     let roundTrips = 0;
     let requestCount = 0;
-    for (const path of ['/first-layer', '/data/d0/file0', '/data/d9/file9999']) {
+    for (const path of ['/first-layer', '/data/d0/file0', '/data/d49/file9999']) {
       trips.calls = 0;
       counter.reset();
       await readAll(engine, ref, path);

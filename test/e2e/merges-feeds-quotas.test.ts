@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { multiImageArchive } from '../support/images.js';
 import { startServer, type RunningServer } from '../support/local-server.js';
+import { clientOf } from '../support/http-client.js';
 
 /**
  * Merges, change feeds, quotas and expiry over HTTP on the local server with DynamoDB Local,
@@ -28,20 +29,8 @@ beforeAll(async () => {
 });
 afterAll(async () => server?.stop());
 
-async function api(method: string, path: string, body?: unknown) {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as any) : undefined };
-}
-const put = async (container: string, path: string, content: string) => (await fetch(`${server.url}/v1/containers/${container}/fs${path}`, { method: 'PUT', body: content })).status;
-const get = async (container: string, path: string) => {
-  const response = await fetch(`${server.url}/v1/containers/${container}/fs${path}`);
-  return response.status === 200 ? response.text() : response.status;
-};
+const { api, put: write, get } = clientOf(() => server.url);
+const put = async (container: string, path: string, content: string) => (await write(container, path, content)).status;
 
 describe('the worked example: fork a workspace, two agents change it, diff, merge one back, read the feed', () => {
   it('runs as the README tells it', async () => {

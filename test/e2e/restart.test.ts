@@ -12,7 +12,7 @@ afterAll(async () => {
 });
 
 describe('the local server', () => {
-  it('keeps images, containers and volumes across a restart and stops cleanly on SIGINT', async () => {
+  it('keeps images, containers, volumes and change feeds across a restart and stops cleanly on SIGINT', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'strata-restart-'));
     dirs.push(dataDir);
     const first = await startServer({}, dataDir);
@@ -34,6 +34,12 @@ describe('the local server', () => {
       expect(await (await fetch(`${second.url}/v1/containers/box/fs/etc/hostname`)).text()).toBe('renamed\n');
       expect(await (await fetch(`${second.url}/v1/volumes/state/fs/counter`)).text()).toBe('41');
       expect(await (await fetch(`${second.url}/v1/images/keep:1/fs/etc/hostname`)).text()).toBe('box\n');
+      // The change feeds are kept too, and their numbering goes on from where it was.
+      expect((await fetch(`${second.url}/v1/containers/box/fs/etc/motd`, { method: 'PUT', body: 'hi' })).status).toBe(200);
+      const feed = (await (await fetch(`${second.url}/v1/containers/box/feed`)).json()) as { entries: { seq: number; path: string }[] };
+      expect(feed.entries.map((e) => `${e.seq} ${e.path}`)).toEqual(['1 /etc/hostname', '2 /etc/motd']);
+      const volumeFeed = (await (await fetch(`${second.url}/v1/volumes/state/feed`)).json()) as { entries: { seq: number; path: string }[] };
+      expect(volumeFeed.entries.map((e) => `${e.seq} ${e.path}`)).toEqual(['1 /counter']);
       // Without a token file no credentials are needed, and only loopback is served.
       expect(second.url).toMatch(/^http:\/\/127\.0\.0\.1:/);
     } finally {

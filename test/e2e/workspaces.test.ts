@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { multiImageArchive } from '../support/images.js';
 import { startServer, type RunningServer } from '../support/local-server.js';
+import { clientOf } from '../support/http-client.js';
 
 /**
  * Workspaces that fork and diff, over HTTP on the local server with DynamoDB Local: what a
@@ -28,20 +29,7 @@ beforeAll(async () => {
 });
 afterAll(async () => server?.stop());
 
-async function api(method: string, path: string, body?: unknown) {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as any) : undefined };
-}
-const put = (container: string, path: string, content: string) => fetch(`${server.url}/v1/containers/${container}/fs${path}`, { method: 'PUT', body: content });
-const get = async (container: string, path: string) => {
-  const response = await fetch(`${server.url}/v1/containers/${container}/fs${path}`);
-  return response.status === 200 ? response.text() : response.status;
-};
+const { api, put, get } = clientOf(() => server.url);
 
 describe('forks over HTTP', () => {
   it('fork, change both sides, diff them with patches, and diff against the fork point', async () => {
