@@ -225,9 +225,12 @@ describe('the bundled functions from cdk.out', () => {
     const all = await streamRecords(inject('dynamoEndpoint'), table);
     const publisherId = Object.entries(template.Resources as Record<string, any>).find(([, r]) => r.Properties?.Description === 'Strata publishEvents handler')![0];
     const mapping = Object.values(template.Resources as Record<string, any>).find((r) => r.Type === 'AWS::Lambda::EventSourceMapping' && r.Properties.FunctionName.Ref === publisherId);
-    const pattern = JSON.parse(mapping.Properties.FilterCriteria.Filters[0].Pattern);
+    const [pattern, feedPattern] = mapping.Properties.FilterCriteria.Filters.map((f: { Pattern: string }) => JSON.parse(f.Pattern));
     const kept = all.filter((r) => pattern.eventName.includes(r.eventName) && pattern.dynamodb.NewImage.type.S.includes(r.dynamodb?.NewImage?.type?.S));
-    expect(all.length).toBeGreaterThan(kept.length);
+    // The second pattern keeps the change feeds' entries: the one file the route test wrote.
+    const feedKept = all.filter((r) => feedPattern.eventName.includes(r.eventName) && feedPattern.dynamodb.NewImage.kind.S.includes(r.dynamodb?.NewImage?.kind?.S));
+    expect(feedKept).toHaveLength(1);
+    expect(all.length).toBeGreaterThan(kept.length + feedKept.length);
     // The feed is the outbox read directly; the bus must carry exactly its events.
     await new Promise((resolve) => setTimeout(resolve, 2100));
     const feed = JSON.parse((await invoke('system', 'GET /v1/events', '/v1/events')).text).events;
@@ -248,9 +251,9 @@ describe('the bundled functions from cdk.out', () => {
     expect(first).toEqual({ batchItemFailures: kept.slice(1).map((r) => ({ itemIdentifier: r.dynamodb!.SequenceNumber })) });
     const retried = await handlers.get('publishEvents')!({ Records: kept.slice(1) });
     expect(retried).toEqual({ batchItemFailures: [] });
-    // Even an unfiltered batch publishes only event items.
+    // Even an unfiltered batch of everything else publishes nothing.
     const before = bus.accepted.length;
-    expect(await handlers.get('publishEvents')!({ Records: all.filter((r) => !kept.includes(r)) })).toEqual({ batchItemFailures: [] });
+    expect(await handlers.get('publishEvents')!({ Records: all.filter((r) => !kept.includes(r) && !feedKept.includes(r)) })).toEqual({ batchItemFailures: [] });
     expect(bus.accepted.length).toBe(before);
 
     const details = bus.accepted.map((entry) => {
@@ -263,6 +266,13 @@ describe('the bundled functions from cdk.out', () => {
     expect(details[3]).toEqual(details[1]);
     expect([...new Map(details.map((d) => [d.id, d])).values()].sort((a, b) => a.id.localeCompare(b.id))).toEqual(feed);
     expect(bus.requests).toEqual([3, 2]);
+
+    // The change feed goes out in batches: its entry as one tree.changed event, as GET …/feed shows it.
+    const feedPage = JSON.parse((await invoke('containers', 'GET /v1/containers/{id}/feed', '/v1/containers/c1/feed', { pathParameters: { id: 'c1' } })).text);
+    expect(await handlers.get('publishEvents')!({ Records: feedKept })).toEqual({ batchItemFailures: [] });
+    const treeChanged = Event.parse(JSON.parse(bus.accepted.at(-1)!.Detail));
+    expect(treeChanged).toMatchObject({ type: 'tree.changed', tenant: TENANT, detail: { first: 1, last: 1, changes: feedPage.entries } });
+    expect(feedPage.entries).toMatchObject([{ seq: 1, kind: 'modified', path: '/etc/motd' }]);
   });
 
   it('reclaim a removed container from the stream, leaving the sweep nothing to do', async () => {
