@@ -7,6 +7,7 @@ import type { MetadataStore } from './ports/metadata-store.js';
 import { Changeset } from './domain/changeset.js';
 import { ForkService } from './domain/forks.js';
 import { type MergeRequest, type MergeResult, MergeService } from './domain/merges.js';
+import { Compactor } from './domain/compaction.js';
 import { type PatchedChange, withPatches } from './domain/patches.js';
 import { isContainerLayer, sealedOf } from './domain/sealed-layers.js';
 import { type Sameness, TreeDiff, type TreeChange } from './domain/tree-diff.js';
@@ -84,6 +85,8 @@ export class Engine {
   private readonly reader: TreeReader;
   private readonly forks: ForkService;
   private readonly merges: MergeService;
+  /** Shortens chains of forks and merges (compaction.ts). */
+  readonly compactor: Compactor;
 
   constructor(
     private readonly meta: MetadataStore,
@@ -105,15 +108,17 @@ export class Engine {
     this.files = new FileService(this.images, this.containers, this.volumes, reader, writer, new ReadCopies(meta, reader, clock), maxFileBytes);
     this.changeset = new Changeset(meta, reader, options.batchedReads);
     this.diff = new TreeDiff(meta, reader);
-    this.forks = new ForkService(meta, this.containers, this.events, clock);
-    this.merges = new MergeService(meta, this.containers, this.diff, reader, this.feed, this.events, clock);
+    this.compactor = new Compactor(meta, this.containers, this.diff, reader, clock);
+    const shorten = (tenant: string, id: string) => this.compactor.compact(tenant, id);
+    this.forks = new ForkService(meta, this.containers, this.events, clock, shorten);
+    this.merges = new MergeService(meta, this.containers, this.diff, reader, this.feed, this.events, clock, shorten);
     this.jobs = new Jobs(meta, blobs, this.images, this.events, clock, {
       save: (tenant, refs) => this.images.save(tenant, [...refs]),
       export: (tenant, container) => this.export(tenant, container),
       commit: (tenant, container, commitOptions) => this.commit(tenant, container, commitOptions as CommitOptions),
     });
     this.uploads = new Uploads(meta, blobs, this.jobs, this.events, clock);
-    this.sweeper = new Sweeper(meta, blobs, this.events, this.feed, clock, this.jobs, this.expirations);
+    this.sweeper = new Sweeper(meta, blobs, this.events, this.feed, clock, this.jobs, this.expirations, this.compactor);
     this.fsck = new Fsck(meta, blobs, clock);
   }
 

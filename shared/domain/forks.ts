@@ -25,18 +25,22 @@ export class ForkService {
     private readonly containers: ContainerService,
     private readonly events: EventLog,
     private readonly clock: () => number,
+    /** Compacts a chain too deep to take one more layer (compaction.ts); answers the layers it merged (0: none). */
+    private readonly shorten: (tenant: string, id: string) => Promise<number> = async () => 0,
   ) {}
 
   /**
    * Throws NotFoundError (no such container), InvalidInputError (bad name or labels),
-   * ConflictError (name taken, the chain of forks is MAX_SEALED_LAYERS deep, or the source
-   * changed its top meanwhile: a concurrent fork).
+   * ConflictError (name taken, the chain of forks is MAX_SEALED_LAYERS deep and cannot be
+   * compacted, or the source changed its top meanwhile: a concurrent fork).
    */
   async fork(tenant: string, ref: string, request: { name?: string; labels?: Record<string, string> } = {}): Promise<ContainerSummary> {
     if (request.name !== undefined) checkContainerName(request.name);
     const labels = request.labels === undefined ? undefined : checkLabels(request.labels);
-    const source = await this.containers.record(tenant, ref);
+    let source = await this.containers.record(tenant, ref);
     if (request.name === source.name) throw new ConflictError(`the container name ${source.name} is already in use (by the source)`);
+    // A chain as deep as a chain may be is compacted first, then forked.
+    if (sealedOf(source).length + 1 > MAX_SEALED_LAYERS && (await this.shorten(tenant, source.id)) > 0) source = await this.containers.record(tenant, source.id);
     const sealed = topOf(source);
     const below = sealedOf(source);
     if (below.length + 1 > MAX_SEALED_LAYERS) {

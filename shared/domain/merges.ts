@@ -72,6 +72,8 @@ export class MergeService {
     private readonly feed: ChangeFeed,
     private readonly events: EventLog,
     private readonly clock: () => number,
+    /** Compacts a chain too deep to take the merge's layers (compaction.ts). */
+    private readonly shorten: (tenant: string, id: string) => Promise<number> = async () => 0,
   ) {}
 
   /**
@@ -92,8 +94,10 @@ export class MergeService {
 
   private async attempt(tenant: string, ref: string, request: MergeRequest): Promise<MergeResult> {
     const strategy = request.strategy ?? 'fail';
-    const target = await this.containers.record(tenant, ref);
+    let target = await this.containers.record(tenant, ref);
     const source = await this.containers.record(tenant, request.from);
+    // A merge adds up to two layers to the target's chain: one too deep is compacted first.
+    if (!request.dryRun && sealedOf(target).length + 2 > MAX_SEALED_LAYERS && (await this.shorten(tenant, target.id)) > 0) target = await this.containers.record(tenant, target.id);
     if (source.id === target.id) throw new InvalidInputError('a container cannot be merged into itself');
     if (source.image !== target.image) throw new InvalidInputError(`only containers of one image merge: ${target.name} is of ${target.image}, ${source.name} of ${source.image}`);
 

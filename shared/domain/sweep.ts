@@ -47,6 +47,8 @@ export class Sweeper {
     private readonly jobs?: { failAbandoned(tenant: string): Promise<number> },
     /** Removes what has expired, whether or not TTL told the reclaimer yet. */
     private readonly expirations?: { expireDue(tenant: string): Promise<number> },
+    /** Shortens long chains of forks and merges (compaction.ts). */
+    private readonly compactor?: { compactLong(tenant: string): Promise<number> },
   ) {}
 
   async tenants(): Promise<string[]> {
@@ -60,6 +62,7 @@ export class Sweeper {
     // 0. Expired containers and volumes go, so their storage is reclaimed below; and archive loads
     // a crash stopped part-way are undone, so their images count as unused below.
     await this.expirations?.expireDue(tenant);
+    await this.compactor?.compactLong(tenant);
     for (const { id, journal } of await staleJournals(this.meta, tenant, cutoff)) await undoLoad(this.meta, this.blobs, this.events, tenant, id, journal);
 
     // 1. Namespaces of removed containers and volumes, and merge layers a crash left unplaced.

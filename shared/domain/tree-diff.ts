@@ -102,14 +102,20 @@ export class TreeDiff {
       // Different images: every path of both.
       hiding.push('/');
     } else {
+      const whiteouts = new Set<string>();
+      const dirs = new Set<string>();
       for (const ns of differing) {
         for await (const [path, node] of this.nodesOf(to.tenant, ns)) {
           paths.add(path);
           if (node.type === 'dir' && (node.opaque || node.redirect)) hiding.push(path);
+          if (node.type === 'whiteout') whiteouts.add(path);
+          if (node.type === 'dir') dirs.add(path);
         }
       }
+      // A directory made again above a layer that deleted it hides what was there before.
+      for (const path of whiteouts) if (dirs.has(path)) hiding.push(path);
     }
-    // Below a renamed or opaque directory the trees may differ at any path either one shows.
+    // Below a renamed, opaque or deleted-and-made-again directory the trees may differ at any path either one shows.
     for (const dir of hiding.filter((d, i) => !hiding.some((other, j) => j !== i && other !== d && isWithin(d, other)))) {
       for (const view of [to, from]) for await (const [path] of this.reader.descendants(view, dir)) paths.add(path);
     }

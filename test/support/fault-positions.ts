@@ -211,6 +211,21 @@ export const scenarios: Scenario[] = [
     },
   },
   {
+    name: 'fork, then compaction of the chain',
+    op: async (e) => {
+      await e.fork(T, 'box', { name: 'third' });
+      return e.compactor.compact(T, 'box');
+    },
+    verify: async (e) => {
+      expect(await read(e, '/etc/hosts')).toBe('original');
+      expect(await read(e, '/agent-new')).toBeUndefined();
+      await e.files.writeFile(T, box, '/after', Buffer.from('after'));
+      expect(await read(e, '/after')).toBe('after');
+      expect(await read(e, '/agent-new', agent)).toBe('agent');
+      await earlierWritesIntact(e);
+    },
+  },
+  {
     name: 'removal of a container',
     op: (e) => e.containers.remove(T, 'doomed'),
     verify: async (e, ok) => {

@@ -38,6 +38,14 @@ const exists = (ref: string, path: string) =>
   );
 
 describe('forks', () => {
+  it('a directory deleted below a fork and made again above it hides what the image had there, in reads and in changes', async () => {
+    await engine.files.rename(T, tree('src'), '/d/sub', '/moved');
+    await engine.fork(T, 'src');
+    await engine.files.mkdir(T, tree('src'), '/d/sub');
+    expect((await engine.files.list(T, tree('src'), '/d/sub')).entries).toEqual([]);
+    expect((await engine.changes(T, 'src')).map((c) => `${'CAD'[c.kind]} ${c.path}`)).toEqual(['C /d', 'C /d/sub', 'D /d/sub/c', 'A /moved', 'A /moved/c']);
+  });
+
   it('a fork shows the source at that instant and the two go on independently', async () => {
     await write('src', '/etc/hosts', 'changed before\n');
     await engine.files.remove(T, tree('src'), '/d/a');
