@@ -9,7 +9,7 @@ import { ForkService } from './domain/forks.js';
 import { type MergeRequest, type MergeResult, MergeService } from './domain/merges.js';
 import { Compactor } from './domain/compaction.js';
 import { type PatchedChange, withPatches } from './domain/patches.js';
-import { isContainerLayer, sealedOf } from './domain/sealed-layers.js';
+import { isContainerLayer, type SealedLayerRecord, sealedOf } from './domain/sealed-layers.js';
 import { type Sameness, TreeDiff, type TreeChange } from './domain/tree-diff.js';
 import { ContainerService, type ContainerSummary } from './domain/containers.js';
 import { FileService } from './domain/files.js';
@@ -142,9 +142,18 @@ export class Engine {
     if (against.startsWith('image:')) return this.images.view(tenant, await this.images.resolve(tenant, against.slice('image:'.length)));
     if (against.startsWith('fork:')) {
       const layer = `c:${against.slice('fork:'.length)}` as NamespaceId;
+      const missing = new NotFoundError(`${against} is not a fork point of container ${record.name}`);
+      if (!/^fork:([0-9a-f]{32}|[0-9a-f]{64})$/.test(against)) throw missing;
       const at = record.stack.indexOf(layer);
-      if (!/^fork:([0-9a-f]{32}|[0-9a-f]{64})$/.test(against) || at < 0) throw new NotFoundError(`${against} is not a fork point of container ${record.name}`);
-      return { tenant, lowers: record.stack.slice(at), mounts: [], readOnly: true };
+      if (at >= 0) return { tenant, lowers: record.stack.slice(at), mounts: [], readOnly: true };
+      // Compacted away: the flat layer that replaced it keeps the chain it replaced.
+      const layers = await this.meta.getMany(record.stack.filter(isContainerLayer).map((ns) => keys.sealedLayer(tenant, ns)));
+      for (const item of layers.values()) {
+        const sealed = item.attrs as unknown as SealedLayerRecord;
+        const i = sealed.flattens ? (sealed.holds ?? []).indexOf(layer) : -1;
+        if (i >= 0) return { tenant, lowers: [...sealed.holds!.slice(i), ...record.stack.filter((ns) => !isContainerLayer(ns))], mounts: [], readOnly: true };
+      }
+      throw missing;
     }
     return (await this.containers.view(tenant, against)).view;
   }

@@ -24,10 +24,7 @@ export const containerOperations: Record<string, Operation> = {
   updateContainer: async (request) => {
     const body = parseWith(UpdateContainerRequest, request.json());
     const { tenant, services, params } = request;
-    const containers = services.engine.containers;
-    if (body.quota) await containers.setQuota(tenant, params.id, body.quota);
-    const expiry = expiryOf(body);
-    return json(200, expiry ? await containers.setExpiry(tenant, params.id, expiry) : await containers.inspect(tenant, params.id));
+    return json(200, await services.engine.containers.update(tenant, params.id, { quota: body.quota, expiry: expiryOf(body) }));
   },
 
   containerFeed: async ({ tenant, services, params, query }) => json(200, await services.engine.feedOf(tenant, { kind: 'container', ref: params.id }, feedOptions(query))),

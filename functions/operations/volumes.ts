@@ -16,10 +16,7 @@ export const volumeOperations: Record<string, Operation> = {
   updateVolume: async (request) => {
     const body = parseWith(UpdateVolumeRequest, request.json());
     const { tenant, services, params } = request;
-    const volumes = services.engine.volumes;
-    if (body.quota) await volumes.setQuota(tenant, params.name, body.quota);
-    const expiry = expiryOf(body);
-    return json(200, expiry ? await volumes.setExpiry(tenant, params.name, expiry) : await volumes.inspect(tenant, params.name));
+    return json(200, await services.engine.volumes.update(tenant, params.name, { quota: body.quota, expiry: expiryOf(body) }));
   },
   volumeFeed: async ({ tenant, services, params, query }) => json(200, await services.engine.feedOf(tenant, { kind: 'volume', name: params.name }, feedOptions(query))),
   removeVolume: async ({ tenant, services, params, query }) => {

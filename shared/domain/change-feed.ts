@@ -59,9 +59,16 @@ export const MAX_FEED_WAIT_MS = 20_000;
 /** Numbers a change may lose to other processes before it answers 409. */
 const MAX_ROUNDS = 100;
 
+/**
+ * How long a process trusts the head it knows. The sweep trims entries older than the
+ * retention down to the newest, so a head known for longer might name a trimmed number whose
+ * place a stale guess would then fill out of order; an hour is far inside the 7 days.
+ */
+const HEAD_TRUSTED_MS = 3600_000;
+
 export class ChangeFeed {
-  /** The highest number this process knows is taken, per feed. */
-  private readonly heads = new Map<string, number>();
+  /** The highest number this process knows is taken, per feed, and since when it knows. */
+  private readonly heads = new Map<string, { seq: number; known: number }>();
   /** The commit in progress of each feed in this process: the next waits for it instead of racing it for a number. */
   private readonly turns = new Map<string, Promise<void>>();
 
@@ -118,11 +125,10 @@ export class ChangeFeed {
   /** The number the next change of `owner` should try. */
   private async next(tenant: string, owner: string): Promise<number> {
     const id = headId(tenant, owner);
-    let head = this.heads.get(id);
-    if (head === undefined) {
-      head = await this.head(tenant, owner);
-      this.remember(id, head);
-    }
+    const known = this.heads.get(id);
+    if (known !== undefined && this.clock() - known.known < HEAD_TRUSTED_MS) return known.seq + 1;
+    const head = await this.head(tenant, owner);
+    this.remember(id, head);
     return head + 1;
   }
 
@@ -140,7 +146,8 @@ export class ChangeFeed {
   /** After a commit: `seq` is taken. */
   private landed(tenant: string, owner: string, seq: number): void {
     const id = headId(tenant, owner);
-    if ((this.heads.get(id) ?? 0) < seq) this.remember(id, seq);
+    const known = this.heads.get(id);
+    if (!known || known.seq < seq) this.remember(id, seq, known?.known);
   }
 
   /**
@@ -219,9 +226,10 @@ export class ChangeFeed {
     }
   }
 
-  private remember(id: string, head: number): void {
+  /** A head read now, or (`since`) learned from a number taken after one read then. */
+  private remember(id: string, seq: number, since = this.clock()): void {
     if (this.heads.size > 10_000) this.heads.clear();
-    this.heads.set(id, head);
+    this.heads.set(id, { seq, known: since });
   }
 }
 

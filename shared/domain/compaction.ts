@@ -1,17 +1,18 @@
 import { keys, type NamespaceId } from '../keys.js';
 import { queryAll, type MetadataStore } from '../ports/metadata-store.js';
-import type { ContainerService } from './containers.js';
+import { type ContainerService, nameAttrs, topConditions } from './containers.js';
+import { quotaChange, quotaKeys } from './quotas.js';
 import { type MergeTrees, planMerge, withAncestors } from './merge-plan.js';
-import { nodeToAttrs } from './nodes.js';
+import { nodeToAttrs, type VisibleNode } from './nodes.js';
 import { namespaceNodes } from './namespace-walk.js';
 import type { ContainerRecord } from './records.js';
 import { Resolver } from './resolver.js';
 import { isContainerLayer, newLayerNamespace, sealedOf, sealedRecordOp, topOf } from './sealed-layers.js';
-import { sealedStatsCreation } from './stats.js';
+import { sealedStatsCreation, sealOps, statsCreation, statsKeys, statsTotals } from './stats.js';
 import type { TreeDiff } from './tree-diff.js';
 import type { TreeReader } from './tree-read.js';
 import type { View } from './view.js';
-import { TransactionConditionError } from '../errors.js';
+import { FsError, NotFoundError, TransactionConditionError } from '../errors.js';
 
 /** Chains longer than this are compacted by the sweep. */
 export const COMPACT_AFTER = 8;
@@ -45,19 +46,13 @@ export class Compactor {
     const chain: View = { tenant, lowers: record.stack, mounts: [], readOnly: true };
     const base: View = { tenant, lowers: image, mounts: [], readOnly: true };
     const changes = await this.diff.changes(chain, base, 'content');
-    const resolver = new Resolver(this.meta);
-    await resolver.prefetchPaths(
+    const chainResolver = new Resolver(this.meta);
+    await chainResolver.prefetchPaths(
       chain,
       changes.map((c) => c.path),
     );
-    const at = async (path: string) => {
-      try {
-        return (await resolver.resolve(chain, path, { follow: false, physical: true })).node;
-      } catch {
-        return undefined;
-      }
-    };
-    const imageAt = (path: string) => nodeAtBase(this.meta, base, path);
+    const at = (path: string) => nodeAt(chainResolver, chain, path);
+    const imageAt = (path: string) => nodeAt(new Resolver(this.meta), base, path);
     const trees: MergeTrees = {
       ours: imageAt,
       theirs: at,
@@ -69,20 +64,36 @@ export class Compactor {
     const plan = await planMerge([], changes, trees, 'fail');
     if (plan.conflicts.length > 0) return 0;
     const layer = await withAncestors(plan.entries, { ours: at, theirs: at });
-    const flat = newLayerNamespace();
     const bytes = [...layer.values()].reduce((sum, node) => sum + (node.type === 'file' ? node.size : 0), 0);
+    // What the quota counted for the old layers, for the flat one to take their place.
+    const stats = await this.meta.getMany(sealed.flatMap((ns) => statsKeys(tenant, ns)));
+    const oldBytes = sealed.reduce((sum, ns) => sum + statsTotals(tenant, ns, stats).size, 0);
+    let oldEntries = 0;
+    for (const ns of sealed) for await (const _ of namespaceNodes(this.meta, tenant, ns)) oldEntries++;
+
+    const flat = newLayerNamespace();
+    const top = topOf(record);
+    const newTop = newLayerNamespace();
     const now = this.clock();
     const journal = keys.pendingMerge(tenant, flat);
     await this.meta.transact([{ op: 'put', item: { ...journal, attrs: { since: now, target: record.id } }, conditions: [{ kind: 'absent' }] }]);
     try {
       await this.meta.writeMany([...layer].map(([path, node]) => ({ op: 'put' as const, item: { ...keys.node(tenant, flat, path), attrs: nodeToAttrs(node) } })));
-      const stack: NamespaceId[] = [flat, ...image];
-      // The old layers' holds pass from the container's stack to the flat layer: no count moves.
+      // The writable layer is sealed above the flat one and the container gets a fresh top, as a
+      // fork does: a fork, merge, removal or other compaction that read the old layers fails on
+      // its condition on the top, and a write resolved on the old top on the seal.
+      const stack: NamespaceId[] = [top, flat, ...image];
       await this.meta.transact([
         { op: 'delete', key: journal, conditions: [{ kind: 'present' }] },
-        { op: 'update', key: keys.container(tenant, record.id), set: { stack }, conditions: [{ kind: 'equals', field: 'top', value: topOf(record) }] },
-        sealedRecordOp(tenant, flat, now, 1, sealed),
+        { op: 'update', key: keys.container(tenant, record.id), set: { stack, top: newTop }, conditions: topConditions(record) },
+        { op: 'put', item: { ...keys.containerName(tenant, record.name), attrs: nameAttrs({ ...record, top: newTop }) }, conditions: [{ kind: 'equals', field: 'id', value: record.id }] },
+        ...sealOps(tenant, top, now),
+        sealedRecordOp(tenant, top, now, 1),
+        ...statsCreation(tenant, newTop),
+        // The old layers' holds pass from the container's stack to the flat layer: no count moves.
+        sealedRecordOp(tenant, flat, now, 1, sealed, true),
         ...sealedStatsCreation(tenant, flat, bytes, now),
+        ...(record.quota ? [quotaChange(quotaKeys.container(tenant, record.id), bytes - oldBytes, layer.size - oldEntries, { enforce: false })] : []),
       ]);
     } catch (error) {
       const doomed = [];
@@ -109,10 +120,11 @@ export class Compactor {
   }
 }
 
-async function nodeAtBase(meta: MetadataStore, base: View, path: string) {
+async function nodeAt(resolver: Resolver, view: View, path: string): Promise<VisibleNode | undefined> {
   try {
-    return (await new Resolver(meta).resolve(base, path, { follow: false, physical: true })).node;
-  } catch {
-    return undefined;
+    return (await resolver.resolve(view, path, { follow: false, physical: true })).node;
+  } catch (error) {
+    if (error instanceof NotFoundError || error instanceof FsError) return undefined;
+    throw error;
   }
 }

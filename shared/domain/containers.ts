@@ -3,7 +3,7 @@ import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionEr
 import { EventLog } from './events.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import { normalizePath } from '../paths.js';
-import { itemId, queryAll, type Item, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
+import { itemId, queryAll, type Condition, type Item, type MetadataStore, type WriteOp } from '../ports/metadata-store.js';
 import type { ImageService } from './images.js';
 import type { ContainerRecord, ImageRecord, MountRecord, ProcessSettings, VolumeRecord } from './records.js';
 import type { View } from './view.js';
@@ -146,16 +146,21 @@ export class ContainerService {
       { op: 'put', item: { ...keys.tenant(tenant), attrs: { tenant } } },
       this.events.op(tenant, 'container.created', { container: id, name, image: image.id, volumes: mounts.map((m) => m.volume) }),
     );
-    try {
-      await this.meta.transact(ops);
-    } catch (error) {
-      if (error instanceof TransactionConditionError) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.meta.transact(ops);
+        break;
+      } catch (error) {
+        if (!(error instanceof TransactionConditionError)) throw error;
         const failed = error.failedIndexes.map((i) => ops[i]);
-        if (failed.some((op) => op.op === 'put' && op.item.pk === keys.containerName(tenant, name).pk)) throw new ConflictError(`the container name ${name} is already in use`);
+        if (failed.some((op) => op.op === 'put' && op.item.pk === keys.containerName(tenant, name).pk)) {
+          // An expired container's name is free: it goes now, and the name is taken again.
+          if (attempt === 1 && (await this.expireNamed(tenant, name))) continue;
+          throw new ConflictError(`the container name ${name} is already in use`);
+        }
         if (failed.some((op) => op.op === 'update' && op.key.pk === keys.images(tenant))) throw new NotFoundError(`image ${request.image} was just removed`);
         throw new ConflictError('a volume changed while the container was being created; try again');
       }
-      throw error;
     }
     return this.summarize(record, 0, image);
   }
@@ -344,6 +349,18 @@ export class ContainerService {
     return this.summarize(record, size, items.get(itemId(keys.image(tenant, record.image)))?.attrs as unknown as ImageRecord | undefined, quotaOf(tenant, record, items));
   }
 
+  /**
+   * A PATCH: new quota limits and expiry settings, each checked before either is written
+   * (InvalidInputError, ConflictError for a quota on a container made without one).
+   */
+  async update(tenant: string, ref: string, changes: { quota?: QuotaUpdate; expiry?: ExpiryRequest }): Promise<ContainerSummary> {
+    const record = await this.record(tenant, ref);
+    if (changes.quota && !record.quota) throw new ConflictError(`container ${record.name} was made without a quota, and one can only be set when a container is created`);
+    if (changes.expiry) expiryFrom(changes.expiry, this.clock(), record.expires === undefined ? undefined : (record as ExpirySettings));
+    if (changes.quota) await setQuotaLimits(this.meta, quotaKeys.container(tenant, record.id), changes.quota);
+    return changes.expiry ? this.setExpiry(tenant, record.id, changes.expiry) : this.inspect(tenant, record.id);
+  }
+
   /** New limits for a container made with a quota (ConflictError for one made without). */
   async setQuota(tenant: string, ref: string, update: QuotaUpdate): Promise<ContainerSummary> {
     const record = await this.record(tenant, ref);
@@ -376,7 +393,21 @@ export class ContainerService {
    * stay. Its nodes and objects are left to the sweep, recorded as garbage in the same transaction.
    */
   async remove(tenant: string, ref: string, options: { volumes?: boolean } = {}): Promise<void> {
-    return this.removeRecord(tenant, await this.record(tenant, ref), options);
+    // A fork, merge or compaction that moved the container's layers meanwhile: read it again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.removeRecord(tenant, await this.record(tenant, ref), options);
+      } catch (error) {
+        if (!(error instanceof LayersMoved) || attempt >= 3) throw error instanceof LayersMoved ? new ConflictError('the container was forked or merged while it was being removed; try again') : error;
+      }
+    }
+  }
+
+  /** Removes the container that holds `name` if it has expired; answers whether it did. */
+  private async expireNamed(tenant: string, name: string): Promise<boolean> {
+    const named = await this.meta.get(keys.containerName(tenant, name));
+    const record = named && ((await this.meta.get(keys.container(tenant, named.attrs.id as string)))?.attrs as unknown as ContainerRecord | undefined);
+    return record !== undefined && isExpired(record, this.clock()) && this.expire(tenant, record);
   }
 
   /**
@@ -388,7 +419,7 @@ export class ContainerService {
       await this.removeRecord(tenant, record, { volumes: true, expired: true });
       return true;
     } catch (error) {
-      if (error instanceof NotFoundError || error instanceof ConflictError) return false;
+      if (error instanceof NotFoundError || error instanceof ConflictError || error instanceof LayersMoved) return false;
       throw error;
     }
   }
@@ -398,10 +429,11 @@ export class ContainerService {
     const ns = topOf(record);
     const now = this.clock();
     const ops: WriteOp[] = [
+      // Only the layers read are let go: a fork or merge meanwhile changed them (and its top).
       {
         op: 'delete',
         key: keys.container(tenant, record.id),
-        conditions: options.expired ? [{ kind: 'equals', field: 'expires', value: record.expires! }] : [{ kind: 'present' }],
+        conditions: [...topConditions(record), ...(options.expired ? [{ kind: 'equals' as const, field: 'expires', value: record.expires! }] : [])],
       },
       { op: 'delete', key: keys.containerName(tenant, record.name) },
       ...statsRemoval(tenant, ns),
@@ -417,15 +449,19 @@ export class ContainerService {
       const item = volumeItems.get(itemId(keys.volume(tenant, m.volume)));
       const volume = item?.attrs as unknown as VolumeRecord | undefined;
       if (!volume || volume.uid !== m.volumeUid) continue;
-      // An expired volume waits for its last container, and goes with it.
-      if (volume.refs === 1 && ((options.volumes && volume.anonymous) || isExpired(volume, now))) ops.push(...this.volumes.removalOps(tenant, volume, 1));
+      // An expired volume waits for its last container, and goes with it (unless its expiry moved meanwhile).
+      if (volume.refs === 1 && options.volumes && volume.anonymous) ops.push(...this.volumes.removalOps(tenant, volume, 1));
+      else if (volume.refs === 1 && isExpired(volume, now)) ops.push(...this.volumes.removalOps(tenant, volume, 1, { expired: true }));
       else ops.push({ op: 'update', key: keys.volume(tenant, m.volume), add: { refs: -1 }, conditions: [{ kind: 'equals', field: 'uid', value: m.volumeUid }] });
     }
     try {
       await this.meta.transact(ops);
     } catch (error) {
       if (error instanceof TransactionConditionError) {
-        if (error.failedIndexes.includes(0)) throw new NotFoundError(`no such container: ${ref}`);
+        if (error.failedIndexes.includes(0)) {
+          if (!(await this.meta.get(keys.container(tenant, record.id)))) throw new NotFoundError(`no such container: ${ref}`);
+          throw new LayersMoved();
+        }
         throw new ConflictError('a volume, image or fork of it changed while the container was being removed; try again');
       }
       throw error;
@@ -433,6 +469,14 @@ export class ContainerService {
       this.forget(tenant, record);
     }
   }
+}
+
+/** A container's record changed between its reading and its removal: read it again. */
+class LayersMoved extends Error {}
+
+/** The conditions that a container's record is still the one read, as far as its layers go. */
+export function topConditions(record: Pick<ContainerRecord, 'top'>): Condition[] {
+  return record.top ? [{ kind: 'equals', field: 'top', value: record.top }] : [{ kind: 'present' }, { kind: 'lacks', field: 'top' }];
 }
 
 /** What a name item holds: the container, and its top, so a proof by name also fails after a fork. */

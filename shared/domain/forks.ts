@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ConflictError, NotFoundError, TransactionConditionError } from '../errors.js';
 import { keys } from '../keys.js';
 import type { MetadataStore, WriteOp } from '../ports/metadata-store.js';
-import { type ContainerService, type ContainerSummary, checkContainerName, nameAttrs } from './containers.js';
+import { type ContainerService, type ContainerSummary, checkContainerName, nameAttrs, topConditions } from './containers.js';
 import type { EventLog } from './events.js';
 import { checkLabels } from './limits.js';
 import type { ContainerRecord } from './records.js';
@@ -92,7 +92,7 @@ export class ForkService {
         op: 'update',
         key: keys.container(tenant, source.id),
         set: { stack: [...stack], top: sourceTop },
-        conditions: source.top ? [{ kind: 'equals', field: 'top', value: source.top }] : [{ kind: 'present' }, { kind: 'lacks', field: 'top' }],
+        conditions: topConditions(source),
       },
       { op: 'put', item: { ...keys.containerName(tenant, source.name), attrs: nameAttrs(sourceNow) }, conditions: [{ kind: 'equals', field: 'id', value: source.id }] },
       ...sealOps(tenant, sealed, now),

@@ -2,7 +2,7 @@ import { ConflictError, FsError, InvalidInputError, NotFoundError, TransactionCo
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { ItemKey, MetadataStore, WriteOp } from '../ports/metadata-store.js';
 import { type ChangeFeed, feedOwner } from './change-feed.js';
-import { type ContainerService, type ContainerSummary, nameAttrs } from './containers.js';
+import { type ContainerService, type ContainerSummary, nameAttrs, topConditions } from './containers.js';
 import type { EventLog } from './events.js';
 import { type MergeConflict, type MergeStrategy, type MergeTrees, planMerge, withAncestors } from './merge-plan.js';
 import { type FileNode, type Node, nodeToAttrs, type VisibleNode } from './nodes.js';
@@ -169,7 +169,7 @@ export class MergeService {
       const targetNow: ContainerRecord = { ...target, stack: ourStack, top: newOurTop };
       const ops: WriteOp[] = [
         { op: 'delete', key: journal, conditions: [{ kind: 'present' }] },
-        { op: 'update', key: keys.container(tenant, target.id), set: { stack: ourStack, top: newOurTop }, conditions: topCondition(target) },
+        { op: 'update', key: keys.container(tenant, target.id), set: { stack: ourStack, top: newOurTop }, conditions: topConditions(target) },
         { op: 'put', item: { ...keys.containerName(tenant, target.name), attrs: nameAttrs(targetNow) }, conditions: [{ kind: 'equals', field: 'id', value: target.id }] },
         ...(ourTopUsed ? [...sealOps(tenant, ourTop, now, pinned.ourGens), sealedRecordOp(tenant, ourTop, now, 1)] : retireOps(tenant, ourTop, now)),
         ...statsCreation(tenant, newOurTop),
@@ -181,7 +181,7 @@ export class MergeService {
         const newTheirTop = newLayerNamespace();
         const theirStack = [theirTop, ...source.stack];
         ops.push(
-          { op: 'update', key: keys.container(tenant, source.id), set: { stack: theirStack, top: newTheirTop }, conditions: topCondition(source) },
+          { op: 'update', key: keys.container(tenant, source.id), set: { stack: theirStack, top: newTheirTop }, conditions: topConditions(source) },
           { op: 'put', item: { ...keys.containerName(tenant, source.name), attrs: nameAttrs({ ...source, top: newTheirTop }) }, conditions: [{ kind: 'equals', field: 'id', value: source.id }] },
           ...sealOps(tenant, theirTop, now, pinned.theirGens),
           sealedRecordOp(tenant, theirTop, now, 2),
@@ -189,7 +189,7 @@ export class MergeService {
         );
       } else {
         // Nothing of the source's top is used, but its record must still be the one planned from.
-        ops.push({ op: 'check', key: keys.container(tenant, source.id), conditions: topCondition(source) });
+        ops.push({ op: 'check', key: keys.container(tenant, source.id), conditions: topConditions(source) });
       }
       const quotaAt = target.quota ? ops.push(quotaChange(quotaKeys.container(tenant, target.id), bytes, layer.size)) - 1 : -1;
       ops.push(this.events.op(tenant, 'container.merged', { container: target.id, name: target.name, source: source.id, paths: pinned.taken, conflicts: pinned.conflicts }));
@@ -264,16 +264,12 @@ async function nodeAt(resolver: Resolver, view: View, path: string): Promise<Vis
   }
 }
 
-function topCondition(record: ContainerRecord) {
-  return record.top ? [{ kind: 'equals' as const, field: 'top', value: record.top }] : [{ kind: 'present' as const }, { kind: 'lacks' as const, field: 'top' }];
-}
-
-/** An unused writable layer the merge replaces: its counters go (only while still unused) and its namespace to the reclaim. */
+/**
+ * An unused writable layer the merge replaces: sealed (only while still unused), so a write
+ * resolved on it looks the container up again, and handed to the reclaim, which drops it.
+ */
 function retireOps(tenant: string, ns: NamespaceId, now: number): WriteOp[] {
-  return [
-    ...statsKeys(tenant, ns).map((key): WriteOp => ({ op: 'delete', key, conditions: [{ kind: 'equals', field: 'gen', value: 0 }] })),
-    { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: now } } },
-  ];
+  return [...sealOps(tenant, ns, now, [0, 0, 0, 0]), { op: 'put', item: { ...keys.garbage(tenant, ns), attrs: { namespace: ns, blobPrefix: blobKeys.namespacePrefix(tenant, ns), since: now } } }];
 }
 
 async function collect(stream: AsyncIterable<Buffer | Uint8Array>): Promise<Buffer> {

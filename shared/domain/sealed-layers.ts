@@ -47,6 +47,8 @@ export interface SealedLayerRecord {
    * this layer as one holder, and is let go when this layer is reclaimed.
    */
   readonly holds?: readonly NamespaceId[];
+  /** A compaction's flat layer: `holds` are the chain it replaced, newest first (fork points among them). */
+  readonly flattens?: true;
 }
 
 /** The ops that give `layers` one more holder each (a fork's new side). */
@@ -55,8 +57,8 @@ export function holdOps(tenant: string, layers: readonly NamespaceId[]): WriteOp
 }
 
 /** The op that records a layer just sealed, held by both sides of a fork unless `refs` says otherwise. */
-export function sealedRecordOp(tenant: string, ns: NamespaceId, at: number, refs = 2, holds: readonly NamespaceId[] = []): WriteOp {
-  const record: SealedLayerRecord = { namespace: ns, refs, sealed: at, ...(holds.length ? { holds: [...holds] } : {}) };
+export function sealedRecordOp(tenant: string, ns: NamespaceId, at: number, refs = 2, holds: readonly NamespaceId[] = [], flattens = false): WriteOp {
+  const record: SealedLayerRecord = { namespace: ns, refs, sealed: at, ...(holds.length ? { holds: [...holds] } : {}), ...(flattens ? { flattens: true as const } : {}) };
   return { op: 'put', item: { ...keys.sealedLayer(tenant, ns), attrs: { ...record } }, conditions: [{ kind: 'absent' }] };
 }
 

@@ -620,14 +620,14 @@ export class TreeWriter {
     } catch (error) {
       const failed = error instanceof TransactionConditionError ? error.failedIndexes : [];
       if (failed.includes(proofAt)) throw new StaleViewError(true);
-      if (failed.includes(quotaAt)) throw await quotaRefusal(this.meta, quota!, sizeDelta, entries);
-      // If the counter is there, a fork sealed the layer (the container has a new top to look
-      // up); if it is gone, so is the container or volume.
+      // If the counter is there, a fork or merge sealed the layer (the container has a new top to
+      // look up); if it is gone, so is the container or volume (and its quota item with it).
       if (failed.includes(counterAt)) {
         const counter = all[counterAt] as Extract<WriteOp, { op: 'update' }>;
         if (await this.meta.get(counter.key)) throw new StaleViewError(true);
         throw new NotFoundError('the container or volume no longer exists');
       }
+      if (failed.includes(quotaAt)) throw await quotaRefusal(this.meta, quota!, sizeDelta, entries);
       throw error;
     }
   }
@@ -686,17 +686,13 @@ export class TreeWriter {
     const chunk = MAX_TRANSACTION_OPS - 3;
     for (let i = 0; i < puts.length; i += chunk) {
       const part = puts.slice(i, i + chunk);
-      try {
-        await this.meta.transact([
-          { op: 'check', key: keys.node(tenant, ns, to), conditions: guard },
-          openCheck(tenant, ns),
-          ...part,
-          ...(view.quota ? [quotaChange(view.quota, 0, part.length)] : []),
-        ]);
-      } catch (error) {
-        if (view.quota && error instanceof TransactionConditionError && error.failedIndexes.includes(part.length + 2)) throw await quotaRefusal(this.meta, view.quota, 0, part.length);
-        throw error;
-      }
+      // Booked but not refused: the old entries go once the rename commits, so it adds none in the end.
+      await this.meta.transact([
+        { op: 'check', key: keys.node(tenant, ns, to), conditions: guard },
+        openCheck(tenant, ns),
+        ...part,
+        ...(view.quota ? [quotaChange(view.quota, 0, part.length, { enforce: false })] : []),
+      ]);
     }
     return puts.length;
   }
@@ -719,7 +715,8 @@ export class TreeWriter {
     if (this.isClosing(r.top)) throw new ConflictError(`${r.absolutePath} is being removed or renamed; try again shortly`);
     const base: DirNode = r.top?.type === 'dir' ? r.top : { ...stripDirLinks(r.node as DirNode), overLower: true };
     const marked: DirNode = { ...base, closing: this.clock(), etag: newEtag() };
-    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(marked) }, conditions: unchanged(r) }], 0);
+    // Freezing copies a lower directory up: one entry more, which a removal must never be refused for.
+    await this.transact(r, [{ op: 'put', item: { ...keys.node(r.view.tenant, r.view.top!, r.path), attrs: nodeToAttrs(marked) }, conditions: unchanged(r) }], 0, { enforceQuota: false });
     // Resolved again: the transaction may have copied parents up, and later checks must see them.
     const again = await new Resolver(this.meta).resolve(r.view, r.path, { follow: false });
     if (again.top?.type !== 'dir' || again.top.etag !== marked.etag) throw new TransactionConditionError(`${r.absolutePath} changed while it was being frozen`, [0]);

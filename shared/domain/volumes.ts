@@ -147,6 +147,15 @@ export class VolumeService {
     return records.map((r) => summarize(r, statsTotals(tenant, volumeNamespace(r), items).size, quotaOf(tenant, r, items)));
   }
 
+  /** A PATCH: new quota limits and expiry settings, each checked before either is written. */
+  async update(tenant: string, name: string, changes: { quota?: QuotaUpdate; expiry?: ExpiryRequest }): Promise<VolumeSummary> {
+    const record = await this.record(tenant, name);
+    if (changes.quota && !record.quota) throw new ConflictError(`volume ${name} was made without a quota, and one can only be set when a volume is created`);
+    if (changes.expiry) expiryFrom(changes.expiry, this.clock(), record.expires === undefined ? undefined : (record as ExpirySettings));
+    if (changes.quota) await setQuotaLimits(this.meta, quotaKeys.volume(tenant, record.uid), changes.quota);
+    return changes.expiry ? this.setExpiry(tenant, name, changes.expiry) : this.inspect(tenant, name);
+  }
+
   /** New limits for a volume made with a quota (ConflictError for one made without). */
   async setQuota(tenant: string, name: string, update: QuotaUpdate): Promise<VolumeSummary> {
     const record = await this.record(tenant, name);

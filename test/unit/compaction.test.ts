@@ -90,9 +90,16 @@ describe('compaction', () => {
     const forks = await Promise.all([0, 3, 5].map((i) => treeOf(`f${i}`)));
     expect(sealedOf(await engine.containers.record(T, 'w'))).toHaveLength(6);
     expect(await engine.compactor.compact(T, 'w')).toBe(6);
-    expect(sealedOf(await engine.containers.record(T, 'w'))).toHaveLength(1);
+    expect(sealedOf(await engine.containers.record(T, 'w'))).toHaveLength(2);
     expect(await treeOf('w')).toBe(before);
     expect(await Promise.all([0, 3, 5].map((i) => treeOf(`f${i}`)))).toEqual(forks);
+    // A fork's fork point is still one after its own chain is compacted.
+    await engine.files.writeFile(T, box('f5'), '/mine', Buffer.from('mine'));
+    const forkPoint = (await engine.containers.inspect(T, 'f5')).forkedFrom!.forkPoint;
+    const sinceFork = await engine.changes(T, 'f5', { against: forkPoint });
+    expect(await engine.compactor.compact(T, 'f5')).toBeGreaterThan(1);
+    expect(await engine.changes(T, 'f5', { against: forkPoint })).toEqual(sinceFork);
+    expect(sinceFork.map((c) => c.path)).toEqual(['/mine']);
     // It goes on as before: writes, forks, changes against the image.
     await engine.files.writeFile(T, box('w'), '/after', Buffer.from('after'));
     expect((await engine.changes(T, 'w')).map((c) => c.path)).toContain('/after');
@@ -130,7 +137,7 @@ describe('compaction', () => {
     }
     const before = await treeOf('deep');
     await engine.sweeper.sweep(T, { graceMs: 0 });
-    expect(sealedOf(await engine.containers.record(T, 'deep'))).toHaveLength(1);
+    expect(sealedOf(await engine.containers.record(T, 'deep'))).toHaveLength(2);
     expect(await treeOf('deep')).toBe(before);
     for (let i = 0; i < 33; i++) await engine.fork(T, 'deep');
     expect(sealedOf(await engine.containers.record(T, 'deep')).length).toBeLessThanOrEqual(32);
