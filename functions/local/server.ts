@@ -144,10 +144,14 @@ export async function startLocalServer(options: LocalServerOptions): Promise<{ u
     await landed(event).catch((error) => console.error(JSON.stringify({ level: 'ERROR', message: 'upload notification failed', key, error: String(error) })));
   }
 
+  /** The tenant of a bearer token, or of a Basic password that is one (how `docker login` sends it to the registry's token endpoint). */
   function tenantOf(req: IncomingMessage): string | undefined {
     if (!options.tokens) return 'local';
-    const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
-    return match ? options.tokens.get(match[1].trim()) : undefined;
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    if (bearer) return options.tokens.get(bearer[1].trim());
+    const basic = /^Basic\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    const password = basic ? Buffer.from(basic[1].trim(), 'base64').toString('utf8').split(':').slice(1).join(':') : undefined;
+    return password ? options.tokens.get(password) : undefined;
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -26,6 +26,9 @@ export async function registryApi(request: RequestContext): Promise<HttpResult> 
   try {
     if (method !== 'GET' && method !== 'HEAD') return error(405, 'UNSUPPORTED', `${method} is not supported: Strata's registry serves pulls; pushing comes later`);
     if (path === '/v2' || path === '/v2/') return reply(200, {}, head);
+    // The token endpoint a 401's challenge names: credentials that reached here are good, and the
+    // token is the tenant token itself (sent as the Basic password, or already as a bearer).
+    if (path === '/v2/token') return reply(200, tokenOf(request.headers.authorization ?? ''), head);
     const registry = new Registry(request.services.meta);
     const tenant = request.tenant;
     const query = new URLSearchParams(request.event.rawQueryString ?? '');
@@ -90,6 +93,13 @@ function parseRange(header: string | undefined, size: number): { start: number; 
   const start = Number(match[1]);
   const end = match[2] === '' ? size : Math.min(Number(match[2]) + 1, size);
   return start >= size || end <= start ? 'unsatisfiable' : { start, end };
+}
+
+function tokenOf(authorization: string): { token: string; access_token: string } {
+  const basic = /^Basic\s+(.+)$/i.exec(authorization);
+  const bearer = /^Bearer\s+(.+)$/i.exec(authorization);
+  const token = basic ? Buffer.from(basic[1].trim(), 'base64').toString('utf8').split(':').slice(1).join(':') : (bearer?.[1].trim() ?? 'anonymous');
+  return { token, access_token: token };
 }
 
 function pageSize(raw: string): number {

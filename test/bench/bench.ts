@@ -13,6 +13,7 @@ import { startRgw } from '../support/rgw.js';
 import { RequestCounter } from './counters.js';
 import { benchForks, RoundTrips } from './forks-bench.js';
 import { benchWorkspaces } from './workspaces-bench.js';
+import { benchRegistry } from './registry-bench.js';
 
 /**
  * `npm run bench`: request counts, byte counts and time ratios measured side by side in one run
@@ -297,6 +298,9 @@ async function main() {
     Object.assign(results, await benchForks(engine, counter, trips, { small: 'read-16-10:1', large: 'read-16-10000:1' }, log));
     const instance = () => new Engine(new DynamoMetadataStore(documentClient, table), new S3BlobStore(s3, bucket));
     Object.assign(results, await benchWorkspaces(engine, instance, counter, 'read-16-10:1', log));
+
+    // --- the registry's pull side (issue 12): the 100 MiB, 5,000-file image
+    Object.assign(results, await benchRegistry(new DynamoMetadataStore(documentClient, table), new S3BlobStore(s3, bucket), T, 'tree:1', log));
   } finally {
     await Promise.allSettled([dynamo.stop(), rgw.stop()]);
   }

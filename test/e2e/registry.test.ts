@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DockerDaemon } from '../support/docker-daemon.js';
+import { docker, runDocker } from '../support/docker-cli.js';
 import { clientOf } from '../support/http-client.js';
 import { multiImageArchive } from '../support/images.js';
 import { startServer, type RunningServer } from '../support/local-server.js';
@@ -104,6 +105,31 @@ describe('the registry, pulled by real clients', () => {
     await daemon.run(['create', '--name', 'committed', `${registry}/team/app:2`, 'true']);
     expect((await extractOne(await daemon.run(['cp', 'committed:/app/main.py', '-']))).toString()).toBe('print("changed in strata")\n');
     expect(await (await registryGet('team/app/tags/list')).json()).toEqual({ name: 'team/app', tags: ['1', '2'] });
+  });
+
+  it("with a token file, docker login takes a tenant token as the password and pulls that tenant's images", async () => {
+    const tokens = join(work, 'tokens.json');
+    await writeFile(tokens, JSON.stringify({ tokens: { 'acme-secret': 'acme' } }));
+    const guarded = await startServer({ STRATA_DYNAMO_ENDPOINT: inject('dynamoEndpoint'), STRATA_TABLE: `registry-auth-${Date.now()}`, STRATA_TOKENS_FILE: tokens });
+    try {
+      const { archive } = await multiImageArchive([{ layers: [[{ path: 'secret', content: 'for acme only\n' }]], tags: ['private:1'] }]);
+      const loaded = await fetch(`${guarded.url}/v1/images/load`, { method: 'POST', body: new Uint8Array(archive), headers: { authorization: 'Bearer acme-secret' } });
+      expect(loaded.status).toBe(201);
+      const host = guarded.url.replace('http://', '');
+      // Without credentials: 401 with the challenge that tells a client where to get a token.
+      const refused = await fetch(`${guarded.url}/v2/private/manifests/1`);
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toBe(`Bearer realm="http://${host}/v2/token",service="strata"`);
+      const configDir = await mkdtemp(join(work, 'docker-config-'));
+      const login = await runDocker(daemon.host, ['login', host, '--username', 'anyone', '--password-stdin'], { input: Buffer.from('acme-secret'), configDir });
+      expect(login.stdout.toString()).toContain('Login Succeeded');
+      expect((await runDocker(daemon.host, ['login', host, '--username', 'anyone', '--password-stdin'], { input: Buffer.from('wrong'), configDir })).code).not.toBe(0);
+      await docker(daemon.host, ['pull', `${host}/private:1`], { configDir });
+      await docker(daemon.host, ['create', '--name', 'private', `${host}/private:1`, 'true']);
+      expect((await extractOne(await daemon.run(['cp', 'private:/secret', '-']))).toString()).toBe('for acme only\n');
+    } finally {
+      await guarded.stop();
+    }
   });
 
   it('answers what it cannot do in the spec error format', async () => {

@@ -11,6 +11,18 @@ function body(message: string, code: string, details?: Record<string, unknown>) 
 }
 
 /**
+ * A registry client (docker, podman, skopeo) that gets 401 learns from this header where to get
+ * a token: the registry's token endpoint, which takes the tenant token as a Basic password.
+ */
+function registryChallenge(event: HttpEvent, status: number): Record<string, string> {
+  const path = event.rawPath ?? '';
+  if (status !== 401 || !(path === '/v2' || path.startsWith('/v2/'))) return {};
+  const host = event.headers?.host ?? event.requestContext?.domainName ?? 'localhost';
+  const proto = event.headers?.['x-forwarded-proto'] ?? (event.requestContext?.domainName?.includes('.amazonaws.com') ? 'https' : 'http');
+  return { 'www-authenticate': `Bearer realm="${proto}://${host}/v2/token",service="strata"`, 'docker-distribution-api-version': 'registry/2.0' };
+}
+
+/**
  * The one place errors become HTTP: typed domain errors carry their status; throttling is 503;
  * anything else is a 500 whose details go to the log, never to the client.
  */
@@ -20,7 +32,11 @@ export function mapErrors(): MiddlewareObj<HttpEvent, HttpResponse, Error, Conte
       const error = request.error;
       const headers = { 'content-type': 'application/json' };
       if (error instanceof StrataError) {
-        request.response = { statusCode: error.status, headers, body: body(error.message, error.code, error.status < 500 ? error.details : undefined) };
+        request.response = {
+          statusCode: error.status,
+          headers: { ...headers, ...registryChallenge(request.event, error.status) },
+          body: body(error.message, error.code, error.status < 500 ? error.details : undefined),
+        };
         return;
       }
       if (error && THROTTLED.has(error.name)) {
