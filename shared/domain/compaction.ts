@@ -3,16 +3,16 @@ import { queryAll, type MetadataStore } from '../ports/metadata-store.js';
 import { type ContainerService, nameAttrs, topConditions } from './containers.js';
 import { quotaChange, quotaKeys } from './quotas.js';
 import { type MergeTrees, planMerge, withAncestors } from './merge-plan.js';
-import { nodeToAttrs, type VisibleNode } from './nodes.js';
+import { nodeToAttrs } from './nodes.js';
 import { namespaceNodes } from './namespace-walk.js';
 import type { ContainerRecord } from './records.js';
-import { Resolver } from './resolver.js';
+import { physicalNode, Resolver } from './resolver.js';
 import { isContainerLayer, newLayerNamespace, sealedOf, sealedRecordOp, topOf } from './sealed-layers.js';
 import { sealedStatsCreation, sealOps, statsCreation, statsKeys, statsTotals } from './stats.js';
 import type { TreeDiff } from './tree-diff.js';
 import type { TreeReader } from './tree-read.js';
 import type { View } from './view.js';
-import { FsError, NotFoundError, TransactionConditionError } from '../errors.js';
+import { TransactionConditionError } from '../errors.js';
 
 /** Chains longer than this are compacted by the sweep. */
 export const COMPACT_AFTER = 8;
@@ -51,8 +51,8 @@ export class Compactor {
       chain,
       changes.map((c) => c.path),
     );
-    const at = (path: string) => nodeAt(chainResolver, chain, path);
-    const imageAt = (path: string) => nodeAt(new Resolver(this.meta), base, path);
+    const at = (path: string) => physicalNode(chainResolver, chain, path);
+    const imageAt = (path: string) => physicalNode(new Resolver(this.meta), base, path);
     const trees: MergeTrees = {
       ours: imageAt,
       theirs: at,
@@ -117,14 +117,5 @@ export class Compactor {
       if ((await this.compact(tenant, record.id, COMPACT_AFTER + 1).catch(() => 0)) > 0) done++;
     }
     return done;
-  }
-}
-
-async function nodeAt(resolver: Resolver, view: View, path: string): Promise<VisibleNode | undefined> {
-  try {
-    return (await resolver.resolve(view, path, { follow: false, physical: true })).node;
-  } catch (error) {
-    if (error instanceof NotFoundError || error instanceof FsError) return undefined;
-    throw error;
   }
 }

@@ -1,15 +1,15 @@
-import { ConflictError, FsError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, TransactionConditionError } from '../errors.js';
 import { blobKeys, keys, type NamespaceId } from '../keys.js';
 import type { ItemKey, MetadataStore, WriteOp } from '../ports/metadata-store.js';
 import { type ChangeFeed, feedOwner } from './change-feed.js';
 import { type ContainerService, type ContainerSummary, nameAttrs, topConditions } from './containers.js';
 import type { EventLog } from './events.js';
 import { type MergeConflict, type MergeStrategy, type MergeTrees, planMerge, withAncestors } from './merge-plan.js';
-import { type FileNode, type Node, nodeToAttrs, type VisibleNode } from './nodes.js';
+import { type FileNode, type Node, nodeToAttrs } from './nodes.js';
 import { quotaChange, quotaKeys, quotaRefusal } from './quotas.js';
 import { namespaceNodes } from './namespace-walk.js';
 import type { ContainerRecord } from './records.js';
-import { Resolver } from './resolver.js';
+import { physicalNode, Resolver } from './resolver.js';
 import { holdOps, MAX_SEALED_LAYERS, newLayerNamespace, sealedOf, sealedRecordOp, topOf } from './sealed-layers.js';
 import { sealedStatsCreation, sealOps, statsCreation, statsGens, statsKeys } from './stats.js';
 import type { TreeDiff } from './tree-diff.js';
@@ -235,7 +235,7 @@ export class MergeService {
       }
       return resolvers.get(view)!;
     };
-    const at = async (view: View, path: string) => nodeAt(await resolverOf(view), view, path);
+    const at = async (view: View, path: string) => physicalNode(await resolverOf(view), view, path);
     return {
       ours: (path) => at(ours, path),
       theirs: (path) => at(theirs, path),
@@ -254,15 +254,6 @@ export class MergeService {
 
 /** The target or the source changed between the plan and its transaction: plan again. */
 class ChangedMeanwhile extends Error {}
-
-async function nodeAt(resolver: Resolver, view: View, path: string): Promise<VisibleNode | undefined> {
-  try {
-    return (await resolver.resolve(view, path, { follow: false, physical: true })).node;
-  } catch (error) {
-    if (error instanceof NotFoundError || error instanceof FsError) return undefined;
-    throw error;
-  }
-}
 
 /**
  * An unused writable layer the merge replaces: sealed (only while still unused), so a write

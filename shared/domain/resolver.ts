@@ -288,6 +288,19 @@ export class Resolver {
 }
 
 /**
+ * The node a walk that never follows a symlink finds at `path`, or undefined when it or a parent
+ * is not there or not a directory (through `resolver`, whose batches may hold it already).
+ */
+export async function physicalNode(resolver: Resolver, view: View, path: string): Promise<VisibleNode | undefined> {
+  try {
+    return (await resolver.resolve(view, path, { follow: false, physical: true })).node;
+  } catch (error) {
+    if (error instanceof NotFoundError || error instanceof FsError) return undefined;
+    throw error;
+  }
+}
+
+/**
  * `path` resolved without following a symlink at its end (nor any, with `physical`), or
  * undefined when it or a parent is not there or not a directory.
  */
